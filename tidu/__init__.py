@@ -1,0 +1,9 @@
+"""tidu (梯度, "gradient"): deep learning on NumPy with its own reverse-mode autodiff,
+a Keras-compatible API, every classic optimizer, and parameter-server training."""
+__version__ = "0.1.0"
+
+from tidu import backend
+from tidu.backend import floatx, set_floatx, set_backend
+from tidu.autograd import Function, Parameter, Tensor, enable_grad, gradcheck, no_grad
+from tidu.errors import GradcheckError, ModelFileError, NotBuiltError, ShapeError
+from tidu import functional

@@ -1,0 +1,170 @@
+"""Function (one differentiable primitive), its context, unbroadcast and grad mode.
+
+A Function subclass defines two static methods on arrays, never Tensors:
+
+    forward(ctx, *arrays, **options) -> array
+    backward(ctx, gy) -> one gradient per positional input (or None), shaped like it
+
+`Function.apply(*inputs, **options)` runs forward on the inputs' arrays and, when grad mode
+is on and some input requires a gradient, records the node so `Tensor.backward()` can call
+backward later. Options (axis, strides, ...) are keyword arguments and get no gradient.
+"""
+from tidu.errors import ShapeError
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager (and decorator) that records no graph: for inference and updates."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Context manager that turns grad mode back on inside a `no_grad` block."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, True
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    stretched = [lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1]
+    return grad.sum(axis=(*range(lead), *stretched), keepdims=True).reshape(shape)
+
+
+class Context:
+    """What forward leaves for backward: saved arrays, any attributes, and the graph links."""
+
+    __slots__ = ("saved", "fn", "parents", "needs_input_grad", "freed", "__dict__")
+
+    def __init__(self):
+        self.saved = ()
+        self.fn = None
+        self.parents = ()
+        self.needs_input_grad = ()
+        self.freed = False
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+class Function:
+    """Base class of every differentiable primitive; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, *arrays, **options):  # pragma: no cover - abstract
+        raise NotImplementedError("Function subclasses define forward (abstract)")
+
+    @staticmethod
+    def backward(ctx, gy):  # pragma: no cover - abstract
+        raise NotImplementedError("Function subclasses define backward (abstract)")
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        ctx = Context()
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        y = cls.forward(ctx, *arrays, **options)
+        if _grad_enabled:
+            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            if True in needs:
+                ctx.fn, ctx.parents, ctx.needs_input_grad = cls, inputs, needs
+                return Tensor._node(y, ctx)
+        return Tensor._node(y, None)
+
+
+def backward(root, gy=None, retain_graph=False):
+    """Reverse-mode sweep from `root`: every leaf that requires grad gets d(root·gy)/d(leaf)
+    added to its `.grad`. Iterative (no recursion limit); frees the graph unless retain_graph."""
+    from tidu import backend
+
+    if not root.requires_grad:
+        raise RuntimeError("backward: the tensor does not require grad (no input of it requires grad, "
+                           "or it was computed under no_grad)")
+    if gy is None:
+        if root.data.size != 1:
+            raise ValueError(f"backward: a gradient must be given for a non-scalar output, "
+                             f"got output of shape {root.shape}")
+        gy = backend.xp.ones_like(root.data)
+    else:
+        gy = gy.data if isinstance(gy, Tensor) else backend.as_array(gy, root.data.dtype)
+        if gy.shape != root.shape:
+            raise ShapeError(f"backward: expected a gradient of shape {root.shape}, got {gy.shape}")
+    if root._ctx is None:
+        root._accumulate(gy)
+        return
+
+    order = _topological_order(root)
+    grads = {id(root): gy}
+    for t in order:
+        g = grads.pop(id(t), None)
+        ctx = t._ctx
+        if g is None:
+            continue
+        if ctx.freed:
+            raise RuntimeError("backward: trying to go through the graph a second time, but it was "
+                               "freed by the first backward; pass retain_graph=True to the first one")
+        gxs = ctx.fn.backward(ctx, g)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        if len(gxs) != len(ctx.parents):
+            raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(gxs)} gradients for "
+                               f"{len(ctx.parents)} inputs")
+        for i, (x, gx, need) in enumerate(zip(ctx.parents, gxs, ctx.needs_input_grad)):
+            if not need or gx is None:
+                continue
+            if gx.shape != x.data.shape:
+                raise ShapeError(f"{ctx.fn.__name__}.backward returned a gradient of shape {gx.shape} "
+                                 f"for input {i} of shape {x.data.shape}; missing unbroadcast?")
+            if x._ctx is None:
+                x._accumulate(gx)
+            else:
+                prev = grads.get(id(x))
+                grads[id(x)] = gx if prev is None else prev + gx
+        if not retain_graph:
+            ctx.saved, ctx.parents, ctx.freed = (), (), True
+            ctx.__dict__.clear()
+
+
+def _topological_order(root):
+    """Interior nodes reachable from `root`, each after every node that consumes it."""
+    post, expanded_ids = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            post.append(t)
+            continue
+        if id(t) in expanded_ids:
+            continue
+        expanded_ids.add(id(t))
+        stack.append((t, True))
+        for p in t._ctx.parents:
+            if isinstance(p, Tensor) and p._ctx is not None and id(p) not in expanded_ids:
+                stack.append((p, False))
+    post.reverse()
+    return post
+
+
+from tidu.autograd.tensor import Tensor  # noqa: E402  (Tensor's operators need Function above)
