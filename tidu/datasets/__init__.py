@@ -1,0 +1,2 @@
+"""Datasets with Keras' loaders' return values: `tidu.datasets.mnist.load_data()`."""
+from tidu.datasets import mnist

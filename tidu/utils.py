@@ -1,0 +1,52 @@
+"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`."""
+import numpy as np
+
+from tidu import backend
+
+
+def to_categorical(y, num_classes=None, dtype="float32"):
+    """One-hot encode integer class labels: y of shape S -> shape S + (num_classes,), with
+    out[..., k] = 1 where y == k and 0 elsewhere. As in Keras, a trailing axis of size 1 is
+    dropped first ((N, 1) -> (N, num_classes)), and num_classes defaults to max(y) + 1.
+
+    Unlike Keras, labels are checked: each must be an integer (3.0 is accepted, 2.5 is not)
+    in [0, num_classes); the first offending value is named in the ValueError.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "iubf":
+        raise TypeError(f"to_categorical: expected integer class labels, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad = y[(y != np.round(y)) | ~np.isfinite(y)]
+        if bad.size:
+            raise ValueError(f"to_categorical: expected integer class labels, "
+                             f"got {bad[0].item()!r}")
+    labels = y.astype(np.int64).reshape(-1)
+    shape = y.shape[:-1] if y.ndim > 1 and y.shape[-1] == 1 else y.shape
+    if num_classes is None:
+        if labels.size == 0:
+            raise ValueError("to_categorical: got no labels; pass num_classes")
+        num_classes = int(labels.max()) + 1
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes <= 0:
+        raise ValueError(f"to_categorical: expected num_classes to be a positive int, "
+                         f"got {num_classes!r}")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"to_categorical: expected labels >= 0, got {labels.min()}")
+    if labels.size and labels.max() >= num_classes:
+        raise ValueError(f"to_categorical: expected labels < num_classes={num_classes}, "
+                         f"got {labels.max()}")
+    out = np.zeros((labels.size, num_classes), dtype=dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out.reshape(shape + (num_classes,))
+
+
+def normalize(x, axis=-1, order=2):
+    """x / ||x||_order along `axis` (Keras' `normalize`): each vector along `axis` scaled to
+    unit norm; an all-zero vector is left as it is (its norm is taken as 1). Floating-point
+    input keeps its dtype, integer input becomes floatx()."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(backend.floatx())
+    norm = np.atleast_1d(np.linalg.norm(x, order, axis, keepdims=True))
+    norm[norm == 0] = 1
+    return x / norm
