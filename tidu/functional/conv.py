@@ -1,2 +1,375 @@
-"""(being written)"""
-__all__ = []
+"""2-D convolution and pooling on channels-last (NHWC) inputs, as Keras lays them out.
+
+Geometry (per spatial axis, input size n, window k, stride s, dilation d, k̃ = (k − 1)·d + 1):
+    'valid': out = ⌊(n − k̃)/s⌋ + 1, no padding
+    'same':  out = ⌈n/s⌉, total padding p = max((out − 1)·s + k̃ − n, 0), ⌊p/2⌋ before and the
+             rest after (the extra one on the bottom/right), as TensorFlow/Keras pad.
+
+A window is read through "taps": for window offset (i, j) the strided view
+x[:, i·d : : s, j·d : : s, :] holds that element of every window, so a whole pass over the
+batch is kh·kw vectorised operations and never a Python loop over pixels.
+"""
+import numpy as np
+
+from tidu import backend
+from tidu.autograd.function import Function
+from tidu.errors import ShapeError
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
+
+
+# --- argument checks and geometry --------------------------------------------------------
+def _pair(value, name, op):
+    """An int or a pair of ints, each positive, as a pair."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) \
+        if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
+        raise ValueError(f"{op}: expected {name} to be a positive int or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _padding(padding, op):
+    mode = padding.lower() if isinstance(padding, str) else padding
+    if mode not in ("valid", "same"):
+        raise ValueError(f"{op}: expected padding 'valid' or 'same', got {padding!r}")
+    return mode
+
+
+def _axis_geometry(n, k, s, padding):
+    """(out, pad_before, pad_after) along one axis for an effective window k."""
+    if padding == "valid":
+        return (n - k) // s + 1, 0, 0
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return out, total // 2, total - total // 2
+
+
+def _geometry(x_shape, window, strides, padding, op, what):
+    """Output size and padding of a window sliding over the H, W axes of an NHWC input."""
+    (_, H, W, _), (kh, kw), (sh, sw) = x_shape, window, strides
+    OH, pt, pb = _axis_geometry(H, kh, sh, padding)
+    OW, pl, pr = _axis_geometry(W, kw, sw, padding)
+    if OH < 1 or OW < 1:
+        raise ShapeError(f"{op}: {what} {kh}×{kw} is larger than the padded input "
+                         f"{H + pt + pb}×{W + pl + pr} (input shape {tuple(x_shape)}, "
+                         f"padding='{padding}')")
+    return (OH, OW), (pt, pb, pl, pr)
+
+
+def _check_nhwc(x, op):
+    if x.ndim != 4:
+        raise ShapeError(f"{op}: expected a 4-D input (batch, height, width, channels), "
+                         f"got shape {x.shape}")
+
+
+def _pad(x, pads, value=0):
+    """x with (top, bottom, left, right) padding of H, W by `value` (x itself when no padding)."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return x
+    N, H, W, C = x.shape
+    xp = backend.xp.full((N, H + pt + pb, W + pl + pr, C), value, dtype=x.dtype)
+    xp[:, pt:pt + H, pl:pl + W, :] = x
+    return xp
+
+
+def _unpad(g, pads, shape):
+    """The part of a gradient on the padded input that belongs to the input itself."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return g
+    return backend.xp.ascontiguousarray(g[:, pt:pt + shape[1], pl:pl + shape[2], :])
+
+
+def _tap(a, i, j, out_hw, strides):
+    """The view of `a` holding element (i, j) of every window: a[:, i::sh, j::sw, :] cut to OH×OW."""
+    (OH, OW), (sh, sw) = out_hw, strides
+    return a[:, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw, :]
+
+
+# --- convolution -------------------------------------------------------------------------
+class Conv2D(Function):
+    """y[n, p, q, f] = Σ_{i,j,c} x̃[n, p·sh + i·dh, q·sw + j·dw, c] · K[i, j, c, f] + b[f]
+    for x (N, H, W, C) padded to x̃, kernel K (kh, kw, C, F), bias b (F,) or None.
+
+    im2col: X is the (N·OH·OW, kh·kw·C) matrix whose row (n, p, q) is the window under output
+    pixel (n, p, q), copied once from an as_strided view ordered (N, OH, OW, kh, kw, C); with K
+    as the (kh·kw·C, F) matrix and G = dL/dy as (N·OH·OW, F):
+        y = X K + b,   dL/dK = Xᵀ G,   dL/db = Σ_rows G,
+        dL/dx̃ = Σ_{i,j} (G K[i, j]ᵀ) added at the (i, j) tap of x̃   (dL/dx = the unpadded part).
+    The last is one batched matmul giving a contiguous (N, OH, OW, C) block per tap, then kh·kw
+    adds into a zeroed buffer shaped like x̃. X is kept from forward for dL/dK.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1)):
+        xp = backend.xp
+        N, H, W, C = x.shape
+        kh, kw, _, F = kernel.shape
+        (sh, sw), (dh, dw) = strides, dilation_rate
+        (OH, OW), pads = _geometry(x.shape, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), strides,
+                                   padding, "conv2d", "kernel")
+        M, K = N * OH * OW, kh * kw * C
+        W2 = kernel.reshape(K, F)
+        ones_row = False
+        if kh == kw == 1 and sh == sw == 1:
+            cols = x.reshape(M, C)  # 1×1 convolution: the input is its own im2col matrix
+        elif C == 1:
+            # one channel (the first layer): Xᵀ tap by tap is 4x faster to fill than X, whose
+            # rows would be copied kw elements at a time; a row of ones folds the bias in
+            xpad = _pad(x, pads)
+            colsT = xp.empty((K + (bias is not None), N, OH, OW), dtype=x.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    colsT[i * kw + j] = _tap(xpad[:, i * dh:, j * dw:], 0, 0, (OH, OW), (sh, sw))[..., 0]
+            if bias is not None:
+                colsT[K] = 1
+                W2 = xp.concatenate([W2, bias.reshape(1, F).astype(W2.dtype, copy=False)])
+                ones_row = True
+            cols = colsT.reshape(-1, M).T
+        else:
+            xpad = _pad(x, pads)
+            sN, sH, sW, sC = xpad.strides
+            windows = xp.lib.stride_tricks.as_strided(
+                xpad, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC),
+                writeable=False)
+            cols = xp.ascontiguousarray(windows).reshape(M, K)
+        y = cols @ W2
+        if bias is not None and not ones_row:
+            y += bias
+        ctx.save_for_backward(cols, kernel)
+        ctx.geometry = (x.shape, (OH, OW), pads)
+        ctx.strides, ctx.dilation, ctx.ones_row = strides, dilation_rate, ones_row
+        return y.reshape(N, OH, OW, F)
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp = backend.xp
+        cols, kernel = ctx.saved
+        x_shape, (OH, OW), pads = ctx.geometry
+        (sh, sw), (dh, dw) = ctx.strides, ctx.dilation
+        kh, kw, C, F = kernel.shape
+        N, K = x_shape[0], kh * kw * C
+        need_x, need_K = ctx.needs_input_grad[:2]
+        need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
+        G = xp.ascontiguousarray(gy).reshape(-1, F)
+
+        gK = gb = gx = None
+        if ctx.ones_row and (need_K or need_b):
+            gWb = cols.T @ G  # [dL/dK; dL/db] in one GEMM
+            gK, gb = gWb[:K].reshape(kernel.shape), gWb[K]
+        else:
+            if need_K:
+                gK = (cols.T @ G).reshape(kernel.shape)
+            if need_b:
+                gb = xp.ones(G.shape[0], dtype=G.dtype) @ G  # a GEMV: 10x faster than G.sum(0)
+        if need_x:
+            if kh == kw == 1 and sh == sw == 1:
+                gx = (G @ kernel.reshape(C, F).T).reshape(x_shape)
+            else:
+                taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
+                pt, pb, pl, pr = pads
+                gxp = xp.zeros((N, x_shape[1] + pt + pb, x_shape[2] + pl + pr, C), dtype=taps.dtype)
+                for i in range(kh):
+                    for j in range(kw):
+                        dst = _tap(gxp[:, i * dh:, j * dw:], 0, 0, (OH, OW), (sh, sw))
+                        dst += taps[i * kw + j].reshape(N, OH, OW, C)
+                gx = _unpad(gxp, pads, x_shape)
+        return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
+    """2-D convolution (cross-correlation, as in every framework) of NHWC `x` with a Keras-layout
+    kernel (kh, kw, C_in, C_out), plus `bias` (C_out,) if given: (N, H, W, C_in) -> (N, OH, OW, C_out).
+
+    strides, dilation_rate: int or (height, width) pair; padding: 'valid' or 'same' (see the
+    module docstring). Forward is one im2col copy and one GEMM; see Conv2D for the backward.
+    """
+    strides = _pair(strides, "strides", "conv2d")
+    dilation_rate = _pair(dilation_rate, "dilation_rate", "conv2d")
+    padding = _padding(padding, "conv2d")
+    xs, ks = x.shape, kernel.shape
+    _check_nhwc(x, "conv2d")
+    if len(ks) != 4:
+        raise ShapeError(f"conv2d: expected a 4-D kernel (kernel_h, kernel_w, in_channels, "
+                         f"out_channels), got shape {ks}")
+    if ks[2] != xs[3]:
+        raise ShapeError(f"conv2d: the kernel of shape {ks} expects {ks[2]} input channels, got "
+                         f"an input with {xs[3]} (shape {xs})")
+    if bias is None:
+        return Conv2D.apply(x, kernel, strides=strides, padding=padding, dilation_rate=dilation_rate)
+    if tuple(bias.shape) != (ks[3],):
+        raise ShapeError(f"conv2d: expected a bias of shape ({ks[3]},) for a kernel of shape {ks}, "
+                         f"got {tuple(bias.shape)}")
+    return Conv2D.apply(x, kernel, bias, strides=strides, padding=padding, dilation_rate=dilation_rate)
+
+
+# --- pooling -----------------------------------------------------------------------------
+def _pool_args(x, pool_size, strides, padding, op):
+    pool_size = _pair(pool_size, "pool_size", op)
+    strides = pool_size if strides is None else _pair(strides, "strides", op)
+    padding = _padding(padding, op)
+    _check_nhwc(x, op)
+    return pool_size, strides, padding
+
+
+class _Pool(Function):
+    """Shared geometry of the pools: the window taps over the padded input."""
+
+    @staticmethod
+    def _setup(ctx, x, pool_size, strides, padding, op):
+        out_hw, pads = _geometry(x.shape, pool_size, strides, padding, op, "pool window")
+        ctx.pool_size, ctx.strides, ctx.out_hw, ctx.pads, ctx.x_shape = \
+            pool_size, strides, out_hw, pads, x.shape
+        return out_hw, pads
+
+    @staticmethod
+    def _taps(ctx, a):
+        (ph, pw) = ctx.pool_size
+        return [_tap(a, i, j, ctx.out_hw, ctx.strides) for i in range(ph) for j in range(pw)]
+
+    @staticmethod
+    def _grad_buffer(ctx, dtype):
+        """A buffer for dL/dx̃ and whether each element sits in exactly one window (so the taps
+        can be written with out= instead of added into zeros)."""
+        N, H, W, C = ctx.x_shape
+        (ph, pw), (sh, sw), (OH, OW) = ctx.pool_size, ctx.strides, ctx.out_hw
+        pt, pb, pl, pr = ctx.pads
+        shape = (N, H + pt + pb, W + pl + pr, C)
+        disjoint = sh >= ph and sw >= pw
+        exact = (sh, sw) == (ph, pw) and shape[1] == ph * OH and shape[2] == pw * OW
+        return (backend.xp.empty if exact else backend.xp.zeros)(shape, dtype=dtype), disjoint
+
+
+class MaxPool2D(_Pool):
+    """y[n, p, q, c] = max over the window (i, j) of x̃[n, p·sh + i, q·sw + j, c]; 'same'
+    padding pads with −∞, so padding never wins.
+
+    dy/dx̃ = 1 at the first maximum of each window in row-major order (as torch: one element
+    per window, also under ties) and 0 elsewhere; overlapping windows add.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
+        _, pads = _Pool._setup(ctx, x, pool_size, strides, padding, "max_pool2d")
+        xpad = _pad(x, pads, -np.inf)
+        taps = _Pool._taps(ctx, xpad)
+        y = taps[0].copy() if len(taps) == 1 else backend.xp.maximum(taps[0], taps[1])
+        for t in taps[2:]:
+            backend.xp.maximum(y, t, out=y)
+        ctx.save_for_backward(xpad, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp = backend.xp
+        xpad, y = ctx.saved
+        gxp, disjoint = _Pool._grad_buffer(ctx, gy.dtype)
+        rest = gy  # the gradient of the windows whose maximum is not yet found
+        taps = _Pool._taps(ctx, xpad)
+        for k, (t, dst) in enumerate(zip(taps, _Pool._taps(ctx, gxp))):
+            hit = t == y
+            if disjoint:
+                routed = xp.multiply(rest, hit, out=dst)
+            else:
+                routed = rest * hit
+                dst += routed
+            if k < len(taps) - 1:
+                rest = rest - routed if rest is gy else xp.subtract(rest, routed, out=rest)
+        return _unpad(gxp, ctx.pads, ctx.x_shape)
+
+
+class AvgPool2D(_Pool):
+    """y[n, p, q, c] = (1/|w|) Σ over the window w of x̃[n, p·sh + i, q·sw + j, c], |w| the number
+    of window elements inside the input (all kh·kw for 'valid'; 'same' excludes the padding,
+    as Keras/TensorFlow; torch's count_include_pad=True would not).
+
+    dy/dx̃ = 1/|w| for every element of the window; overlapping windows add.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
+        xp = backend.xp
+        (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "avg_pool2d")
+        taps = _Pool._taps(ctx, _pad(x, pads))
+        y = taps[0].copy() if len(taps) == 1 else xp.add(taps[0], taps[1])
+        for t in taps[2:]:
+            xp.add(y, t, out=y)
+        (ph, pw), (sh, sw), (pt, _, pl, _) = pool_size, strides, pads
+        if padding == "same" and any(pads):
+            _, H, W, _ = x.shape
+            rows = [min(p * sh - pt + ph, H) - max(p * sh - pt, 0) for p in range(OH)]
+            cols = [min(q * sw - pl + pw, W) - max(q * sw - pl, 0) for q in range(OW)]
+            inv = 1 / xp.asarray(np.outer(rows, cols)[:, :, None], dtype=y.dtype)
+        else:
+            inv = y.dtype.type(1 / (ph * pw))
+        ctx.inv = inv
+        y *= inv
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp = backend.xp
+        gxp, disjoint = _Pool._grad_buffer(ctx, gy.dtype)
+        share = gy * ctx.inv
+        for dst in _Pool._taps(ctx, gxp):
+            if disjoint:
+                xp.copyto(dst, share)
+            else:
+                dst += share
+        return _unpad(gxp, ctx.pads, ctx.x_shape)
+
+
+class L2Pool2D(_Pool):
+    """y[n, p, q, c] = √(Σ over the window of x̃[n, p·sh + i, q·sw + j, c]²): the root of the
+    SUM of squares (torch.nn.functional.lp_pool2d with norm_type=2), not of their mean;
+    'same' pads with zeros, which add nothing.
+
+    dy/dx̃ = x̃ / y for every element of the window (0 where y = 0); overlapping windows add.
+    """
+
+    @staticmethod
+    def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
+        xp = backend.xp
+        _, pads = _Pool._setup(ctx, x, pool_size, strides, padding, "l2_pool2d")
+        xpad = _pad(x, pads)
+        taps = _Pool._taps(ctx, xpad)
+        y = xp.square(taps[0])
+        square = xp.empty_like(y)
+        for t in taps[1:]:
+            xp.add(y, xp.square(t, out=square), out=y)
+        xp.sqrt(y, out=y)
+        ctx.save_for_backward(xpad, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp = backend.xp
+        xpad, y = ctx.saved
+        gxp, disjoint = _Pool._grad_buffer(ctx, gy.dtype)
+        ratio = gy / xp.where(y > 0, y, xp.inf)  # gy / y, and 0 where the window is all zeros
+        for t, dst in zip(_Pool._taps(ctx, xpad), _Pool._taps(ctx, gxp)):
+            if disjoint:
+                xp.multiply(ratio, t, out=dst)
+            else:
+                dst += ratio * t
+        return _unpad(gxp, ctx.pads, ctx.x_shape)
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Max over each pool_size window of NHWC `x`, moved by `strides` (default: pool_size, as
+    Keras); padding 'valid' or 'same'. Non-overlapping windows cost kh·kw - 1 np.maximum calls."""
+    pool_size, strides, padding = _pool_args(x, pool_size, strides, padding, "max_pool2d")
+    return MaxPool2D.apply(x, pool_size=pool_size, strides=strides, padding=padding)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over each pool_size window of NHWC `x` ('same': over the elements inside the input)."""
+    pool_size, strides, padding = _pool_args(x, pool_size, strides, padding, "avg_pool2d")
+    return AvgPool2D.apply(x, pool_size=pool_size, strides=strides, padding=padding)
+
+
+def l2_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """√(sum of squares) over each pool_size window of NHWC `x` (torch's lp_pool2d, norm 2)."""
+    pool_size, strides, padding = _pool_args(x, pool_size, strides, padding, "l2_pool2d")
+    return L2Pool2D.apply(x, pool_size=pool_size, strides=strides, padding=padding)
