@@ -132,8 +132,14 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} must define call (abstract)")
 
     def __call__(self, inputs, training=False, **kwargs):
-        if not isinstance(inputs, (Tensor, list, tuple)):
-            inputs = Tensor(inputs)
+        if not isinstance(inputs, Tensor):
+            if getattr(inputs, "_tidu_symbolic", False) or (
+                    isinstance(inputs, (list, tuple)) and inputs
+                    and getattr(inputs[0], "_tidu_symbolic", False)):
+                from tidu.layers.input_layer import symbolic_call  # functional-model graph
+                return symbolic_call(self, inputs, training=training, **kwargs)
+            if not isinstance(inputs, (list, tuple)):
+                inputs = Tensor(inputs)
         if not self.built:
             shape = inputs.shape if isinstance(inputs, Tensor) else [x.shape for x in inputs]
             self.build(shape)

@@ -1,0 +1,106 @@
+"""Convolution layers (channels-last, NHWC, as Keras' default)."""
+import tidu.functional as F
+from tidu import activations, initializers, regularizers
+from tidu.errors import ShapeError
+from tidu.layers.base import Layer
+from tidu.layers.core import ActivityRegularized
+from tidu.layers.utils import (check_constraint, check_data_format, check_ndim,
+                               check_positive_int, conv_output_length, normalize_padding,
+                               normalize_tuple, serialize_activation, serialize_constraint,
+                               serialize_initializer, serialize_regularizer)
+
+__all__ = ["Conv2D"]
+
+
+class Conv2D(ActivityRegularized, Layer):
+    """outputs = activation(conv2d(inputs, kernel) + bias): (N, H, W, C) -> (N, H', W', filters).
+
+    y[n, i, j, f] = Σ_{a, b, c} x[n, i·sh + a, j·sw + b, c] · kernel[a, b, c, f] + bias[f]
+    (x zero-padded for padding='same'; with dilation_rate d the taps are i·sh + a·dh, ...).
+    H' = ⌊(H − span)/sh⌋ + 1 ('valid', span = (kh − 1)·dh + 1) or ⌈H/sh⌉ ('same').
+    Weights, in Keras' order: kernel (kh, kw, C, filters), bias (filters,).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        filters = check_positive_int("Conv2D", "filters", filters)
+        kernel_size = normalize_tuple("Conv2D", "kernel_size", kernel_size)
+        strides = normalize_tuple("Conv2D", "strides", strides)
+        padding = normalize_padding("Conv2D", padding)
+        check_data_format("Conv2D", data_format)
+        dilation_rate = normalize_tuple("Conv2D", "dilation_rate", dilation_rate)
+        if dilation_rate != (1, 1) and strides != (1, 1):
+            raise ValueError(f"Conv2D: dilation_rate {dilation_rate} needs strides (1, 1) (as "
+                             f"Keras), got strides {strides}")
+        if groups != 1:
+            raise ValueError(f"Conv2D: groups other than 1 is not supported, got {groups!r}")
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+        self.padding, self.dilation_rate = padding, dilation_rate
+        self.use_bias, self.bias = bool(use_bias), None
+        self.activation = activations.get(activation)
+        self.activation_name = activations.name_of(self.activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = check_constraint("Conv2D", "kernel_constraint", kernel_constraint)
+        self.bias_constraint = check_constraint("Conv2D", "bias_constraint", bias_constraint)
+
+    def _label(self):
+        return f"Conv2D({self.filters}, {self.kernel_size}) '{self.name}'"
+
+    def build(self, input_shape):
+        check_ndim(self._label(), input_shape, 4, "(batch, height, width, channels)")
+        c = self.input_channels = input_shape[-1]
+        self.kernel = self.add_weight("kernel", (*self.kernel_size, c, self.filters),
+                                      self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
+
+    def pre_activation(self, inputs, training=False):
+        """conv2d(inputs, kernel) + bias."""
+        if inputs.ndim != 4 or inputs.shape[-1] != self.input_channels:
+            raise ShapeError(f"{self._label()} expected input (batch, height, width, "
+                             f"{self.input_channels}), got shape {inputs.shape}")
+        if self.padding == "valid" and any(n < k for n, k in zip(inputs.shape[1:3], self._span())):
+            raise ShapeError(f"{self._label()} input of height × width {inputs.shape[1:3]} is "
+                             f"smaller than the kernel's span {self._span()} with padding='valid'")
+        return F.conv2d(inputs, self.kernel, self.bias, strides=self.strides, padding=self.padding,
+                        dilation_rate=self.dilation_rate)
+
+    def _span(self):
+        """The dilated kernel's extent: (k − 1)·d + 1 per axis."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+
+    def call(self, inputs, training=False):
+        return self._regularize_activity(self.activation(self.pre_activation(inputs, training)))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        (kh, kw), (sh, sw) = self._span(), self.strides
+        return (n, conv_output_length(h, kh, sh, self.padding),
+                conv_output_length(w, kw, sw, self.padding), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "activation": serialize_activation(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
+                "bias_initializer": serialize_initializer(self.bias_initializer),
+                "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+                "bias_regularizer": serialize_regularizer(self.bias_regularizer),
+                "activity_regularizer": serialize_regularizer(self.activity_regularizer),
+                "kernel_constraint": serialize_constraint("Conv2D", "kernel_constraint",
+                                                          self.kernel_constraint),
+                "bias_constraint": serialize_constraint("Conv2D", "bias_constraint",
+                                                        self.bias_constraint)}

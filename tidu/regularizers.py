@@ -1,0 +1,191 @@
+"""Weight penalties: `Dense(64, kernel_regularizer=regularizers.l2(1e-4))`.
+
+A regularizer is called on a weight Tensor and returns a 0-d Tensor, built from
+`tidu.functional` ops so that the loss's gradient includes the penalty's. The model adds the
+penalties of every weight to each batch's loss. Two conventions:
+
+keras (default), per batch, the penalty added to each batch loss as it is:
+    L1(l1):      l1·Σ|w|                       gradient l1·sign(w)
+    L2(l2):      l2·Σw²                        gradient 2·l2·w
+    L1L2(l1, l2): l1·Σ|w| + l2·Σw²
+
+notes, the cost of the notes (and Nielsen's book) with n the training-set size:
+    L2:  C = C0 + λ/(2n)·Σw²    gradient λ/n·w, i.e. the update w ← (1 − ηλ/n)·w − η·∂C0/∂w
+    L1:  C = C0 + λ/n·Σ|w|      gradient λ/n·sign(w)
+  made with `L2(λ, convention='notes', n=60000)` or `notes_l2(λ, n)` (and `notes_l1`). C0 is
+  the mean loss over a batch, so adding λ/(2n)Σw² to each batch loss gives the notes' C
+  exactly. If n is left None, a trainer may set `regularizer.n` before fitting (len of x).
+Weights only: the notes (and Keras' defaults) do not penalize biases.
+"""
+import difflib
+
+import tidu.functional as F
+from tidu.autograd import Tensor
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "notes_l1", "notes_l2",
+           "get", "serialize", "deserialize"]
+
+_CONVENTIONS = ("keras", "notes")
+
+
+def _check_factor(cls, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{cls}: expected {name} to be a non-negative number, got {value!r}")
+    return float(value)
+
+
+class Regularizer:
+    """Base class: `reg(w) -> 0-d Tensor`; `get_config()` gives its arguments."""
+
+    def __call__(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define __call__ (abstract)")
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class L1L2(Regularizer):
+    """keras: l1·Σ|w| + l2·Σw².   notes: (l1/n)·Σ|w| + (l2/(2n))·Σw², n = training-set size."""
+
+    def __init__(self, l1=0.0, l2=0.0, convention="keras", n=None):
+        cls = type(self).__name__
+        self.l1 = _check_factor(cls, "l1", l1)
+        self.l2 = _check_factor(cls, "l2", l2)
+        if convention not in _CONVENTIONS:
+            raise ValueError(f"{cls}: expected convention in {_CONVENTIONS}, got {convention!r}")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+            raise ValueError(f"{cls}: expected n (the training-set size) to be a positive int, "
+                             f"got {n!r}")
+        if convention == "keras" and n is not None:
+            raise ValueError(f"{cls}: n is used only with convention='notes', got n={n!r}")
+        self.convention, self.n = convention, n
+
+    def factors(self):
+        """(a, b) with penalty = a·Σ|w| + b·Σw²."""
+        if self.convention == "keras":
+            return self.l1, self.l2
+        if self.n is None:
+            raise ValueError(f"{type(self).__name__}: convention='notes' needs n, the training-set "
+                             f"size; pass n= or set .n before training")
+        return self.l1 / self.n, self.l2 / (2 * self.n)
+
+    def __call__(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        a, b = self.factors()
+        penalty = None
+        if a:
+            penalty = a * F.sum(F.abs(x))
+        if b:
+            term = b * F.sum(F.square(x))
+            penalty = term if penalty is None else penalty + term
+        return penalty if penalty is not None else F.sum(x * 0.0)
+
+    def get_config(self):
+        config = {"l1": self.l1, "l2": self.l2}
+        if self.convention != "keras":
+            config.update(convention=self.convention, n=self.n)
+        return config
+
+
+class L1(L1L2):
+    """keras: l1·Σ|w|.   notes: (λ/n)·Σ|w| with λ = l1."""
+
+    def __init__(self, l1=0.01, convention="keras", n=None):
+        super().__init__(l1=l1, l2=0.0, convention=convention, n=n)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["l2"]
+        return config
+
+
+class L2(L1L2):
+    """keras: l2·Σw².   notes: (λ/(2n))·Σw² with λ = l2."""
+
+    def __init__(self, l2=0.01, convention="keras", n=None):
+        super().__init__(l1=0.0, l2=l2, convention=convention, n=n)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["l1"]
+        return config
+
+
+def l1(l1=0.01):
+    """Keras' `regularizers.l1(0.01)`: penalty l1·Σ|w|."""
+    return L1(l1)
+
+
+def l2(l2=0.01):
+    """Keras' `regularizers.l2(0.01)`: penalty l2·Σw²."""
+    return L2(l2)
+
+
+def l1_l2(l1=0.01, l2=0.01):
+    """Keras 2's `regularizers.l1_l2(l1=0.01, l2=0.01)`: penalty l1·Σ|w| + l2·Σw²."""
+    return L1L2(l1, l2)
+
+
+def notes_l2(lam, n):
+    """The notes' weight decay: penalty λ/(2n)·Σw², n the training-set size."""
+    return L2(lam, convention="notes", n=n)
+
+
+def notes_l1(lam, n):
+    """The notes' L1: penalty λ/n·Σ|w|, n the training-set size."""
+    return L1(lam, convention="notes", n=n)
+
+
+_NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
+
+
+def _unknown(name):
+    close = difflib.get_close_matches(name, list(_NAMES), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return ValueError(f"regularizers.get: unknown regularizer {name!r}{hint} "
+                      f"Allowed: {', '.join(_NAMES)}")
+
+
+def get(identifier):
+    """A regularizer from a name ('l2', default factor 0.01), a config dict, a Regularizer (as
+    is) or any callable `w -> 0-d Tensor`. None gives None."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        if identifier not in _NAMES:
+            raise _unknown(identifier)
+        cls = _NAMES[identifier]
+        return cls(0.01, 0.01) if cls is L1L2 else cls()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if callable(identifier):
+        return identifier
+    raise TypeError(f"regularizers.get: expected a name, a config dict, a Regularizer or a "
+                    f"callable, got {identifier!r}")
+
+
+def serialize(regularizer):
+    """{'class_name': 'L2', 'config': {'l2': 0.01}}: JSON-serializable."""
+    if not isinstance(regularizer, Regularizer):
+        raise TypeError(f"regularizers.serialize: expected a Regularizer, got {regularizer!r} "
+                        f"(a plain function cannot be saved by name)")
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+
+
+def deserialize(config):
+    """The inverse of `serialize`; builds only the regularizers of this module."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"regularizers.deserialize: expected a dict with 'class_name' and "
+                         f"'config', got {config!r}")
+    name = config["class_name"]
+    if name not in _NAMES:
+        raise _unknown(name)
+    return _NAMES[name].from_config(dict(config.get("config") or {}))
