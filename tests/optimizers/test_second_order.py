@@ -1,0 +1,150 @@
+"""Newton, BFGS, LBFGS, CoordinateDescent and the line searches, against closed forms."""
+import numpy as np
+import pytest
+
+from tidu.autograd import Parameter, Tensor
+from tidu.optimizers import BFGS, LBFGS, CoordinateDescent, Newton
+from tidu.optimizers import line_search as ls
+
+
+def _spd(rng, n, cond=20.0):
+    Qm, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return Qm @ np.diag(np.geomspace(1.0, cond, n)) @ Qm.T
+
+
+def rosenbrock(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+def rosenbrock_grad(x):
+    return np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+
+
+def test_newton_solves_a_positive_definite_quadratic_in_one_step(rng):
+    Q, b = _spd(rng, 6), rng.standard_normal(6)
+    x_star = np.linalg.solve(Q, b)
+    r = Newton().minimize(lambda x: 0.5 * x @ Q @ x - b @ x, rng.standard_normal(6), lambda x: Q @ x - b, steps=1)
+    np.testing.assert_allclose(r.x, x_star, rtol=1e-8, atol=1e-10)
+    assert r.nfev == 1 + 2 * 6                                  # the gradient, then 2 per Hessian column
+
+
+def test_newton_on_a_float32_model_differences_in_float64(rng):
+    """Least squares 0.5·‖A·W − B‖² over a (3, 2) float32 Parameter: one step lands on lstsq."""
+    A, B = rng.standard_normal((10, 3)).astype(np.float32), rng.standard_normal((10, 2)).astype(np.float32)
+    W = Parameter(rng.standard_normal((3, 2)).astype(np.float32))
+    At, Bt = Tensor(A), Tensor(B)
+
+    def closure():
+        W.grad = None
+        loss = 0.5 * ((At @ W - Bt) ** 2).sum()
+        loss.backward()
+        return loss
+    opt = Newton()
+    opt.step(closure, params=[W])
+    assert W.data.dtype == np.float32
+    expected = np.linalg.lstsq(A.astype(np.float64), B.astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(W.data, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(opt.hessian, np.kron(A.T.astype(np.float64) @ A, np.eye(2)), rtol=1e-6, atol=1e-6)
+
+
+def test_newton_pseudo_inverse_ignores_flat_directions():
+    # f = (x0 − 1)²: the Hessian diag(2, 0) is singular; the SVD pseudo-inverse leaves x1 alone
+    r = Newton().minimize(lambda x: (x[0] - 1) ** 2, [5.0, 3.0], lambda x: np.array([2 * (x[0] - 1), 0.0]), steps=1)
+    np.testing.assert_allclose(r.x, [1.0, 3.0], atol=1e-8)
+
+
+def test_newton_refuses_big_models_before_calling_the_closure():
+    p = Parameter(np.zeros(3000))
+    calls = []
+    with pytest.raises(ValueError, match=r"Newton: 3000 parameters is too many for Newton \(max_params=2000\).*LBFGS"):
+        Newton().step(lambda: calls.append(1) or 0.0, params=[p])
+    assert not calls and (p.data == 0).all()
+
+
+@pytest.mark.parametrize("make, steps", [(lambda: BFGS(), 60), (lambda: LBFGS(tolerance_change=0.0), 5),
+                                         (lambda: LBFGS(history_size=3, max_iter=5, tolerance_change=0.0), 20)])
+def test_quasi_newton_reaches_rosenbrocks_minimum(make, steps):
+    r = make().minimize(rosenbrock, [-1.2, 1.0], rosenbrock_grad, steps=steps)
+    np.testing.assert_allclose(r.x, [1.0, 1.0], atol=1e-6)
+
+
+def test_bfgs_converges_superlinearly_on_a_quadratic(rng):
+    # BFGS builds D ≈ Q⁻¹ along the way, so once it is close the error falls fast
+    Q = _spd(rng, 4, cond=5.0)
+    opt = BFGS(tolerance_grad=0.0)
+    x, errors = rng.standard_normal(4), []
+    for _ in range(14):
+        opt.step(lambda: (0.5 * x @ Q @ x, [Q @ x]), params=[x])
+        errors.append(np.abs(x).max())
+    assert errors[-1] < 1e-9
+    assert "D" in opt.state_dict() or "global/D" in opt.state_dict()
+
+
+def test_bfgs_on_model_parameters(rng):
+    A, y = rng.standard_normal((12, 3)), rng.standard_normal((12, 1))
+    w, b = Parameter(np.zeros((3, 1))), Parameter(np.zeros(1))
+    At, yt = Tensor(A), Tensor(y)
+
+    def closure():
+        w.grad = b.grad = None
+        loss = ((At @ w + b - yt) ** 2).mean()
+        loss.backward()
+        return loss
+    opt = BFGS()
+    for _ in range(15):
+        opt.step(closure, params=[w, b])
+    coef = np.linalg.lstsq(np.hstack([A, np.ones((12, 1))]), y, rcond=None)[0]
+    np.testing.assert_allclose(np.concatenate([w.data.ravel(), b.data]), coef.ravel(), atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["cyclic", "random"])
+@pytest.mark.parametrize("search", ["brent", "golden"])
+def test_coordinate_descent_solves_a_convex_quadratic(rng, order, search):
+    Q, b = _spd(rng, 4, cond=10.0), rng.standard_normal(4)
+    r = CoordinateDescent(order=order, line_search=search, seed=7).minimize(
+        lambda x: 0.5 * x @ Q @ x - b @ x, np.zeros(4), lambda x: Q @ x - b, steps=200)
+    np.testing.assert_allclose(r.x, np.linalg.solve(Q, b), atol=1e-6)
+
+
+def test_coordinate_descent_one_sweep_is_exact_on_a_separable_function():
+    # f = Σ c_i (x_i − a_i)²: each coordinate minimization is exact, so one sweep solves it
+    a, c = np.array([1.0, -2.0, 3.0]), np.array([1.0, 10.0, 0.1])
+    r = CoordinateDescent().minimize(lambda x: float(c @ (x - a) ** 2), np.zeros(3), lambda x: 2 * c * (x - a), steps=1)
+    np.testing.assert_allclose(r.x, a, atol=1e-7)
+
+
+# --- the 1-D searches ----------------------------------------------------------------------------
+def test_cubic_interpolate_recovers_a_cubics_minimum():
+    # φ(t) = t³ − 3t: minimum at t = 1; from (0, φ=0, φ'=−3) and (2, φ=2, φ'=9)
+    assert ls.cubic_interpolate(0.0, 0.0, -3.0, 2.0, 2.0, 9.0) == pytest.approx(1.0)
+    # no real minimum: the midpoint of the bounds
+    # d1 = 2 + 2 − 3·(0 − 1.5)/(0 − 1) = −0.5, d1² − g1·g2 = 0.25 − 4 < 0
+    assert ls.cubic_interpolate(0.0, 0.0, 2.0, 1.0, 1.5, 2.0) == 0.5
+
+
+def test_strong_wolfe_step_satisfies_both_conditions(rng):
+    f = lambda x: rosenbrock(x)  # noqa: E731
+    x, d = np.array([-1.2, 1.0]), -rosenbrock_grad(np.array([-1.2, 1.0]))
+    g = rosenbrock_grad(x)
+    gtd = g @ d
+    f_new, g_new, t, evals = ls.strong_wolfe(lambda a: (f(x + a * d), rosenbrock_grad(x + a * d)), 1.0, d,
+                                             f(x), g, gtd)
+    assert f_new <= f(x) + 1e-4 * t * gtd
+    assert abs(g_new @ d) <= 0.9 * abs(gtd)
+    assert f_new == f(x + t * d) and evals >= 2
+
+
+def test_brent_and_golden_find_a_parabolas_minimum():
+    phi = lambda a: (a - 0.7) ** 2 + 1.0  # noqa: E731
+    a, b, c, fa, fb, fc, _ = ls.bracket(phi, 0.0, 0.1)
+    assert min(a, c) < 0.7 < max(a, c) and fb <= min(fa, fc)
+    x, fx, n_brent = ls.brent(phi, a, b, c, fb)
+    assert x == pytest.approx(0.7, abs=1e-7) and fx == pytest.approx(1.0)
+    y, fy, n_golden = ls.golden(phi, a, b, c, fb)
+    assert y == pytest.approx(0.7, abs=1e-7)
+    assert n_brent < n_golden                        # parabolic steps pay off on a parabola
+
+
+def test_bracket_refuses_an_unbounded_line():
+    with pytest.raises(ValueError, match="keeps decreasing"):
+        ls.bracket(lambda a: -a, 0.0, 1.0)

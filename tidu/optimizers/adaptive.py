@@ -1,0 +1,419 @@
+"""Per-weight step sizes from running statistics of the gradient: Adagrad, Adadelta, RMSprop,
+Adam and its variants (AMSGrad, Adamax, Nadam), SWATS."""
+import math
+
+import numpy as np
+
+from tidu.optimizers.base import (Optimizer, check_int, check_nonnegative, check_positive,
+                                  check_unit_interval)
+
+
+class Adagrad(Optimizer):
+    """Adagrad: each weight's step shrinks with the sum of its squared gradients.
+
+        h = h + g²                          (h starts at initial_accumulator_value)
+        θ = θ − η·g / (√h + ε)
+    with η = learning_rate, ε = epsilon. Frequently updated weights slow down, rare ones keep
+    large steps (the notes: 历史梯度平方和).
+
+    Defaults are Keras's (η = 0.001, h0 = 0.1, ε = 1e-7). ε is added to √h as in the notes and
+    torch.optim.Adagrad; Keras divides by √(h + ε) instead (the same to relative ε/2h).
+    Adagrad(learning_rate=η, initial_accumulator_value=h0, epsilon=ε) follows
+    torch.optim.Adagrad(lr=η, initial_accumulator_value=h0, eps=ε) (its lr_decay=0).
+    Reference: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization", JMLR 2011.
+    """
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        owner = type(self).__name__
+        self.initial_accumulator_value = check_nonnegative(owner, "initial_accumulator_value",
+                                                           initial_accumulator_value)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        return {"h": np.full_like(theta, self.initial_accumulator_value)}
+
+    def rule(self, theta, g, state, t, lr):
+        h = state["h"]
+        h += g * g                                          # h = h + g²
+        theta -= lr * g / (np.sqrt(h) + self.epsilon)       # θ = θ − η·g / (√h + ε)
+        return theta, state
+
+
+class AdaGrad(Adagrad):
+    """The notes' AdaGrad class: Adagrad with h starting at 0, η = 0.01, ε = 1e-7.
+
+        h = h + g·g
+        W = W − η·g / (√h + 1e-7)
+    `AdaGrad(lr=0.01).update(params, grads)` reproduces the notes' code exactly.
+    Reference: 斋藤康毅, 《深度学习入门》 §6.1.5; Duchi et al., JMLR 2011.
+    """
+
+    def __init__(self, learning_rate=0.01, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, initial_accumulator_value=0.0, epsilon=epsilon, **kwargs)
+
+
+class Adadelta(Optimizer):
+    """Adadelta: Adagrad with a decaying average, and steps in the units of θ.
+
+        E[g²] = ρ·E[g²] + (1 − ρ)·g²
+        Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
+        E[Δθ²] = ρ·E[Δθ²] + (1 − ρ)·Δθ²
+        θ = θ + η·Δθ
+    with η = learning_rate, ρ = rho, ε = epsilon; both averages start at 0. The paper has no η
+    (η = 1, the default here and torch's). Keras defaults to η = 0.001, ρ = 0.95, ε = 1e-7;
+    torch to η = 1, ρ = 0.9, ε = 1e-6. Adadelta(learning_rate=η, rho=ρ, epsilon=ε) follows
+    torch.optim.Adadelta(lr=η, rho=ρ, eps=ε) and Keras exactly.
+    Reference: Zeiler, "ADADELTA: An Adaptive Learning Rate Method", arXiv:1212.5701, 2012.
+    """
+
+    def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-7, **kwargs):
+        owner = type(self).__name__
+        self.rho = check_unit_interval(owner, "rho", rho)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        return {"Eg2": np.zeros_like(theta), "Edx2": np.zeros_like(theta)}
+
+    def rule(self, theta, g, state, t, lr):
+        rho, eps = self.rho, self.epsilon
+        Eg2, Edx2 = state["Eg2"], state["Edx2"]
+        Eg2 *= rho                                          # E[g²] = ρ·E[g²] + (1 − ρ)·g²
+        Eg2 += (1 - rho) * g * g
+        dx = -np.sqrt(Edx2 + eps) / np.sqrt(Eg2 + eps) * g  # Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
+        Edx2 *= rho                                         # E[Δθ²] = ρ·E[Δθ²] + (1 − ρ)·Δθ²
+        Edx2 += (1 - rho) * dx * dx
+        theta += lr * dx                                    # θ = θ + η·Δθ
+        return theta, state
+
+
+class RMSprop(Optimizer):
+    """RMSprop: divide the gradient by a running root mean square of recent gradients.
+
+        v = ρ·v + (1 − ρ)·g²                        (v starts at 0)
+        ḡ = ρ·ḡ + (1 − ρ)·g,  d = √(v − ḡ²) + ε     centered=True (Graves 2013): variance
+        d = √v + ε                                  centered=False
+        without momentum:  θ = θ − η·g / d
+        with momentum μ:   b = μ·b + η·g / d;  θ = θ − b     (Keras form, b starts at 0)
+    with η = learning_rate, ρ = rho, ε = epsilon.
+
+    Defaults are Keras's (η = 0.001, ρ = 0.9, ε = 1e-7). Where frameworks differ: ε is added to
+    the square root as in torch.optim.RMSprop (Keras adds it under the root, √(v + ε); the same
+    to relative ε/2v); the momentum buffer holds η as in Keras (torch keeps b' = μ·b' + g/d and
+    steps θ −= η·b', the same for a constant η). RMSprop(learning_rate=η, rho=α, momentum=μ,
+    epsilon=ε, centered=c) follows torch.optim.RMSprop(lr=η, alpha=α, eps=ε, momentum=μ, centered=c).
+    Reference: Tieleman & Hinton, Coursera "Neural Networks for Machine Learning", lecture 6.5,
+    2012; Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, 2013.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+        owner = type(self).__name__
+        self.rho = check_unit_interval(owner, "rho", rho)
+        self.momentum = check_unit_interval(owner, "momentum", momentum)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        self.centered = bool(centered)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        state = {"v": np.zeros_like(theta)}
+        if self.centered:
+            state["g_avg"] = np.zeros_like(theta)
+        if self.momentum:
+            state["b"] = np.zeros_like(theta)
+        return state
+
+    def rule(self, theta, g, state, t, lr):
+        rho, eps = self.rho, self.epsilon
+        v = state["v"]
+        v *= rho                                            # v = ρ·v + (1 − ρ)·g²
+        v += (1 - rho) * np.square(g)
+        if self.centered:
+            g_avg = state["g_avg"]
+            g_avg *= rho                                    # ḡ = ρ·ḡ + (1 − ρ)·g
+            g_avg += (1 - rho) * g
+            d = np.sqrt(v - np.square(g_avg))               # d = √(v − ḡ²) + ε
+        else:
+            d = np.sqrt(v)                                  # d = √v + ε
+        d += eps
+        step = lr * g
+        step /= d                                           # η·g / d
+        if self.momentum:
+            b = state["b"]
+            b *= self.momentum                              # b = μ·b + η·g / d
+            b += step
+            step = b
+        theta -= step                                       # θ = θ − η·g/d   (or θ − b)
+        return theta, state
+
+
+def _series(cache, key, factor, t):
+    """s_t of the recurrence s_k = factor(k)·s_{k−1} (+ 1 when key says 'sum'), cached by t so
+    a step costs O(1); recomputed from k = 1 on a jump (a resumed run gets the same bits)."""
+    kind = key[0]
+    t0, s = cache.get(key, (0, 0.0 if kind == "sum" else 1.0))
+    if t0 > t:
+        t0, s = 0, 0.0 if kind == "sum" else 1.0
+    for k in range(t0 + 1, t + 1):
+        s = factor(k) * s + 1.0 if kind == "sum" else factor(k) * s
+    cache[key] = (t, s)
+    return s
+
+
+class Adam(Optimizer):
+    """Adam: per-weight step sizes from running moments of the gradient.
+
+    For each parameter θ with gradient g, at step t = 1, 2, ...
+        m = β1·m + (1 − β1)·g                      first moment (mean of g)
+        v = β2·v + (1 − β2)·g²                     second moment (uncentred variance)
+        m̂ = m / (1 − β1^t),  v̂ = v / (1 − β2^t)     bias corrections (m, v start at 0)
+        θ = θ − η·m̂ / (√v̂ + ε)
+    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon. ε is added to √v̂ as in the
+    paper's Algorithm 1, the notes and torch.optim.Adam; Keras adds it to the uncorrected √v
+    (its ε equals ours times √(1 − β2^t)). Adam(learning_rate=η, beta_1=β1, beta_2=β2, epsilon=ε)
+    follows torch.optim.Adam(lr=η, betas=(β1, β2), eps=ε); with weight_decay=λ it follows
+    torch.optim.AdamW(weight_decay=λ) (Keras's AdamW).
+
+    amsgrad=True is AMSGrad (see that class). stable=True is the notes' reformulation, which
+    never forms β^t: the corrections become running sums,
+        d = β2·d + 1,  s = β2·s + g²,  v̂ = s / d      (d_t = Σ_{i<t} β2^i = (1 − β2^t)/(1 − β2))
+        c = β1·c + 1,  r = β1·r + g,   m̂ = r / c
+    the same m̂, v̂ and trajectory to rounding. (The notes' last line,
+    θ = θ − η·m̂·√((1 + ε)/(s/d + ε)), moves ε under the root; we keep ε on √v̂ so the two forms
+    coincide.)
+    Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 stable=False, **kwargs):
+        owner = type(self).__name__
+        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
+        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        self.amsgrad, self.stable = bool(amsgrad), bool(stable)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        state = {"m": np.zeros_like(theta), "v": np.zeros_like(theta)}
+        if self.amsgrad:
+            state["v_max"] = np.zeros_like(theta)
+        return state
+
+    def rule(self, theta, g, state, t, lr):
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        m, v = state["m"], state["v"]
+        if self.stable:
+            return self._stable_rule(theta, g, state, t, lr)
+        m *= b1                                             # m = β1·m + (1 − β1)·g
+        m += (1 - b1) * g
+        v *= b2                                             # v = β2·v + (1 − β2)·g²
+        v += (1 - b2) * np.square(g)
+        if self.amsgrad:
+            np.maximum(state["v_max"], v, out=state["v_max"])   # v_max = max(v_max, v)
+            v = state["v_max"]
+        v_hat = v / (1 - b2**t)                             # v̂ = v / (1 − β2^t)
+        d = np.sqrt(v_hat, out=v_hat)
+        d += eps                                            # √v̂ + ε
+        step = m * (lr / (1 - b1**t))                       # η·m̂,  m̂ = m / (1 − β1^t)
+        step /= d
+        theta -= step                                       # θ = θ − η·m̂ / (√v̂ + ε)
+        return theta, state
+
+    def _stable_rule(self, theta, g, state, t, lr):
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        r, s = state["m"], state["v"]           # here m holds r = Σ β1^i g, v holds s = Σ β2^i g²
+        c = _series(self._cache, ("sum", b1), lambda k: b1, t)   # c = β1·c + 1
+        d = _series(self._cache, ("sum", b2), lambda k: b2, t)   # d = β2·d + 1
+        r *= b1                                             # r = β1·r + g
+        r += g
+        s *= b2                                             # s = β2·s + g²
+        s += np.square(g)
+        if self.amsgrad:
+            np.maximum(state["v_max"], s, out=state["v_max"])
+            s = state["v_max"]
+        v_hat = s / d                                       # v̂ = s / d
+        denom = np.sqrt(v_hat, out=v_hat)
+        denom += eps
+        step = r * (lr / c)                                 # η·m̂,  m̂ = r / c
+        step /= denom
+        theta -= step
+        return theta, state
+
+
+class AMSGrad(Adam):
+    """AMSGrad: Adam whose second moment never decreases.
+
+        m = β1·m + (1 − β1)·g
+        v = β2·v + (1 − β2)·g²
+        v_max = max(v_max, v)                      (elementwise; v_max starts at 0)
+        θ = θ − η·m̂ / (√(v_max / (1 − β2^t)) + ε),  m̂ = m / (1 − β1^t)
+    The maximum is taken of the uncorrected v and then corrected, as in torch.optim.Adam(amsgrad=
+    True) and Keras (the paper has no bias correction). AMSGrad(learning_rate=η, beta_1=β1,
+    beta_2=β2, epsilon=ε) follows torch.optim.Adam(lr=η, betas=(β1, β2), eps=ε, amsgrad=True).
+    (The notes' form, v_t = max(β2·v_{t−1} + (1 − β2)·g², v_{t−1}), also carries the maximum
+    into the next average: the paper's Algorithm 2 keeps the plain average, as here.)
+    Reference: Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=True, **kwargs)
+
+
+class Adamax(Optimizer):
+    """Adamax: Adam with the infinity norm in place of the second moment.
+
+        m = β1·m + (1 − β1)·g
+        u = max(β2·u, |g|)                         (u starts at 0)
+        θ = θ − η / (1 − β1^t) · m / (u + ε)
+    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon (Keras form: the paper has no
+    ε; torch.optim.Adamax puts it inside the maximum, u = max(β2·u, |g| + ε), and divides by u).
+    Reference: Kingma & Ba, ICLR 2015, section 7.1.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        owner = type(self).__name__
+        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
+        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        return {"m": np.zeros_like(theta), "u": np.zeros_like(theta)}
+
+    def rule(self, theta, g, state, t, lr):
+        b1, b2 = self.beta_1, self.beta_2
+        m, u = state["m"], state["u"]
+        m *= b1                                             # m = β1·m + (1 − β1)·g
+        m += (1 - b1) * g
+        u *= b2                                             # u = max(β2·u, |g|)
+        np.maximum(u, np.abs(g), out=u)
+        theta -= (lr / (1 - b1**t)) * m / (u + self.epsilon)   # θ = θ − η/(1 − β1^t)·m/(u + ε)
+        return theta, state
+
+
+class Nadam(Optimizer):
+    """Nadam: Adam with Nesterov momentum and Dozat's momentum schedule.
+
+        μ_t = β1·(1 − ½·0.96^(0.004·t))            momentum schedule (μ_t → β1)
+        m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²
+        m̂ = μ_{t+1}·m / (1 − Π_{i<=t+1} μ_i) + (1 − μ_t)·g / (1 − Π_{i<=t} μ_i)
+        v̂ = v / (1 − β2^t)
+        θ = θ − η·m̂ / (√v̂ + ε)
+    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon. This is Keras's Nadam and
+    torch.optim.NAdam(momentum_decay=0.004): Nadam(learning_rate=η, beta_1=β1, beta_2=β2,
+    epsilon=ε) follows torch.optim.NAdam(lr=η, betas=(β1, β2), eps=ε).
+    Reference: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        owner = type(self).__name__
+        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
+        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        return {"m": np.zeros_like(theta), "v": np.zeros_like(theta)}
+
+    def _mu(self, k):
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (k * 0.004))
+
+    def rule(self, theta, g, state, t, lr):
+        b1, b2 = self.beta_1, self.beta_2
+        mu, mu_next = self._mu(t), self._mu(t + 1)
+        prod = _series(self._cache, ("prod", b1), self._mu, t)      # Π_{i<=t} μ_i
+        m, v = state["m"], state["v"]
+        m *= b1                                             # m = β1·m + (1 − β1)·g
+        m += (1 - b1) * g
+        v *= b2                                             # v = β2·v + (1 − β2)·g²
+        v += (1 - b2) * np.square(g)
+        d = np.sqrt(v / (1 - b2**t))                        # √v̂ + ε
+        d += self.epsilon
+        theta -= (lr * (1 - mu) / (1 - prod)) * g / d       # the current-gradient half of m̂
+        theta -= (lr * mu_next / (1 - prod * mu_next)) * m / d   # the momentum half of m̂
+        return theta, state
+
+
+class SWATS(Optimizer):
+    """SWATS: start with Adam, switch to SGD once Adam's step projects to a settled SGD step size.
+
+    Adam phase, at step k (m, a start at 0; λ, the running estimate, at 0):
+        m = β1·m + (1 − β1)·g
+        a = β2·a + (1 − β2)·g²
+        p = −η·√(1 − β2^k)/(1 − β1^k) · m / (√a + ε)          Adam's step
+        θ = θ + p
+        if pᵀg ≠ 0:
+            γ = pᵀp / (−pᵀg)                                   SGD step size whose projection is p
+            λ = β2·λ + (1 − β2)·γ
+            if k > 1 and |λ/(1 − β2^k) − γ| < ε:  switch, Λ = λ/(1 − β2^k)
+    SGD phase (momentum β1, v starts at 0 at the switch):
+        v = β1·v + g
+        θ = θ − (1 − β1)·Λ·(η/η_s)·v
+    with η = learning_rate (η_s its value at the switch, so a schedule keeps scaling the SGD step,
+    as the paper decays Λ with η), β1 = beta_1, β2 = beta_2, ε = epsilon. Dot products run over
+    all parameters at once (the paper's global variant), so this rule sees the flat vector.
+    switch_step=s / switch_epoch=e switch for good after step s / at the start of epoch e (the
+    training loop reports epochs through `on_epoch_begin`), with Λ = sgd_learning_rate if given,
+    else the current estimate λ/(1 − β2^k) when there is one, else η.
+    Reference: Keskar & Socher, "Improving Generalization Performance by Switching from Adam to
+    SGD", arXiv:1712.07628, 2017 (Algorithm 1).
+    """
+
+    elementwise = False
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-9, switch_step=None,
+                 switch_epoch=None, sgd_learning_rate=None, **kwargs):
+        owner = type(self).__name__
+        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
+        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
+        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        self.switch_step = None if switch_step is None else check_int(owner, "switch_step", switch_step, 0)
+        self.switch_epoch = None if switch_epoch is None else check_int(owner, "switch_epoch", switch_epoch, 0)
+        self.sgd_learning_rate = (None if sgd_learning_rate is None
+                                  else check_positive(owner, "sgd_learning_rate", sgd_learning_rate))
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        return {"m": np.zeros_like(theta), "a": np.zeros_like(theta), "v": np.zeros_like(theta),
+                "phase": np.array(0.0), "lam": np.array(0.0), "Lam": np.array(0.0), "lr_switch": np.array(0.0)}
+
+    @property
+    def switched(self):
+        """Whether the SGD phase has started."""
+        return bool(self._globals.get("phase", 0.0))
+
+    def rule(self, theta, g, state, t, lr):
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        if state["phase"] == 1:
+            v = state["v"]
+            v *= b1                                         # v = β1·v + g
+            v += g
+            scale = float(state["Lam"]) * (lr / float(state["lr_switch"]) if float(state["lr_switch"]) else 1.0)
+            theta -= ((1 - b1) * scale) * v                # θ = θ − (1 − β1)·Λ·v
+            return theta, state
+        if (self.switch_step is not None and t > self.switch_step) or \
+                (self.switch_epoch is not None and self.epoch >= self.switch_epoch):
+            Lam = self.sgd_learning_rate or (float(state["lam"]) / (1 - b2**(t - 1)) if t > 1 and state["lam"]
+                                             else lr)
+            new = dict(state, phase=1.0, Lam=Lam, lr_switch=lr)
+            new["v"][...] = 0
+            return self.rule(theta, g, new, t, lr)
+        m, a = state["m"], state["a"]
+        m *= b1                                             # m = β1·m + (1 − β1)·g
+        m += (1 - b1) * g
+        a *= b2                                             # a = β2·a + (1 − β2)·g²
+        a += (1 - b2) * np.square(g)
+        p = m / (np.sqrt(a) + eps)                          # p = −η·√(1 − β2^k)/(1 − β1^k)·m/(√a + ε)
+        p *= -lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        theta += p                                          # θ = θ + p
+        new = dict(state)
+        pg = float(np.dot(p, g))
+        if pg != 0:
+            gamma = float(np.dot(p, p)) / -pg               # γ = pᵀp / (−pᵀg)
+            lam = b2 * float(state["lam"]) + (1 - b2) * gamma   # λ = β2·λ + (1 − β2)·γ
+            new["lam"] = lam
+            if t > 1 and abs(lam / (1 - b2**t) - gamma) < eps:
+                new.update(phase=1.0, Lam=lam / (1 - b2**t), lr_switch=lr)
+                new["v"][...] = 0
+        return theta, new

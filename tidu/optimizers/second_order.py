@@ -1,0 +1,347 @@
+"""Methods that re-evaluate the loss within a step: Newton, BFGS, LBFGS, CoordinateDescent.
+
+They work on one flat float64 vector x of all the parameters and are driven by
+`step(closure, params=None)` (see Optimizer.step for the closure convention); `minimize(f, x0)`
+runs them on a plain function. Their state (history, inverse Hessian) is kept in
+`state_dict()` under 'global/...'.
+"""
+import numpy as np
+
+from tidu import backend
+from tidu.optimizers import line_search as _ls
+from tidu.optimizers.base import (Optimizer, check_choice, check_int, check_nonnegative,
+                                  check_positive)
+
+
+class _ClosureMethod(Optimizer):
+    requires_closure = True
+    max_params = None
+
+    def _check_closure_size(self, problem):
+        if self.max_params is not None and problem.n > self.max_params:
+            raise ValueError(self._too_big(problem.n))
+        for key in ("prev_flat_grad", "g_prev"):
+            prev = self._globals.get(key)
+            if prev is not None and prev.size != problem.n:
+                raise ValueError(f"{self.name}.step: the parameters now hold {problem.n} numbers, but this "
+                                 f"optimizer's history is for {prev.size}; call reset() to start over")
+
+    def _too_big(self, n):
+        return (f"{self.name}: {n} parameters is too many for {type(self).__name__} "
+                f"(max_params={self.max_params}): it stores an {n}×{n} matrix; use LBFGS for large models")
+
+
+class Newton(_ClosureMethod):
+    """Newton's method: jump to the minimum of the local quadratic model.
+
+        H_ij = ∂²L/∂θ_i∂θ_j ≈ (g_i(θ + h_j e_j) − g_i(θ − h_j e_j)) / 2h_j    central differences of
+                                                                            the gradient, in float64
+        H ← (H + Hᵀ)/2
+        θ = θ − η·H⁺·g                      H⁺ = V·diag(1/σ_i, σ_i > rcond·σ_max; else 0)·Uᵀ
+    with η = learning_rate, h_j = fd_step·max(1, |θ_j|). The pseudo-inverse from the SVD (the
+    notes: 可用SVD求伪逆以保证数值稳定性) drops directions the Hessian cannot resolve. A positive-
+    definite quadratic is minimized in one step with η = 1. On a non-convex loss the step goes
+    to the stationary point of the model, which may be a saddle or a maximum.
+    Cost per step: 1 + 2n gradient evaluations and an n×n SVD, so it refuses more than
+    max_params parameters (default 2000).
+    Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., 2006, §3.3 and §8.1.
+    """
+
+    def __init__(self, learning_rate=1.0, fd_step=1e-5, rcond=1e-10, max_params=2000, **kwargs):
+        owner = type(self).__name__
+        self.fd_step = check_positive(owner, "fd_step", fd_step)
+        self.rcond = check_nonnegative(owner, "rcond", rcond)
+        self.max_params = check_int(owner, "max_params", max_params)
+        self.hessian = None
+        super().__init__(learning_rate, **kwargs)
+
+    def hessian_at(self, problem, x):
+        """The symmetrized finite-difference Hessian at x (2n evaluations; parameters left at x)."""
+        n = x.size
+        H = np.empty((n, n))
+        for j in range(n):
+            h = self.fd_step * max(1.0, abs(x[j]))
+            xp, xm = x.copy(), x.copy()
+            xp[j] += h
+            xm[j] -= h
+            _, gp = problem(xp)
+            _, gm = problem(xm)
+            H[:, j] = (gp - gm) / (xp[j] - xm[j])
+        problem.set(x)
+        return 0.5 * (H + H.T)
+
+    def _closure_step(self, problem, lr):
+        with problem.float64():
+            x = problem.get()
+            loss, g = problem(x)
+            H = self.hessian = self.hessian_at(problem, x)
+        U, sigma, Vt = np.linalg.svd(H)
+        keep = sigma > self.rcond * (sigma[0] if sigma.size else 0.0)
+        inv = np.where(keep, 1.0 / np.where(keep, sigma, 1.0), 0.0)
+        step = Vt.T @ (inv * (U.T @ g))                     # H⁺·g
+        problem.set(x - lr * step)                          # θ = θ − η·H⁺·g
+        return loss
+
+
+class BFGS(_ClosureMethod):
+    """BFGS: quasi-Newton with a dense inverse-Hessian estimate D built from gradient changes.
+
+    At step k, with s = θ_k − θ_{k−1}, y = g_k − g_{k−1}, ρ = 1/(yᵀs) (update skipped unless
+    yᵀs > 1e-10):
+        D = (I − ρ·s·yᵀ)·D·(I − ρ·y·sᵀ) + ρ·s·sᵀ            (D before the first update: (yᵀs/yᵀy)·I)
+        d = −D·g                                             (−g on the first step)
+        θ = θ + α·d,   α from a strong-Wolfe line search started at η (η·min(1, 1/‖g‖₁) on
+                       the first step), or α = η with line_search=None
+    with η = learning_rate. A direction that is not a descent one (gᵀd >= 0) resets D to the
+    identity. Steps stop moving once max|g| <= tolerance_grad; the line search stops shrinking
+    its bracket below tolerance_change (in units of max|d|). One step()
+    is one iteration: one evaluation at the start plus the line search's.
+    Stores n² numbers: refuses more than max_params parameters (default 5000).
+    Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., Algorithm 6.1, eqs. 6.17, 6.20.
+    """
+
+    def __init__(self, learning_rate=1.0, line_search="strong_wolfe", tolerance_grad=1e-7,
+                 tolerance_change=1e-9, max_ls=25, max_params=5000, **kwargs):
+        owner = type(self).__name__
+        self.line_search = check_choice(owner, "line_search", line_search, ("strong_wolfe", None))
+        self.tolerance_grad = check_nonnegative(owner, "tolerance_grad", tolerance_grad)
+        self.tolerance_change = check_nonnegative(owner, "tolerance_change", tolerance_change)
+        self.max_ls = check_int(owner, "max_ls", max_ls)
+        self.max_params = check_int(owner, "max_params", max_params)
+        super().__init__(learning_rate, **kwargs)
+
+    def _closure_step(self, problem, lr):
+        st = self._globals
+        x = problem.get()
+        loss, g = problem(x)
+        if np.max(np.abs(g), initial=0.0) <= self.tolerance_grad:
+            return loss
+        D = st.get("D")
+        if "x_prev" in st:
+            s, y = x - st["x_prev"], g - st["g_prev"]
+            ys = float(y @ s)
+            if ys > 1e-10:
+                rho = 1.0 / ys
+                if D is None:
+                    D = (ys / float(y @ y)) * np.eye(x.size)
+                Dy = D @ y                                  # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
+                D = D + rho * ((1 + rho * float(y @ Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
+        d = -g if D is None else -(D @ g)                   # d = −D·g
+        gtd = float(g @ d)
+        if not gtd < 0:                                     # not downhill: restart from −g
+            D, d = None, -g
+            gtd = float(g @ d)
+        if gtd == 0:                                        # g = 0: nowhere to go
+            return loss
+        t = lr * min(1.0, 1.0 / float(np.abs(g).sum())) if D is None else lr
+        if self.line_search == "strong_wolfe":
+            _, _, t, _ = _ls.strong_wolfe(lambda a: problem(x + a * d), t, d, loss, g, gtd,
+                                          tolerance_change=self.tolerance_change, max_ls=self.max_ls)
+        problem.set(x + t * d)                              # θ = θ + α·d
+        st["x_prev"], st["g_prev"] = x, g
+        if D is None:
+            st.pop("D", None)
+        else:
+            st["D"] = D
+        return loss
+
+
+class LBFGS(_ClosureMethod):
+    """L-BFGS: BFGS that keeps only the last `history_size` pairs (s, y) instead of the matrix.
+
+    Direction by the two-loop recursion (Nocedal & Wright, Algorithm 7.4), ρ_i = 1/(y_iᵀs_i):
+        q = −g;  for i = newest..oldest:  α_i = ρ_i·s_iᵀq,  q = q − α_i·y_i
+        r = γ·q,  γ = sᵀy / yᵀy of the newest pair (1 before any)
+        for i = oldest..newest:  β_i = ρ_i·y_iᵀr,  r = r + (α_i − β_i)·s_i
+        d = r
+        θ = θ + t·d,  t from a strong-Wolfe line search started at η (η·min(1, 1/‖g‖₁) on the
+                      very first iteration), or t = η with line_search=None
+    with η = learning_rate; a pair enters the history only when yᵀs > 1e-10. One step() runs up
+    to max_iter iterations and max_eval evaluations, stopping early when max|g| <=
+    tolerance_grad, when gᵀd > −tolerance_change, or when the step or the loss change falls
+    below tolerance_change.
+
+    This is torch.optim.LBFGS's algorithm, step for step (its strong-Wolfe search and stopping
+    rules; history, direction and step length carry over between step() calls):
+    LBFGS(learning_rate=η, max_iter=m, max_eval=e, tolerance_grad=tg, tolerance_change=tc,
+    history_size=h, line_search=ls) follows torch.optim.LBFGS(lr=η, max_iter=m, max_eval=e,
+    tolerance_grad=tg, tolerance_change=tc, history_size=h, line_search_fn=ls). The default
+    line_search here is 'strong_wolfe' (torch's is None: fixed steps of η).
+    Reference: Liu & Nocedal, "On the limited memory BFGS method for large scale optimization",
+    Math. Programming 1989; Nocedal & Wright, 2nd ed., §7.2.
+    """
+
+    _STATE = ("d", "t", "old_dirs", "old_stps", "ro", "H_diag", "prev_flat_grad", "prev_loss")
+
+    def __init__(self, learning_rate=1.0, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
+                 history_size=100, line_search="strong_wolfe", **kwargs):
+        owner = type(self).__name__
+        self.max_iter = check_int(owner, "max_iter", max_iter)
+        self.max_eval = max_iter * 5 // 4 if max_eval is None else check_int(owner, "max_eval", max_eval)
+        self.tolerance_grad = check_nonnegative(owner, "tolerance_grad", tolerance_grad)
+        self.tolerance_change = check_nonnegative(owner, "tolerance_change", tolerance_change)
+        self.history_size = check_int(owner, "history_size", history_size)
+        self.line_search = check_choice(owner, "line_search", line_search, ("strong_wolfe", None))
+        super().__init__(learning_rate, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config["max_eval"] = self.max_eval
+        return config
+
+    def _validate_globals(self, globals_):
+        dirs, stps, ro = globals_.get("old_dirs"), globals_.get("old_stps"), globals_.get("ro")
+        if dirs is not None and (stps is None or ro is None or dirs.shape != stps.shape or
+                                 dirs.ndim != 2 or ro.shape != (dirs.shape[0],)):
+            raise ValueError(f"{self.name}.load_state_dict: inconsistent history: old_dirs "
+                             f"{getattr(dirs, 'shape', None)}, old_stps {getattr(stps, 'shape', None)}, "
+                             f"ro {getattr(ro, 'shape', None)}")
+
+    def _closure_step(self, problem, lr):
+        st = self._globals
+        tol_grad, tol_change = self.tolerance_grad, self.tolerance_change
+        n_total = int(st.get("n_iter", 0))
+        func_evals = int(st.get("func_evals", 0))
+
+        orig_loss, flat_grad = problem()
+        loss, current_evals = orig_loss, 1
+        func_evals += 1
+        st["func_evals"] = np.array(func_evals)
+        if np.max(np.abs(flat_grad)) <= tol_grad:
+            return orig_loss
+
+        d = st.get("d")
+        t = float(st["t"]) if "t" in st else None
+        old_dirs = list(st["old_dirs"]) if "old_dirs" in st else []
+        old_stps = list(st["old_stps"]) if "old_stps" in st else []
+        ro = [float(r) for r in st["ro"]] if "ro" in st else []
+        H_diag = float(st["H_diag"]) if "H_diag" in st else 1.0
+        prev_flat_grad = st.get("prev_flat_grad")
+        prev_loss = float(st["prev_loss"]) if "prev_loss" in st else None
+        x = problem.get()
+
+        n_iter = 0
+        while n_iter < self.max_iter:
+            n_iter += 1
+            n_total += 1
+            # --- direction ---
+            if n_total == 1:
+                d = -flat_grad
+                old_dirs, old_stps, ro, H_diag = [], [], [], 1.0
+            else:
+                y = flat_grad - prev_flat_grad
+                s = d * t
+                ys = float(y @ s)
+                if ys > 1e-10:
+                    if len(old_dirs) == self.history_size:
+                        old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
+                    old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
+                    H_diag = ys / float(y @ y)
+                al = [0.0] * len(old_dirs)
+                q = -flat_grad
+                for i in range(len(old_dirs) - 1, -1, -1):
+                    al[i] = float(old_stps[i] @ q) * ro[i]          # α_i = ρ_i·s_iᵀq
+                    q = q - al[i] * old_dirs[i]                      # q = q − α_i·y_i
+                d = r = q * H_diag                                   # r = γ·q
+                for i in range(len(old_dirs)):
+                    be_i = float(old_dirs[i] @ r) * ro[i]            # β_i = ρ_i·y_iᵀr
+                    r += (al[i] - be_i) * old_stps[i]                # r = r + (α_i − β_i)·s_i
+            prev_flat_grad = flat_grad.copy()
+            prev_loss = loss
+            # --- step length ---
+            t = min(1.0, 1.0 / float(np.abs(flat_grad).sum())) * lr if n_total == 1 else lr
+            gtd = float(flat_grad @ d)
+            if gtd > -tol_change:
+                break
+            ls_evals, opt_cond = 0, False
+            if self.line_search == "strong_wolfe":
+                x0, d0 = x, d
+                loss, flat_grad, t, ls_evals = _ls.strong_wolfe(
+                    lambda a: problem(x0 + a * d0), t, d, loss, flat_grad, gtd,
+                    max_ls=self.max_eval - current_evals)
+                x = x + t * d
+                problem.set(x)
+                opt_cond = np.max(np.abs(flat_grad)) <= tol_grad
+            else:
+                x = x + t * d
+                problem.set(x)
+                if n_iter != self.max_iter:
+                    loss, flat_grad = problem()
+                    opt_cond = np.max(np.abs(flat_grad)) <= tol_grad
+                    ls_evals = 1
+            current_evals += ls_evals
+            func_evals += ls_evals
+            # --- stopping rules ---
+            if n_iter == self.max_iter or current_evals >= self.max_eval or opt_cond:
+                break
+            if np.max(np.abs(d * t)) <= tol_change or abs(loss - prev_loss) < tol_change:
+                break
+
+        n = flat_grad.size
+        st.update(n_iter=np.array(n_total), func_evals=np.array(func_evals), t=np.array(t), d=d,
+                  old_dirs=np.array(old_dirs).reshape(-1, n), old_stps=np.array(old_stps).reshape(-1, n),
+                  ro=np.array(ro, dtype=np.float64), H_diag=np.array(H_diag),
+                  prev_flat_grad=prev_flat_grad, prev_loss=np.array(prev_loss))
+        return orig_loss
+
+
+class CoordinateDescent(_ClosureMethod):
+    """Coordinate descent: minimize the loss along one coordinate axis at a time.
+
+    One step() sweeps every coordinate i once (order 'cyclic': 0, 1, ..., n−1; 'random': a fresh
+    permutation each sweep), each time solving the one-dimensional problem
+        α* = argmin_α L(θ + α·e_i)          bracketed by a golden-ratio walk from
+                                            α = ±initial_step·max(1, |θ_i|), then located by
+                                            Brent's method ('brent') or golden-section search
+                                            ('golden') to relative precision tol
+        θ_i = θ_i + η·α*
+    with η = learning_rate (1: exact minimization; < 1 under-relaxes). It uses only loss values
+    (the closure's gradient is ignored), so it suits losses whose coordinates are cheap to
+    probe; on a strictly convex quadratic it converges (Gauss-Seidel), slowly when
+    coordinates are strongly coupled. 'random' draws from seed (None: a seed drawn once and
+    kept in the state, so a resumed run draws the same orders).
+    Reference: Wright, "Coordinate descent algorithms", Math. Programming 2015; Brent,
+    "Algorithms for Minimization without Derivatives", 1973, ch. 5.
+    """
+
+    def __init__(self, learning_rate=1.0, order="cyclic", line_search="brent", tol=1.5e-8, initial_step=0.1,
+                 seed=None, **kwargs):
+        owner = type(self).__name__
+        self.order = check_choice(owner, "order", order, ("cyclic", "random"))
+        self.line_search = check_choice(owner, "line_search", line_search, ("brent", "golden"))
+        self.tol = check_positive(owner, "tol", tol)
+        self.initial_step = check_positive(owner, "initial_step", initial_step)
+        self.seed = None if seed is None else check_int(owner, "seed", seed, 0)
+        super().__init__(learning_rate, **kwargs)
+
+    def _order(self, n):
+        if self.order == "cyclic":
+            return range(n)
+        if "seed" not in self._globals:
+            seed = self.seed if self.seed is not None else int(backend.rng().integers(2**63))
+            self._globals["seed"] = np.array(seed, dtype=np.int64)
+        rng = np.random.default_rng([int(self._globals["seed"]), self.iterations])
+        return rng.permutation(n)
+
+    def _closure_step(self, problem, lr):
+        x = problem.get()
+        loss, _ = problem(x)
+        fx = loss
+        search = _ls.brent if self.line_search == "brent" else _ls.golden
+        for i in self._order(x.size):
+            xi = x[i]
+
+            def phi(a, i=i, xi=xi):
+                x[i] = xi + a
+                return problem(x)[0]
+
+            h = self.initial_step * max(1.0, abs(xi))
+            a, b, c, fa, fb, fc, _ = _ls.bracket(phi, 0.0, h, fa=fx)
+            alpha, f_alpha, _ = search(phi, a, b, c, fb, tol=self.tol, abs_tol=self.tol * max(1.0, abs(xi)))
+            if f_alpha > fx:                                # never worse than staying
+                alpha, f_alpha = 0.0, fx
+            x[i] = xi + lr * alpha                          # θ_i = θ_i + η·α*
+            fx = f_alpha if lr == 1.0 else problem(x)[0]
+        problem.set(x)
+        return loss
+
