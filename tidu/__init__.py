@@ -7,3 +7,6 @@ from tidu.backend import floatx, set_floatx, set_backend
 from tidu.autograd import Function, Parameter, Tensor, enable_grad, gradcheck, no_grad
 from tidu.errors import GradcheckError, ModelFileError, NotBuiltError, ShapeError
 from tidu import functional
+from tidu import (activations, callbacks, data, datasets, initializers, layers, losses, metrics,
+                  models, optimizers, regularizers, utils)
+from tidu.models.gradcheck import gradcheck_model

@@ -1,0 +1,350 @@
+"""Metrics with Keras' names: stateful objects whose epoch value is an exact sample average.
+
+    m = get("categorical_accuracy")
+    m.update_state(y_true, y_pred)          # once per batch (NumPy arrays or Tensors)
+    m.result()                              # Σ wᵢ·vᵢ / Σ wᵢ over every sample seen so far
+    m.reset_state()                         # at the start of an epoch
+
+The value of one sample (a = y_pred, y = y_true):
+
+    categorical_accuracy            [argmax a = argmax y]
+    sparse_categorical_accuracy     [argmax a = label]
+    binary_accuracy                 mean_j [(a_j > threshold) = y_j]        (threshold 0.5)
+    top_k_categorical_accuracy      [argmax y among the k largest a_j]      (k = 5)
+    mse / mae                       mean_j (a_j − y_j)²,  mean_j |a_j − y_j|
+
+'accuracy' / 'acc' pick one of the first three as Keras does: from the loss when it says
+(binary / categorical / sparse cross-entropy), else from the shapes (one output unit: binary;
+integer labels: sparse; one-hot targets: categorical). A loss name (e.g. 'categorical_crossentropy')
+is also a metric: the sample-weighted average of the batch losses.
+"""
+import difflib
+
+import numpy as np
+
+from tidu import backend
+from tidu.autograd import Tensor, no_grad
+
+__all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
+           "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
+           "MeanSquaredError", "MeanAbsoluteError", "LossMetric",
+           "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+           "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+           "mean_squared_error", "mean_absolute_error", "mse", "mae", "get", "serialize", "deserialize"]
+
+
+def _np(x):
+    if isinstance(x, Tensor):
+        x = x.data
+    return backend.to_numpy(x)
+
+
+def _labels(y_true, n):
+    y = _np(y_true)
+    return y.reshape(n) if y.ndim > 1 else y
+
+
+# --- per-sample functions (NumPy in, NumPy (N,) out) ----------------------------------------
+def accuracy(y_true, y_pred):
+    """[y_pred = y_true], averaged over the last axis when there is one beyond the batch."""
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    eq = (y_true == y_pred).astype(np.float32)
+    return eq.mean(axis=tuple(range(1, eq.ndim))) if eq.ndim > 1 else eq
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """mean_j [(a_j > threshold) = y_j]."""
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    eq = ((y_pred > threshold) == (y_true > 0.5)).astype(np.float32)
+    return eq.mean(axis=tuple(range(1, eq.ndim))) if eq.ndim > 1 else eq
+
+
+def categorical_accuracy(y_true, y_pred):
+    """[argmax a = argmax y] for one-hot targets."""
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    return (y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)).astype(np.float32)
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    """[argmax a = label] for integer labels of shape (N,) or (N, 1)."""
+    y_pred = _np(y_pred)
+    labels = _labels(y_true, y_pred.shape[0])
+    return (labels == y_pred.argmax(axis=-1)).astype(np.float32)
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """[the target class is among the k largest predictions] for one-hot targets."""
+    return sparse_top_k_categorical_accuracy(_np(y_true).argmax(axis=-1), y_pred, k)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """[the label is among the k largest predictions] for integer labels."""
+    y_pred = _np(y_pred)
+    labels = _labels(y_true, y_pred.shape[0]).astype(np.int64)
+    k = min(k, y_pred.shape[-1])
+    # count the classes scoring strictly higher than the target: fewer than k means top-k
+    target_score = np.take_along_axis(y_pred, labels[:, None], axis=-1)
+    return ((y_pred > target_score).sum(axis=-1) < k).astype(np.float32)
+
+
+def mean_squared_error(y_true, y_pred):
+    """mean_j (a_j − y_j)²."""
+    d = _np(y_pred) - _np(y_true)
+    d = d * d
+    return d.mean(axis=tuple(range(1, d.ndim))) if d.ndim > 1 else d
+
+
+def mean_absolute_error(y_true, y_pred):
+    """mean_j |a_j − y_j|."""
+    d = np.abs(_np(y_pred) - _np(y_true))
+    return d.mean(axis=tuple(range(1, d.ndim))) if d.ndim > 1 else d
+
+
+mse, mae = mean_squared_error, mean_absolute_error
+
+
+# --- stateful metrics ----------------------------------------------------------------------
+class Metric:
+    """Base class: accumulate with update_state, read with result, clear with reset_state."""
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or type(self).__name__.lower()
+        self.dtype = dtype
+        self.reset_state()
+
+    def update_state(self, y_true, y_pred, sample_weight=None):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define update_state (abstract)")
+
+    def result(self):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define result (abstract)")
+
+    def reset_state(self):
+        pass
+
+    reset_states = reset_state  # Keras 2 spelling
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Update with one batch and return the running result."""
+        self.update_state(y_true, y_pred, sample_weight)
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given: Σ wᵢ·vᵢ / Σ wᵢ, accumulated in float64."""
+
+    def reset_state(self):
+        self.total, self.count = 0.0, 0.0
+
+    def update_state(self, values, sample_weight=None):
+        v = _np(values).astype(np.float64, copy=False)
+        if sample_weight is None:
+            self.total += float(v.sum())
+            self.count += float(v.size)
+        else:
+            w = np.broadcast_to(_np(sample_weight).astype(np.float64).reshape(
+                (-1,) + (1,) * (v.ndim - 1)), v.shape)
+            self.total += float((v * w).sum())
+            self.count += float(w.sum())
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+
+class MeanMetricWrapper(Mean):
+    """The sample average of `fn(y_true, y_pred, **kwargs)`, a per-sample function."""
+
+    def __init__(self, fn, name=None, dtype=None, **kwargs):
+        self.fn, self.kwargs = fn, kwargs
+        super().__init__(name=name or fn.__name__, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(self.fn(y_true, y_pred, **self.kwargs), sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, **self.kwargs}
+
+
+class Accuracy(MeanMetricWrapper):
+    """How often predictions equal targets exactly (Keras' `Accuracy`)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(accuracy, name, dtype)
+
+
+class BinaryAccuracy(MeanMetricWrapper):
+    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+        super().__init__(binary_accuracy, name, dtype, threshold=threshold)
+
+
+class CategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, name="categorical_accuracy", dtype=None):
+        super().__init__(categorical_accuracy, name, dtype)
+
+
+class SparseCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+        super().__init__(sparse_categorical_accuracy, name, dtype)
+
+
+class TopKCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+        super().__init__(top_k_categorical_accuracy, name, dtype, k=k)
+
+
+class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
+        super().__init__(sparse_top_k_categorical_accuracy, name, dtype, k=k)
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_error", dtype=None):
+        super().__init__(mean_squared_error, name, dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(mean_absolute_error, name, dtype)
+
+
+class LossMetric(Mean):
+    """A loss used as a metric: the sample-weighted average of its batch values."""
+
+    def __init__(self, loss, name=None, dtype=None):
+        from tidu import losses
+        self.loss = losses.get(loss)
+        super().__init__(name=name or self.loss.name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        with no_grad():
+            value = float(self.loss(y_true, Tensor(_np(y_pred)), sample_weight).data)
+        n = len(_np(y_pred))
+        self.total += value * n
+        self.count += n
+
+    def get_config(self):
+        from tidu import losses
+        return {"name": self.name, "loss": losses.serialize(self.loss)}
+
+
+class AutoAccuracy(MeanMetricWrapper):
+    """'accuracy' / 'acc': binary, categorical or sparse categorical accuracy, chosen as Keras
+    does: from the loss when given, else on the first batch from the shapes."""
+
+    def __init__(self, name="accuracy", dtype=None, loss=None):
+        self.loss_hint = None
+        if loss is not None:
+            from tidu import losses
+            kind = type(losses.get(loss)).__name__
+            self.loss_hint = {"BinaryCrossentropy": binary_accuracy,
+                              "CategoricalCrossentropy": categorical_accuracy,
+                              "SparseCategoricalCrossentropy": sparse_categorical_accuracy}.get(kind)
+        super().__init__(self.loss_hint or self._pick, name, dtype)
+
+    def _pick(self, y_true, y_pred):
+        y_true, y_pred = _np(y_true), _np(y_pred)
+        if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
+            self.fn = binary_accuracy
+        elif y_true.ndim < y_pred.ndim or (y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1):
+            self.fn = sparse_categorical_accuracy
+        else:
+            self.fn = categorical_accuracy
+        return self.fn(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+_CLASSES = {cls.__name__: cls for cls in (
+    Mean, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError)}
+_NAMES = {
+    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+}
+_FUNCTIONS = {binary_accuracy: BinaryAccuracy, categorical_accuracy: CategoricalAccuracy,
+              sparse_categorical_accuracy: SparseCategoricalAccuracy,
+              top_k_categorical_accuracy: TopKCategoricalAccuracy,
+              sparse_top_k_categorical_accuracy: SparseTopKCategoricalAccuracy,
+              mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError}
+_LOSS_NAMES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+               "huber", "quadratic_cost")
+
+
+def _allowed():
+    return sorted({"accuracy", "acc", *_NAMES, *_CLASSES, *_LOSS_NAMES})
+
+
+def get(identifier, loss=None):
+    """A Metric from a name, a config dict, a Metric, a Metric class or a per-sample function
+    `fn(y_true, y_pred)`. 'accuracy'/'acc' become AutoAccuracy (see the module docstring);
+    `loss` (the compiled loss) lets it choose at once. Name as given is the log key
+    ('acc' logs as 'acc'). Unknown names raise ValueError listing the allowed ones."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier in ("accuracy", "acc"):
+            return AutoAccuracy(name=identifier, loss=loss)
+        cls = _CLASSES.get(identifier) or _NAMES.get(identifier.lower())
+        if cls is not None:
+            m = cls()
+            if identifier in _NAMES:
+                m.name = identifier
+            return m
+        if identifier.lower() in _LOSS_NAMES:
+            return LossMetric(identifier.lower(), name=identifier)
+        close = difflib.get_close_matches(identifier, _allowed(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown metric {identifier!r}{hint} Allowed: {', '.join(_allowed())}")
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if callable(identifier):
+        cls = _FUNCTIONS.get(identifier)
+        return cls() if cls is not None else MeanMetricWrapper(identifier)
+    raise TypeError(f"metrics.get: expected a metric name, config dict, Metric or function, "
+                    f"got {type(identifier).__name__}: {identifier!r}")
+
+
+def serialize(metric):
+    """A JSON-able description: the name for 'accuracy'-style and named metrics, else
+    {'class_name': ..., 'config': {...}}."""
+    if isinstance(metric, str):
+        return metric
+    if isinstance(metric, AutoAccuracy):
+        return metric.name
+    if isinstance(metric, LossMetric):
+        return metric.name if metric.name in _LOSS_NAMES else metric.get_config()["loss"]["class_name"]
+    if type(metric).__name__ in _CLASSES:
+        return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    raise ValueError(f"metrics.serialize: {metric!r} is a custom metric; only built-in metrics "
+                     f"can be written to a model file")
+
+
+def deserialize(config, custom_objects=None, loss=None):
+    if isinstance(config, str):
+        return get(config, loss=loss)
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"metrics.deserialize: expected a name or {{'class_name': ..., "
+                         f"'config': {{...}}}}, got {config!r}")
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _CLASSES.get(name)
+    if cls is None:
+        close = difflib.get_close_matches(str(name), _allowed(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown metric {name!r}{hint} Allowed: {', '.join(_allowed())}")
+    return cls.from_config(dict(config.get("config") or {}))
