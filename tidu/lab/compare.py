@@ -69,7 +69,11 @@ def compare(optimizers, task="mnist-mlp", epochs=1, batch_size=128, out=None, su
         if opt.requires_closure:
             raise ValueError(f"compare: {type(opt).__name__} needs step(closure) over the full batch; "
                              f"compare trains with mini-batches (use the lab's functions for it)")
-        resolved.append((spec if isinstance(spec, str) else type(opt).__name__, opt))
+        label = spec if isinstance(spec, str) else type(opt).__name__
+        taken = [lb for lb, _ in resolved]
+        if label in taken:
+            label = f"{label}#{taken.count(label) + sum(lb.startswith(label + '#') for lb in taken) + 1}"
+        resolved.append((label, opt))
     xtr, ytr, xte, yte = data if data is not None else load_task_data(subset)
     model = build_task_model(task)
     initial = model.get_weights()
