@@ -1,0 +1,50 @@
+"""The rules-by-workers comparison and its command line, on the MNIST subset shipped with tidu."""
+import argparse
+
+import pytest
+
+from tidu.distributed.cli import add_distributed_subcommand
+from tidu.distributed.experiment import compare, format_table
+
+
+def test_compare_table_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "dist.png"
+    rows = compare(task="mnist-mlp-small", workers=(1, 3), rules=("sgd", "asgd", "dcasgd", "downpour"),
+                   updates=40, eval_every=20, learning_rate=0.3, seed=0, out=str(out), verbose=0)
+    assert [(r["rule"], r["M"]) for r in rows] == [
+        ("SyncSGD", 1), ("ASGD", 1), ("DC-ASGD-a", 1), ("Downpour", 1),
+        ("SyncSGD", 3), ("ASGD", 3), ("DC-ASGD-a", 3), ("Downpour", 3)]
+    one = [r for r in rows if r["M"] == 1 and r["rule"] != "Downpour"]
+    assert len({(r["test_accuracy"], r["test_loss"]) for r in one}) == 1   # all sequential SGD
+    assert all(r["updates"] == 40 and 0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
+    assert all(r["test_accuracy"] > 0.5 for r in rows)  # 40 updates lift it well above chance
+    assert [r["mean_staleness"] > 0 for r in rows if r["M"] == 3] == [False, True, True, True]
+    assert out.stat().st_size > 0
+    assert "| DC-ASGD-a | 3 |" in format_table(rows)
+
+
+def test_cli_subcommand(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="tidu")
+    add_distributed_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["distributed", "--task", "mnist-mlp-small", "--workers", "2",
+                              "--rules", "asgd,dcasgd-c", "--updates", "10", "--out", ""])
+    assert args.workers == (2,) and args.rules == ("asgd", "dcasgd-c")
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "| ASGD | 2 |" in printed and "| DC-ASGD-c | 2 |" in printed
+    with pytest.raises(SystemExit):
+        parser.parse_args(["distributed", "--workers", "0,4"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(workers=(0,)), "worker counts"),
+    (dict(rules=("adam",)), "unknown rule"),
+    (dict(task="cifar"), "unknown task"),
+    (dict(updates=0), "updates"),
+])
+def test_compare_refuses_bad_input(kwargs, match):
+    settings = dict(task="mnist-mlp-small", workers=(1,), rules=("sgd",), updates=5, out=None, verbose=0)
+    settings.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        compare(**settings)

@@ -1,0 +1,275 @@
+"""Parameter-server update rules: what the server does with a gradient a worker pushes.
+
+Notation (the notes' and Zheng et al.'s): w is the server's weight vector, version t the
+number of updates applied so far, η the learning rate, M the number of workers. A worker m
+pulls w at version t − τ, computes a mini-batch gradient g = ∇L(w_{t−τ}) on it and pushes g;
+by the time the server applies it, τ other updates have happened: τ is the gradient's
+staleness ("delay").
+
+    SyncSGD    w ← w − η · (1/|S|) Σ_{m∈S} g_m(w)        all workers on the same w, τ = 0
+    ASGD       w ← w − η · g(w_{t−τ})                     applied at once, whatever τ
+    DCASGD     w ← w − η · (g + λ · g ⊙ g ⊙ (w − w_bak(m)))     first-order delay compensation
+    Downpour   w ← w − η · g / (ε + √(Σ g²))  per shard       AdaGrad server, local worker steps
+
+A rule holds only the math, on flat float32 slices of the weight vector (one slice per server
+shard, all rules here are element-wise, so a shard updates its slice on its own). The backends
+(simulated, ray) own the workers, the schedule, staleness bookkeeping and checkpoints:
+
+    state = rule.init_state(w, num_workers)   arrays the server keeps (saved in checkpoints)
+    rule.pulled(state, m, w)                  worker m just copied w (DC-ASGD keeps a backup)
+    rule.apply(state, w, g, m, tmp)           w updated in place with worker m's push g
+
+`tmp` is scratch space of shape (2, len(w)), so an update allocates nothing.
+"""
+import numpy as np
+
+__all__ = ["Rule", "SyncSGD", "ASGD", "DCASGD", "Downpour", "get"]
+
+
+def _positive(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}: expected {name} to be a positive number, got {name}={value!r}")
+    return float(value)
+
+
+def _count(owner, name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{owner}: expected {name} to be an int >= {minimum}, got {name}={value!r}")
+    return int(value)
+
+
+class Rule:
+    """Base class: validates the learning rate; subclasses define the update.
+
+    `synchronous` rules are applied once per round to the mean of the workers' gradients;
+    the others once per push. `n_fetch`/`n_push` say how often a worker pulls and pushes
+    (every step for all rules but Downpour); `local_steps` whether a worker updates its own
+    copy between pulls.
+    """
+
+    name = None
+    synchronous = False
+    n_fetch = 1
+    n_push = 1
+    local_steps = False
+
+    def __init__(self, learning_rate=0.01):
+        self.learning_rate = _positive(type(self).__name__, "learning_rate", learning_rate)
+
+    def init_state(self, w, num_workers):
+        return {}
+
+    def pulled(self, state, m, w):
+        """Worker m has just copied the server's w (its next gradient is computed on it)."""
+
+    def apply(self, state, w, g, m, tmp):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define apply (abstract)")
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class ASGD(Rule):
+    """Asynchronous SGD: the server applies each pushed gradient at once.
+
+        w_{t+1} = w_t − η · g(w_{t−τ})
+
+    where g(w_{t−τ}) was computed on the weights the worker pulled τ updates ago (Dean et
+    al. 2012's Downpour without AdaGrad; Recht et al.'s Hogwild! on a server). The delay τ
+    grows with the number of workers, and with it the error of using a stale gradient.
+    """
+
+    name = "asgd"
+
+    def apply(self, state, w, g, m, tmp):
+        step = np.multiply(g, self.learning_rate, out=tmp[0])   # η g
+        w -= step
+
+
+class SyncSGD(Rule):
+    """Synchronous SGD: wait for the workers, average their gradients, update, broadcast.
+
+        w_{t+1} = w_t − η · (1/|S_t|) Σ_{m∈S_t} g_m(w_t)
+
+    Every worker computes its gradient on the same w_t, so there is no staleness; a round
+    takes as long as the slowest worker in S_t. With `backup_workers=b` (Chen et al. 2016,
+    "Revisiting Distributed Synchronous SGD") S_t is the first M − b workers to finish and
+    the stragglers' gradients are dropped. The backend averages; `apply` gets the mean.
+    """
+
+    name = "sync"
+    synchronous = True
+
+    def __init__(self, learning_rate=0.01, backup_workers=0):
+        super().__init__(learning_rate)
+        self.backup_workers = _count("SyncSGD", "backup_workers", backup_workers, 0)
+
+    def apply(self, state, w, g, m, tmp):
+        step = np.multiply(g, self.learning_rate, out=tmp[0])   # η g
+        w -= step
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "backup_workers": self.backup_workers}
+
+
+class DCASGD(Rule):
+    """ASGD with delay compensation (Zheng et al., "Asynchronous Stochastic Gradient Descent
+    with Delay Compensation", ICML 2017).
+
+    The gradient the server should use is g(w_t), the one it gets is g(w_bak), computed on
+    the copy w_bak(m) that worker m pulled. A first-order Taylor expansion,
+
+        g(w_t) ≈ g(w_bak) + H(w_bak) · (w_t − w_bak),
+
+    with the Hessian approximated by the outer product of gradients (an unbiased estimate of
+    it for the log-likelihood loss, via the Fisher information) kept to its diagonal and
+    scaled by λ, H ≈ λ · diag(g ⊙ g), gives the update
+
+        w_{t+1} = w_t − η · (g + λ · g ⊙ g ⊙ (w_t − w_bak(m))).
+
+    The server keeps one backup per worker: on every pull of worker m, w_bak(m) ← w_t (with
+    M workers it holds M + 1 copies of the weights, as the notes say).
+
+    variant='constant' (DC-ASGD-c): λ = lam (0.04).
+    variant='adaptive' (DC-ASGD-a): λ varies per weight with the gradient's magnitude,
+
+        MeanSquare_t = m · MeanSquare_{t−1} + (1 − m) · g ⊙ g      (m = ms_decay, 0.95)
+        λ_t = λ0 / (√MeanSquare_t + ε)                                (λ0 = lambda0, 2.0)
+
+    one MeanSquare on the server, updated with every pushed gradient before it is used;
+    ε (not in the paper) only guards against 0/0 where a gradient has always been 0. The
+    defaults (λ = 0.04, λ0 = 2, m = 0.95) are those of the paper's experiments.
+
+    MXNet's `mx.optimizer.DCASGD` keeps one previous weight per parameter on the server,
+    overwritten at every update, so its w_t − w_prev is the change of the last update, not the
+    drift since this worker pulled: it compensates a delay of one step whatever the real τ.
+    Here the backup is the worker's own pulled copy, as in the paper's parameter-server algorithm.
+    """
+
+    name = "dcasgd"
+
+    def __init__(self, learning_rate=0.01, variant="adaptive", lam=0.04, lambda0=2.0,
+                 ms_decay=0.95, epsilon=1e-7):
+        super().__init__(learning_rate)
+        if variant not in ("adaptive", "constant"):
+            raise ValueError(f"DCASGD: expected variant 'adaptive' or 'constant', got {variant!r}")
+        for name, value in (("lam", lam), ("lambda0", lambda0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value >= 0:
+                raise ValueError(f"DCASGD: expected {name} >= 0, got {name}={value!r}")
+        if not isinstance(ms_decay, (int, float, np.floating)) or not 0.0 <= ms_decay < 1.0:
+            raise ValueError(f"DCASGD: expected 0 <= ms_decay < 1, got ms_decay={ms_decay!r}")
+        self.variant = variant
+        self.lam, self.lambda0 = float(lam), float(lambda0)
+        self.ms_decay = float(ms_decay)
+        self.epsilon = _positive("DCASGD", "epsilon", epsilon)
+
+    def init_state(self, w, num_workers):
+        state = {f"backup/{m}": w.copy() for m in range(num_workers)}
+        if self.variant == "adaptive":
+            state["mean_square"] = np.zeros_like(w)
+        return state
+
+    def pulled(self, state, m, w):
+        np.copyto(state[f"backup/{m}"], w)                    # w_bak(m) ← w_t
+
+    def apply(self, state, w, g, m, tmp):
+        w_bak, c, g2 = state[f"backup/{m}"], tmp[0], tmp[1]
+        np.multiply(g, g, out=g2)                             # g ⊙ g
+        np.subtract(w, w_bak, out=c)                          # w_t − w_bak(m)
+        c *= g2                                               # g ⊙ g ⊙ (w_t − w_bak(m))
+        if self.variant == "constant":
+            c *= self.lam                                     # · λ
+        else:
+            ms, decay = state["mean_square"], self.ms_decay
+            ms *= decay
+            g2 *= 1.0 - decay
+            ms += g2                                          # MeanSquare_t
+            root = np.sqrt(ms, out=g2)
+            root += self.epsilon
+            c *= self.lambda0
+            c /= root                                         # · λ0 / (√MeanSquare_t + ε)
+        c += g                                                # g + λ g ⊙ g ⊙ (w_t − w_bak(m))
+        c *= self.learning_rate
+        w -= c                                                # w_{t+1}
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "variant": self.variant, "lam": self.lam,
+                "lambda0": self.lambda0, "ms_decay": self.ms_decay, "epsilon": self.epsilon}
+
+
+class Downpour(Rule):
+    """Downpour SGD (Dean et al., "Large Scale Distributed Deep Networks", NIPS 2012).
+
+    Each worker (model replica) keeps its own copy w' of the weights and runs, step after step,
+
+        every n_fetch steps, before the step:   w' ← w                (fetch from the server)
+        g = ∇L(w'; next mini-batch);  Δ ← Δ + g;  w' ← w' − η · g    (a local SGD step)
+        every n_push steps, after the step:      push Δ;  Δ ← 0
+
+    and the server, split into `num_shards` shards that update their part independently,
+    applies AdaGrad per weight (the notes' form, ε outside the root):
+
+        G ← G + Δ ⊙ Δ,     w ← w − η · Δ / (ε + √G)          server='adagrad'
+        w ← w − η · Δ                                         server='sgd'
+
+    AdaGrad's step shrinks as G grows, which also damps the harm of stale pushes. With
+    n_fetch = n_push = 1 and server='sgd' this is ASGD. Dean et al.'s pseudo-code pushes when
+    step mod n_push == 0 (after the very first step too); here every push carries n_push
+    gradients.
+    """
+
+    name = "downpour"
+    local_steps = True
+
+    def __init__(self, learning_rate=0.01, n_fetch=1, n_push=1, server="adagrad", epsilon=1e-7):
+        super().__init__(learning_rate)
+        self.n_fetch = _count("Downpour", "n_fetch", n_fetch, 1)
+        self.n_push = _count("Downpour", "n_push", n_push, 1)
+        if server not in ("adagrad", "sgd"):
+            raise ValueError(f"Downpour: expected server 'adagrad' or 'sgd', got {server!r}")
+        self.server = server
+        self.epsilon = _positive("Downpour", "epsilon", epsilon)
+        self.local_steps = self.n_fetch > 1   # with a fetch before every step, w' is replaced anyway
+
+    def init_state(self, w, num_workers):
+        return {"accumulator": np.zeros_like(w)} if self.server == "adagrad" else {}
+
+    def apply(self, state, w, g, m, tmp):
+        step = tmp[0]
+        if self.server == "sgd":
+            np.multiply(g, self.learning_rate, out=step)      # η Δ
+        else:
+            G = state["accumulator"]
+            np.multiply(g, g, out=step)
+            G += step                                         # G ← G + Δ ⊙ Δ
+            np.sqrt(G, out=step)
+            step += self.epsilon                              # ε + √G
+            np.divide(g, step, out=step)
+            step *= self.learning_rate                        # η Δ / (ε + √G)
+        w -= step
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "n_fetch": self.n_fetch, "n_push": self.n_push,
+                "server": self.server, "epsilon": self.epsilon}
+
+
+_NAMES = {"sgd": SyncSGD, "sync": SyncSGD, "syncsgd": SyncSGD, "asgd": ASGD,
+          "dcasgd": DCASGD, "dc-asgd": DCASGD, "downpour": Downpour}
+
+
+def get(rule):
+    """A Rule from a Rule instance or a name: 'sgd'/'sync', 'asgd', 'dcasgd', 'downpour'."""
+    if isinstance(rule, Rule):
+        return rule
+    if isinstance(rule, str):
+        cls = _NAMES.get(rule.lower())
+        if cls is None:
+            raise ValueError(f"tidu.distributed: unknown rule {rule!r}; expected one of "
+                             f"'sgd', 'sync', 'asgd', 'dcasgd', 'downpour' or a Rule instance")
+        return cls()
+    raise TypeError(f"tidu.distributed: expected a rule name or a Rule instance, got {type(rule).__name__}")
