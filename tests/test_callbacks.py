@@ -190,7 +190,8 @@ def test_model_checkpoint_save_best_only_and_weights_only(data, tmp_path):
     other = make_model()
     other.load_weights(path)
     assert same(other.get_weights(), script.weights[3])
-    assert saved[2] == saved[1]  # epoch 2 did not improve: not rewritten
+    # ModelCheckpoint runs after the other callbacks: Watch sees the file of the epoch before
+    assert saved[3] == saved[2]  # epoch 2 did not improve: not rewritten
 
 
 def test_model_checkpoint_every_n_batches(data, tmp_path):
@@ -239,3 +240,111 @@ def test_progress_line_pieces():
     line = final_line(469, 469, 2.1, {"loss": 0.25244, "accuracy": 0.92731})
     assert line == "469/469 [==============================] - 2s 4ms/step - loss: 0.2524 - accuracy: 0.9273"
     assert final_line(5, 5, 0.001, {"loss": 1e-5}, verbose=2) == "5/5 - 0s - 200us/step - loss: 1.0000e-05"
+
+
+# --- numerical guards ----------------------------------------------------------------------------
+class WeightsAtBatchBegin(callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights, self.iterations = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append(self.model.get_weights())
+        self.iterations.append(self.model.optimizer.iterations)
+
+
+def diverging(rng, lr=1e18):
+    x = rng.standard_normal((64, 4)).astype(np.float32) * 10
+    y = (x @ np.array([1.0, -2.0, 3.0, 0.5]))[:, None].astype(np.float32)
+    model = models.Sequential([layers.Dense(8, input_shape=(4,)), layers.Dense(1)])
+    model.compile(SGD(lr, momentum=0.9), "mse")
+    return model, x, y
+
+
+def test_terminate_on_nan_restores_the_last_good_weights_and_optimizer_state(rng, capsys):
+    model, x, y = diverging(rng)
+    seen = WeightsAtBatchBegin()
+    guard = callbacks.TerminateOnNaN(restore_best_weights=True)
+    with np.errstate(all="ignore"):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[seen, guard])
+    assert model.stop_training and guard.terminated_batch is not None
+    assert "Invalid loss" in capsys.readouterr().out
+    # back to the weights from before the step whose loss was not finite, and finite
+    assert same(model.get_weights(), seen.weights[-1])
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert model.optimizer.iterations == seen.iterations[-1]
+    state = model.optimizer.state_dict()
+    assert all(np.isfinite(v).all() for v in state.values())
+
+
+def test_terminate_on_nan_without_restore_keeps_the_broken_weights(rng):
+    model, x, y = diverging(rng)
+    with np.errstate(all="ignore"):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[callbacks.TerminateOnNaN()])
+    assert not all(np.isfinite(w).all() for w in model.get_weights())
+    with pytest.raises(TypeError, match="restore_best_weights to be True or False, got 'yes'"):
+        callbacks.TerminateOnNaN(restore_best_weights="yes")
+
+
+def test_loss_explosion_restores_the_best_epoch_weights_and_optimizer_state(rng):
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 3.0, 0.5]))[:, None].astype(np.float32)
+    model = models.Sequential([layers.Dense(8, input_shape=(4,)), layers.Dense(1)])
+    model.compile(SGD(0.01), "mse")
+    ends = []
+
+    class Boost(callbacks.Callback):  # well-behaved for 3 epochs, then a learning rate far too high
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append((logs["loss"], model.get_weights(), model.optimizer.iterations))
+            if epoch == 2:
+                model.optimizer.learning_rate = 50.0
+    boom = callbacks.LossExplosion(factor=3.0, restore_best_weights=True, verbose=0)
+    with np.errstate(all="ignore"):
+        model.fit(x, y, epochs=10, batch_size=8, verbose=0, callbacks=[Boost(), boom])
+    assert boom.exploded
+    best = min(range(len(ends)), key=lambda i: ends[i][0])
+    assert same(model.get_weights(), ends[best][1])
+    assert model.optimizer.iterations == ends[best][2]
+
+
+STABILITY = [  # last layer, loss, targets: each must give a finite loss and finite gradients
+    ("softmax", "categorical_crossentropy", "one-hot"),
+    ("softmax", "sparse_categorical_crossentropy", "labels"),
+    ("sigmoid", "binary_crossentropy", "binary"),
+    ("linear", "cce_from_logits", "one-hot"),
+    ("linear", "sparse_from_logits", "labels"),
+    ("linear", "bce_from_logits", "binary"),
+    ("Activation(softmax)", "categorical_crossentropy", "one-hot"),
+    ("Softmax layer", "categorical_crossentropy", "one-hot"),
+    ("softmax", "kl_divergence", "one-hot"),
+    ("sigmoid", "mse", "binary"),
+]
+
+
+@pytest.mark.parametrize("last, loss, targets", STABILITY)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_logits_of_1e4_give_a_finite_loss_and_finite_gradients(last, loss, targets, sign):
+    from tidu import losses as L
+    loss = {"cce_from_logits": L.CategoricalCrossentropy(from_logits=True),
+            "sparse_from_logits": L.SparseCategoricalCrossentropy(from_logits=True),
+            "bce_from_logits": L.BinaryCrossentropy(from_logits=True)}.get(loss, loss)
+    dense = layers.Dense(3, activation=last if last in ("softmax", "sigmoid", "linear") else None,
+                         input_shape=(2,))
+    stack = [dense]
+    if last == "Activation(softmax)":
+        stack.append(layers.Activation("softmax"))
+    elif last == "Softmax layer":
+        stack.append(layers.Softmax())
+    model = models.Sequential(stack)
+    model.compile(SGD(1e-9), loss)
+    # logits ±1e4 and ∓1e4 (and ±5e3) side by side: every exp overflows unless it is stabilized
+    dense.kernel.data[...] = sign * np.array([[5e3, -5e3, 2.5e3], [5e3, -5e3, -2.5e3]], np.float32)
+    x = np.ones((4, 2), np.float32)
+    y = {"one-hot": np.eye(3, dtype=np.float32)[[0, 1, 2, 1]], "labels": np.array([0, 1, 2, 1]),
+         "binary": np.array([[1, 0, 1]] * 4, np.float32)}[targets]
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        value, grads = model.compute_loss_and_grads(x, y)
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)  # a whole fit step
+    assert np.isfinite(value) and all(np.isfinite(g).all() for g in grads)
+    assert np.isfinite(model.history.history["loss"][0])
+    assert all(np.isfinite(w).all() for w in model.get_weights())

@@ -169,11 +169,14 @@ def test_not_a_model_file(tmp_path):
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c["model"]["config"]["layers"][0].update(class_name="os.system"), "unknown layer class 'os.system'"),
     (lambda c: c["model"].update(class_name="Functional"), "expected a model of class Sequential or Model"),
-    (lambda c: c["model"]["config"]["layers"][0]["config"].update(units=-3), "cannot be built.*units"),
+    (lambda c: c["model"]["config"]["layers"][0]["config"].update(units=-3),
+     "expected 'units' to be an int >= 1, got -3"),
     (lambda c: c["model"]["config"]["layers"][0]["config"].update(evil="__import__('os')"),
      r"unknown argument\(s\) \['evil'\]"),
     (lambda c: c["model"]["config"]["layers"][0]["config"].update(activation="relux"), "cannot be built.*relux"),
     (lambda c: c["model"]["config"]["layers"][0]["config"].update(name=7), "name"),
+    (lambda c: c["model"]["config"]["layers"][0]["config"].update(kernel_initializer="glorot"),
+     "kernel_initializer cannot be used.*glorot"),
     (lambda c: c.update(format="pickle"), "expected format 'tidu.model'"),
     (lambda c: c["compile"]["optimizer"].update(class_name="Adamm"), "compile section.*Adamm"),
     (lambda c: c["training"].update(rng={"bit_generator": "MT19937"}), "PCG64"),
@@ -237,10 +240,109 @@ def test_optimizer_state_that_does_not_fit(saved):
 
 def test_a_tampered_huge_layer_is_refused_before_filling_memory(saved):
     edit_config(saved, lambda c: c["model"]["config"]["layers"][0]["config"].update(units=10_000_000))
-    with pytest.raises(ModelFileError, match=r"expects \(6, 10000000\)"):
+    with pytest.raises(ModelFileError, match=r"asks for a weight of shape \(6, 10000000\)"):
         models.load_model(saved)
 
 
 def test_loaded_layers_keep_their_initializers(saved, trained):
     loaded = models.load_model(saved)
     assert loaded.layers[0].get_config()["kernel_initializer"] == trained.layers[0].get_config()["kernel_initializer"]
+
+
+# --- more of the schema, the container and the state ------------------------------------------
+@pytest.mark.parametrize("key, value, message", [
+    ("use_bias", "yes", r"expected 'use_bias' to be true or false, got 'yes'"),
+    ("units", 2.0, r"expected 'units' to be an int >= 1, got 2.0"),
+    ("units", 2**40, r"expected 'units' to be an int >= 1, got 1099511627776"),
+    ("activation", {"class_name": "os.system"}, r"expected 'activation' to be null or an activation name"),
+    ("kernel_initializer", ["zeros"], r"expected 'kernel_initializer' to be a name or \{class_name, config\}"),
+    ("kernel_regularizer", {"class_name": "L2", "config": {"l2": [[[[[1]]]]]}},
+     r"expected 'kernel_regularizer' to be null, a name or \{class_name, config\}"),
+    ("dtype", "object", r"expected 'dtype' to be null or one of float16"),
+    ("input_shape", [6, -1], r"expected 'input_shape' to be a list of ints >= 1"),
+])
+def test_argument_types_are_checked_before_anything_is_built(saved, key, value, message):
+    edit_config(saved, lambda c: c["model"]["config"]["layers"][0]["config"].update({key: value}))
+    with pytest.raises(ModelFileError, match=message):
+        models.load_model(saved)
+
+
+def test_non_standard_json_numbers_are_refused(saved):
+    parts = members(saved)
+    parts["config.json"] = parts["config.json"].replace(b'"rate": 0.3', b'"rate": 1e999')
+    rewrite(saved, parts)
+    with pytest.raises(ModelFileError, match="not valid JSON.*does not fit a float"):
+        models.load_model(saved)
+
+
+def test_functional_node_kwargs_must_be_plain(data, tmp_path):
+    inputs = layers.Input((6,))
+    model = models.Model(inputs, layers.Dense(3)(inputs))
+    path = tmp_path / "f.tidu"
+    model.save(path)
+    edit_config(path, lambda c: c["model"]["config"]["nodes"][0].update(kwargs={"__class__": 1}))
+    with pytest.raises(ModelFileError, match="node 0 is malformed"):
+        models.load_model(path)
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"iterations": np.array(-3)}, "'iterations' must be a finite number >= 0, got -3"),
+    ({"iterations": np.array([1, 2])}, "'iterations' must be a number, got an array of shape"),
+    ({"iterations": np.array(1), "param0/evil": np.zeros((6, 12), np.float32)}, "Adam keeps.*not 'evil'"),
+    ({"iterations": np.array(1), "param0/m": np.zeros((12, 6), np.float32)},
+     r"has shape \(12, 6\).*parameter 0 .* has shape \(6, 12\)"),
+    ({"iterations": np.array(1), "param0/m": np.zeros((6, 12), np.int32)}, "dtype int32"),
+    ({"iterations": np.array(1), "param7/m": np.zeros(3, np.float32)}, "parameter 7, but the model has 4"),
+    ({"iterations": np.array(1), "learning_rate": np.array(np.nan)}, "'learning_rate' must be a finite number"),
+    ({"learning_rate": np.array(0.1)}, "no 'iterations' entry"),
+])
+def test_optimizer_state_is_checked_slot_by_slot(saved, state, message):
+    parts = members(saved)
+    rewrite(saved, {**parts, "optimizer.safetensors": tensors_file(state)})
+    with pytest.raises(ModelFileError, match=message):
+        models.load_model(saved)
+
+
+def test_tensor_members_must_be_stored_and_the_archive_unencrypted(saved):
+    parts = members(saved)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, blob in parts.items():
+            zf.writestr(name, blob, compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ModelFileError, match="'model.weights.safetensors' is compressed"):
+        models.load_model(io.BytesIO(buf.getvalue()))
+    blob = bytearray(saved.read_bytes())
+    cd = blob.find(b"PK\x01\x02")
+    blob[cd + 8] |= 1  # the 'encrypted' flag of the first central directory entry
+    with pytest.raises(ModelFileError, match="encrypted"):
+        models.load_model(io.BytesIO(bytes(blob)))
+
+
+def test_load_from_a_file_object_and_generators_with_their_own_seed(data, tmp_path):
+    x, y = data
+    model = models.Sequential([layers.Dense(8, activation="relu", input_shape=(6,)),
+                               layers.Dropout(0.5, seed=4), layers.Dense(3, activation="softmax")])
+    model.compile(Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, seed=1)  # the dropout generator has moved on
+    buf = io.BytesIO()
+    model.save(tmp_path / "m.tidu")
+    buf.write((tmp_path / "m.tidu").read_bytes())
+    buf.seek(0)
+    loaded = models.load_model(buf)
+    assert loaded.layers[1]._rng.bit_generator.state == model.layers[1]._rng.bit_generator.state
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    loaded.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert weights_equal(model, loaded)  # the same dropout masks after loading
+
+
+def test_loading_a_model_file_runs_no_code(saved, monkeypatch):
+    import builtins
+    import pickle
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model file made the loader run code")
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(builtins, "eval", forbidden)
+    monkeypatch.setattr(builtins, "exec", forbidden)
+    models.load_model(saved)

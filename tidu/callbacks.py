@@ -57,6 +57,10 @@ class Callback:
     def on_batch_begin(self, batch, logs=None): pass
     def on_batch_end(self, batch, logs=None): pass
 
+    # A checkpoint (ModelCheckpoint) records get_state() of each callback that defines it, and
+    # fit(resume_from=...) hands it back to set_state after on_train_begin: a dict of numbers
+    # (None and booleans allowed) that lets the callback go on as if never interrupted.
+
 
 def _overrides(cb, name):
     """Whether `cb` defines hook `name` itself (so calling it is not a no-op)."""
@@ -64,11 +68,16 @@ def _overrides(cb, name):
 
 
 class CallbackList:
-    """Calls each hook on every callback in order. Batch hooks go only to the callbacks that
-    define them, so a step with no batch callbacks costs two empty loops."""
+    """Calls each hook on every callback in order, except that the callbacks marked
+    `_run_last` (ModelCheckpoint) come after all the others, so that what they save includes
+    what the others changed at that batch or epoch (a reduced learning rate, the History).
+    Batch hooks go only to the callbacks that define them, so a step with no batch callbacks
+    costs two empty loops."""
 
     def __init__(self, callbacks=None, model=None, params=None):
-        self.callbacks = list(callbacks or [])
+        callbacks = list(callbacks or [])
+        last = [cb for cb in callbacks if getattr(cb, "_run_last", False)]
+        self.callbacks = [cb for cb in callbacks if not getattr(cb, "_run_last", False)] + last
         self.params = params or {}
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
@@ -301,6 +310,16 @@ class EarlyStopping(Callback):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
 
+    def get_state(self):
+        """The counters and best value (not best_weights: after a resume, restore_best_weights
+        restores the best weights seen since)."""
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch,
+                "best_epoch": self.best_epoch, "best": self.best}
+
+    def set_state(self, state):
+        self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        self.best_epoch, self.best = int(state["best_epoch"]), state["best"]
+
 
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by `factor` when `monitor` has not improved (by more than
@@ -353,6 +372,13 @@ class ReduceLROnPlateau(Callback):
                     print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr:.4g}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
 
+    def get_state(self):
+        return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def set_state(self, state):
+        self.best, self.wait = state["best"], int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to `schedule(epoch, lr)` (epoch from 0)."""
@@ -385,14 +411,23 @@ class LearningRateScheduler(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model (or only its weights) during training, atomically: the file is written
-    to a temporary name in the same directory, then renamed over the target, so a crash
-    never leaves a half-written checkpoint.
+    to a temporary name in the same directory, fsynced, then renamed over the target, so a
+    crash (or SIGKILL) at any point leaves the previous checkpoint intact.
+
+    A whole-model checkpoint also records where fit is (epoch, step, the generators' states,
+    the epoch's running sums, the History and the state of the other callbacks; see
+    tidu.checkpoint): `model.fit(..., resume_from=filepath)` continues from it, bit-identically
+    to a run that was never interrupted. It is also an ordinary model file for load_model.
 
     filepath may hold format fields from the logs: 'ckpt-{epoch:02d}-{val_loss:.3f}.tidu'
-    (epoch counted from 1). save_best_only: save only when `monitor` improves.
-    save_weights_only: write a .safetensors weights file instead of a whole model.
-    save_freq: 'epoch', or an int: every that many batches.
+    (epoch counted from 1; {batch} too with save_freq=N). save_best_only: save only when
+    `monitor` improves. save_weights_only: write a .safetensors weights file instead of a whole
+    model (nothing to resume from). save_freq: 'epoch', or an int: every that many batches.
+    It runs after the other callbacks at each batch and epoch end, so a checkpoint holds what
+    they changed (ReduceLROnPlateau's learning rate, the History).
     """
+
+    _run_last = True
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
@@ -409,9 +444,33 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs=None):
         if self.save_best_only:
             _check_monitor_early(self)
+        if "{" not in self.filepath:
+            self._remove_leftovers()
+
+    def _remove_leftovers(self):
+        """Temporary files of this checkpoint left by a process killed while writing it
+        (tidu.saving.atomic_write names them '.<name>.<random>.tmp')."""
+        directory, name = os.path.split(os.path.abspath(self.filepath))
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            return
+        prefix = "." + name + "."
+        for entry in entries:
+            if entry.startswith(prefix) and entry.endswith(".tmp") and len(entry) == len(prefix) + 12:
+                try:
+                    os.unlink(os.path.join(directory, entry))
+                except OSError:
+                    pass
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def get_state(self):
+        return {"batches_seen": self._batches_seen, "best": self.best}
+
+    def set_state(self, state):
+        self._batches_seen, self.best = int(state["batches_seen"]), state["best"]
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
@@ -455,7 +514,8 @@ class ModelCheckpoint(Callback):
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
-            self.model.save(path)
+            from tidu import checkpoint, saving
+            saving.save_model(self.model, path, progress=checkpoint.capture(self.model))
 
 
 class CSVLogger(Callback):
@@ -503,22 +563,75 @@ class CSVLogger(Callback):
     _cleanup = on_train_end
 
 
+class _Snapshot:
+    """A copy of a model's weights and its optimizer's state, to put back later (the buffers
+    are reused from one copy to the next)."""
+
+    def __init__(self):
+        self.weights, self.optimizer = None, None
+
+    def take(self, model):
+        from tidu import backend
+        params = model.weights
+        if self.weights is None or [a.shape for a in self.weights] != [p.shape for p in params]:
+            self.weights = [np.array(backend.to_numpy(p.data), copy=True) for p in params]
+        else:
+            for a, p in zip(self.weights, params):
+                a[...] = backend.to_numpy(p.data)
+        opt = getattr(model, "optimizer", None)
+        self.optimizer = opt.state_dict() if opt is not None and hasattr(opt, "state_dict") else None
+
+    def restore(self, model):
+        if self.weights is None:
+            return
+        model.set_weights(self.weights)
+        if self.optimizer is not None:
+            model.optimizer.load_state_dict(self.optimizer)
+
+
 class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch loss is NaN or infinite."""
+    """Stop training as soon as a batch loss is NaN or infinite.
+
+    restore_best_weights: then put back the last good weights and optimizer state, those from
+    before the step whose loss was not finite (the update from its NaN gradient is undone).
+    This copies the weights and the optimizer state before every step, so it costs a little
+    time per step; without it, nothing.
+    """
+
+    def __init__(self, restore_best_weights=False):
+        super().__init__()
+        if not isinstance(restore_best_weights, bool):
+            raise TypeError(f"TerminateOnNaN: expected restore_best_weights to be True or False, "
+                            f"got {restore_best_weights!r}")
+        self.restore_best_weights = restore_best_weights
+        self._snapshot = _Snapshot() if restore_best_weights else None
+        self.terminated_batch = None
+        if restore_best_weights:  # a batch-begin hook only then: no cost per step otherwise
+            self.on_train_batch_begin = self._remember
+
+    def on_train_begin(self, logs=None):
+        self.terminated_batch = None
+
+    def _remember(self, batch, logs=None):
+        self._snapshot.take(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+            self.terminated_batch = batch
+            if self._snapshot is not None:
+                self._snapshot.restore(self.model)
 
 
 class LossExplosion(Callback):
     """Stop when the loss exceeds `factor` times the first batch's loss (or is NaN/inf): the
     sign that the learning rate is too high (the loss should fall, not grow several-fold).
 
-    restore_best_weights: put back the weights from the end of the epoch with the lowest
-    loss (or from before training when no epoch completed). `exploded` tells whether it fired.
+    restore_best_weights: put back the weights and the optimizer state from the end of the
+    epoch with the lowest loss (or from before training when no epoch completed). `exploded`
+    tells whether it fired.
     """
 
     def __init__(self, factor=3.0, restore_best_weights=False, monitor="loss", verbose=1):
@@ -532,8 +645,16 @@ class LossExplosion(Callback):
         self.first, self.exploded, self.message = None, False, None
         self.best, self.best_weights = None, None
         self._epoch = 0
+        self._snapshot = _Snapshot()
         if self.restore_best_weights:
-            self.best_weights = self.model.get_weights()
+            self._snapshot.take(self.model)
+            self.best_weights = self._snapshot.weights
+
+    def get_state(self):
+        return {"first": self.first, "best": self.best, "exploded": self.exploded}
+
+    def set_state(self, state):
+        self.first, self.best, self.exploded = state["first"], state["best"], bool(state["exploded"])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -556,14 +677,15 @@ class LossExplosion(Callback):
             if self.verbose:
                 print("\n" + self.message, file=sys.stderr)
             if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+                self._snapshot.restore(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.exploded or not self.restore_best_weights:
             return
         loss = (logs or {}).get(self.monitor)
         if loss is not None and math.isfinite(loss) and (self.best is None or loss < self.best):
-            self.best, self.best_weights = loss, self.model.get_weights()
+            self._snapshot.take(self.model)
+            self.best, self.best_weights = loss, self._snapshot.weights
 
 
 class LambdaCallback(Callback):

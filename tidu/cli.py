@@ -2,6 +2,7 @@
 
     tidu train mnist-mlp [--optimizer rmsprop] [--epochs 5] [--batch-size 128]
                          [--plot curves.png] [--save model.tidu] [--subset]
+                         [--checkpoint run.tidu [--checkpoint-every 100]] [--resume run.tidu]
     tidu train mnist-cnn ...
     tidu train mnist-lstm ...
 
@@ -17,12 +18,13 @@ registered here with @command, or, when it lives in another module, named in EXT
 """
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["main", "build_parser", "command", "COMMANDS", "EXTERNAL", "MODELS"]
 
 COMMANDS = []
-EXTERNAL = ("tidu.lab.cli:add_subcommands",)
+EXTERNAL = ("tidu.lab.cli:add_subcommands", "tidu.distributed.cli:add_distributed_subcommand")
 
 
 def command(add_parser):
@@ -85,6 +87,15 @@ def add_train(sub):
     p.add_argument("--subset", action="store_true",
                    help="use the small MNIST subset shipped with tidu (2,000 + 500 images; no download)")
     p.add_argument("--seed", type=int, default=None, help="random seed (weights, shuffling, dropout)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="keep a training checkpoint in PATH (written atomically each epoch, or "
+                        "every --checkpoint-every steps), to continue with --resume PATH")
+    p.add_argument("--checkpoint-every", metavar="N", type=int, default=None,
+                   help="write the checkpoint every N steps instead of every epoch")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue the run whose checkpoint is PATH (same model, options and "
+                        "seed), ending with the weights it would have had; checkpoints go on "
+                        "into PATH unless --checkpoint names another file")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="progress output")
     p.set_defaults(run=run_train)
 
@@ -101,6 +112,15 @@ def run_train(args):
         raise ValueError(f"--epochs: expected an int >= 0, got {epochs}")
     if batch_size <= 0:
         raise ValueError(f"--batch-size: expected a positive int, got {batch_size}")
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and every <= 0:
+        raise ValueError(f"--checkpoint-every: expected a positive int, got {every}")
+    resume = getattr(args, "resume", None)
+    ckpt_path = getattr(args, "checkpoint", None) or resume
+    if every is not None and ckpt_path is None:
+        raise ValueError("--checkpoint-every: give --checkpoint PATH (or --resume PATH) too")
+    if resume is not None and not os.path.exists(resume):
+        raise FileNotFoundError(f"--resume: no checkpoint {resume!r}")
     if args.seed is not None:
         backend.seed(args.seed)
     (x_train, y_train), (x_test, y_test) = mnist.load_subset() if args.subset else mnist.load_data()
@@ -113,8 +133,12 @@ def run_train(args):
                   metrics=["accuracy"])
     if args.verbose:
         model.summary()
+    cbs = []
+    if ckpt_path is not None:
+        from tidu.callbacks import ModelCheckpoint
+        cbs.append(ModelCheckpoint(ckpt_path, save_freq=every or "epoch"))
     history = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
-                        verbose=args.verbose, seed=args.seed,
+                        verbose=args.verbose, seed=args.seed, callbacks=cbs, resume_from=resume,
                         validation_data=(x_test, y_test) if args.plot else None)
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
     print(f"test_loss: {test_loss:.4f} - test_acc: {test_acc:.4f}")

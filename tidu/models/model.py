@@ -14,10 +14,17 @@ the same number, computed stably from z, with the output-layer error δ = (a −
 notes (no division by a, no softmax Jacobian); likewise sigmoid + binary cross-entropy. The
 metrics read a (computed from z once), so nothing is forwarded twice.
 
-fit checks its inputs once, before any weight changes (shapes by running one batch through
-the network, NaN/inf, lengths, label ranges); a fit that fails later leaves the weights of
-the last completed step. Data is converted to floatx() (float32) once, at the start.
+fit checks its inputs once, before any weight changes (shapes by running one batch of the
+training and of the validation data through the network, NaN/inf, lengths, label ranges); a
+fit that fails later leaves the weights of the last completed step. Data is converted to
+floatx() (float32) once, at the start.
+
+Checkpoints (tidu.checkpoint): fit keeps a FitState up to date (epoch, step, the epoch's
+running sums: counters, no copies) that ModelCheckpoint records with the weights, the
+optimizer state and the generators; fit(resume_from=path) restores all of it and goes on
+from that step, so an interrupted run ends bit-identically to an uninterrupted one.
 """
+import collections
 import math
 import numbers
 
@@ -35,7 +42,9 @@ __all__ = ["Model"]
 
 
 def _check_int(where, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: expected {name} to be an int, got {name}={value!r}")
+    if value < minimum:
         raise ValueError(f"{where}: expected {name} to be an int >= {minimum}, got {name}={value!r}")
     return int(value)
 
@@ -45,8 +54,11 @@ def _as_numpy(a, where, name):
         raise ValueError(f"{where}: expected {name} to be an array, got None")
     if isinstance(a, Tensor):
         a = a.numpy()
-    a = backend.to_numpy(a) if not isinstance(a, (list, tuple)) else np.asarray(a)
-    a = np.asarray(a)
+    try:
+        a = np.asarray(backend.to_numpy(a) if not isinstance(a, (list, tuple)) else a)
+    except ValueError as e:  # a ragged nested list
+        raise ValueError(f"{where}: expected {name} to be a rectangular numeric array, got "
+                         f"{type(a).__name__} of rows of different lengths ({e})") from None
     if a.dtype == object or a.dtype.kind not in "biuf":
         raise TypeError(f"{where}: expected {name} to be a numeric array, got dtype {a.dtype}")
     return a
@@ -75,6 +87,7 @@ class Model(Layer):
         self.history = None
         self.stop_training = False
         self._rng = None
+        self._fit_state = None   # a tidu.checkpoint.FitState while fit runs
         self._fused = None
         self._output_shapes = {}
         self._input_shape = None
@@ -120,7 +133,7 @@ class Model(Layer):
             if t.layer not in layers:
                 layers.append(t.layer)
         names = [layer.name for layer in layers]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in collections.Counter(names).items() if k > 1)
         if dupes:
             raise ValueError(f"Model: layer names must be unique, got {dupes} more than once")
         self._nodes, self._layers = order, layers
@@ -461,8 +474,11 @@ class Model(Layer):
         if sw.ndim != 1 or len(sw) != n:
             raise ValueError(f"{where}: expected sample_weight of shape ({n},), one weight per "
                              f"sample, got shape {sw.shape}")
-        if not np.isfinite(sw).all() or (sw < 0).any():
-            raise ValueError(f"{where}: expected finite, non-negative sample weights")
+        bad = ~np.isfinite(sw) | (sw < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{where}: expected finite, non-negative sample weights, got "
+                             f"{sw[i]} at index {i}")
         return sw
 
     def _probe(self, x, where):
@@ -477,8 +493,17 @@ class Model(Layer):
                 first = self._layers[0]
                 raise ShapeError(f"{where}: {type(first).__name__} '{first.name}' (the first layer) "
                                  f"expected input of shape {(None, *want)}, got shape {x.shape}")
-        with no_grad():
-            out = self._run(Tensor(x), training=False)
+        try:
+            with no_grad():
+                out = self._run(Tensor(x), training=False)
+        except (ValueError, TypeError) as e:  # the layer's own error, prefixed with where it came from
+            if str(e).startswith(where):
+                raise
+            try:
+                new = type(e)(f"{where}: {e}")
+            except Exception:
+                raise e from None
+            raise new from e
         return out.shape
 
     def _check_targets(self, y, out_shape, where, loss=None):
@@ -546,7 +571,7 @@ class Model(Layer):
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, curriculum=None,
             augment=None, seed=None, distributed=None, validation_batch_size=None,
-            validation_freq=1):
+            validation_freq=1, resume_from=None):
         """Train for `epochs` epochs of mini-batches; returns a History (also `model.history`).
 
         validation_split: the LAST fraction of x, y (before shuffling, as Keras) is held out
@@ -562,6 +587,12 @@ class Model(Layer):
             the model's generator if it has one, else tidu.backend.rng()).
         distributed: a parameter-server spec for tidu.distributed.get; each epoch is then
             trained by the server (validation, callbacks and History as usual).
+        resume_from: a checkpoint written by ModelCheckpoint during an earlier fit with the
+            same data and arguments: its weights, optimizer state, generators, History and
+            callback states are restored, and training goes on from the epoch and step where
+            it was written (the epoch's shuffled order included), so a run killed at any
+            point and resumed ends with the same weights, bit for bit, as one never stopped.
+            initial_epoch and seed are then taken from the checkpoint.
         """
         where = "fit"
         self._check_compiled(where)
@@ -605,18 +636,25 @@ class Model(Layer):
         out_shape = self._probe(x[:bs], where)
         self._resolve_fused(len(out_shape))
         y = self._check_targets(y, out_shape, where)
-        if val is not None:
+        if val is not None:  # its shapes too are checked before anything trains
+            self._probe(val[0][:val_bs], where + " (validation data)")
             val = (val[0], self._check_targets(val[1], out_shape, where + " (validation data)"), val[2])
         sw = self._class_weights(class_weight, y, sw, n)
 
-        rng = self._training_rng(seed)
-        ps = None
+        ps = resume = None
         if distributed is not None:
-            if any(a is not None for a in (sample_weight, class_weight, curriculum, augment, steps_per_epoch)):
-                raise ValueError(f"{where}: sample_weight, class_weight, curriculum, augment and "
-                                 f"steps_per_epoch are not supported with distributed=")
+            if any(a is not None for a in (sample_weight, class_weight, curriculum, augment,
+                                           steps_per_epoch, resume_from)):
+                raise ValueError(f"{where}: sample_weight, class_weight, curriculum, augment, "
+                                 f"steps_per_epoch and resume_from are not supported with "
+                                 f"distributed= (the parameter server has checkpoints of its own)")
             from tidu import distributed as D
             ps = D.get(distributed)
+        if resume_from is not None:  # read and checked before anything changes
+            from tidu import saving
+            resume = saving.read_checkpoint(resume_from, self)
+            resume.check_run(where, n, bs, shuffle, steps_per_epoch, scores is not None)
+            initial_epoch = resume.epoch
 
         self._prepare_step_state(n)
         steps = steps_per_epoch or math.ceil(n / bs)
@@ -635,19 +673,43 @@ class Model(Layer):
         cbs = CallbackList(cb_list, model=self, params=params)
         self.history = history
 
+        # every check passed: from here on, state changes
+        rng = resume.apply(self) if resume is not None else self._training_rng(seed)
         swapped = self._lend_rng(rng)
         sampler = _Sampler(n, bs, shuffle, rng) if steps_per_epoch else None
+        state = None
+        if ps is None:  # what ModelCheckpoint records (tidu.checkpoint)
+            from tidu.checkpoint import FitState
+            state = FitState(epochs, n, bs, shuffle, steps_per_epoch, scores is not None, callbacks or [])
+            state.sampler = sampler
+        self._fit_state = state
         self.stop_training = False
         logs = {}
         try:
             cbs.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
+            start = None
+            if resume is not None:
+                resume.restore_history(history)
+                resume.restore_callbacks(callbacks or [])
+                if sampler is not None:
+                    resume.restore_sampler(sampler)
+                self.stop_training = resume.stopped  # a callback had ended the run: nothing to do
+                start = resume
+            last = initial_epoch if self.stop_training else epochs
+            for epoch in range(initial_epoch, last):
                 order = None
                 if scores is not None:
                     order = self._curriculum_order(scores, pacing, epoch)
                     params["steps"] = math.ceil(len(order) / bs)
                 elif shuffle and sampler is None:
-                    order = rng.permutation(n)
+                    if start is not None and start.step > 0:
+                        order = start.epoch_order(n)  # the permutation this epoch drew
+                    else:
+                        if state is not None:
+                            state.epoch_rng = _rng_json(rng)
+                        order = rng.permutation(n)
+                if state is not None:
+                    state.epoch, state.step, state.steps, state.epoch_done = epoch, 0, params["steps"], False
                 if hasattr(self.optimizer, "on_epoch_begin"):
                     self.optimizer.on_epoch_begin(epoch)
                 cbs.on_epoch_begin(epoch)
@@ -656,10 +718,13 @@ class Model(Layer):
                                                callbacks=cbs, verbose=verbose) or {})
                 else:
                     logs = self._train_epoch(x, y, sw, bs, order, params["steps"], sampler, rng,
-                                             augment, cbs)
+                                             augment, cbs, state, start)
+                start = None
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self._evaluate_arrays(*val, val_bs)
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
+                if state is not None:
+                    state.epoch_done = True
                 cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
@@ -671,20 +736,32 @@ class Model(Layer):
                     cleanup()
             raise
         finally:
+            self._fit_state = None
             self._return_rng(swapped)
             if ps is not None:
                 ps.close(self)
         return history
 
-    def _train_epoch(self, x, y, sw, bs, order, steps, sampler, rng, augment, cbs):
-        for m in self.compiled_metrics:
-            m.reset_state()
-        loss_sum, seen, logs = 0.0, 0, {}
-        n = len(x) if order is None else len(order)
+    def _train_epoch(self, x, y, sw, bs, order, steps, sampler, rng, augment, cbs, state=None,
+                     resume=None):
+        """One epoch of `steps` steps; with `resume`, from the step (and running sums) where a
+        checkpoint was written. `state` (a FitState) gets the step count and sums after each step."""
         metrics = self.compiled_metrics
+        for m in metrics:
+            m.reset_state()
+        loss_sum, seen, logs, first = 0.0, 0, {}, 0
+        if resume is not None and resume.step > 0:
+            first = resume.step
+            loss_sum, seen = resume.running_sums()
+            resume.restore_metrics(metrics)
+            if seen:
+                logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in metrics}}
+            if state is not None:
+                state.step, state.loss_sum, state.seen = first, loss_sum, seen
+        n = len(x) if order is None else len(order)
         floatx = np.dtype(backend.floatx())
         step_fn = self._train_step
-        for step in range(steps):
+        for step in range(first, steps):
             if sampler is not None:
                 idx = sampler.next()
             elif order is None:
@@ -702,6 +779,8 @@ class Model(Layer):
             nb = len(xb)
             loss_sum += loss * nb
             seen += nb
+            if state is not None:
+                state.step, state.loss_sum, state.seen = step + 1, loss_sum, seen
             logs = {"loss": loss_sum / seen}
             for m in metrics:
                 logs[m.name] = m.result()
@@ -1113,12 +1192,22 @@ class _Sampler:
 
     def __init__(self, n, bs, shuffle, rng):
         self.n, self.bs, self.shuffle, self.rng = n, bs, shuffle, rng
-        self.order, self.pos = None, n
+        self.order, self.pos, self.state = None, n, None
 
     def next(self):
         if self.pos >= self.n:
+            self.state = _rng_json(self.rng) if self.shuffle else None  # for checkpoints
             self.order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
             self.pos = 0
         idx = self.order[self.pos:self.pos + self.bs]
         self.pos += self.bs
         return idx
+
+
+def _rng_json(rng):
+    """The generator's state for a checkpoint (None when it is not a PCG64 one)."""
+    from tidu.checkpoint import rng_state
+    try:
+        return rng_state(rng)
+    except ValueError:
+        return None
