@@ -63,7 +63,7 @@ class ParameterServer:
     def __init__(self, rule="dcasgd", num_workers=None, backend="simulated", schedule="round_robin",
                  num_shards=1, seed=None, address=None, max_staleness=None, checkpoint_dir=None,
                  checkpoint_every=None, delay=None, speeds=None, jitter=0.0, max_restarts=0,
-                 num_cpus=None, shuffle=True, keep_checkpoints=2):
+                 num_cpus=None, shuffle=True, keep_checkpoints=2, failures=None):
         owner = "ParameterServer"
         self.rule = _rules.get(rule)
         if num_workers is None:
@@ -109,6 +109,7 @@ class ParameterServer:
             if not ray_available():
                 raise ImportError("ParameterServer(backend='ray') needs Ray, which is not installed; "
                                   "install the extra with `pip install tidu[distributed]`")
+        self.failures = self._check_failures(failures)
         self.staleness_histogram = np.zeros(0, dtype=np.int64)
         self._backend = None
         self._restore_from = None
@@ -147,12 +148,40 @@ class ParameterServer:
         return schedule, speeds, float(jitter)
 
     # --- what fit calls -------------------------------------------------------------------
+    def _check_failures(self, failures):
+        """failures={worker: t}: on the simulated backend, worker m dies once the server has
+        applied t updates (the gradient it had in flight is lost, and so is its data shard);
+        an asynchronous rule goes on with the others. On Ray, workers die for real."""
+        owner = "ParameterServer"
+        if failures is None:
+            return {}
+        if not isinstance(failures, dict):
+            raise TypeError(f"{owner}: expected failures as {{worker: update}}, got {failures!r}")
+        if self.backend_name != "simulated":
+            raise ValueError(f"{owner}: failures= simulates dying workers on the simulated backend; "
+                             f"on backend={self.backend_name!r} kill the worker itself")
+        if self.rule.synchronous:
+            raise ValueError(f"{owner}: failures= needs an asynchronous rule; SyncSGD waits for every "
+                             f"worker (a dead one would stall it), got {type(self.rule).__name__}")
+        out = {}
+        for m, t in failures.items():
+            m = _int(owner, "failures worker", m, 0)
+            if m >= self.num_workers:
+                raise ValueError(f"{owner}: failures names worker {m}; expected one of "
+                                 f"0..{self.num_workers - 1}")
+            out[m] = _int(owner, f"failures[{m}]", t, 0)
+        if len(out) >= self.num_workers:
+            raise ValueError(f"{owner}: failures would kill all {self.num_workers} workers; at least "
+                             f"one must survive")
+        return out
+
     def signature(self):
         """What a checkpoint must match to be restored into this server."""
         return {"rule": type(self.rule).__name__, "rule_config": self.rule.get_config(),
                 "num_workers": self.num_workers, "num_shards": self.num_shards,
                 "schedule": self.schedule, "speeds": self.speeds, "jitter": self.jitter,
-                "max_staleness": self.max_staleness, "shuffle": self.shuffle}
+                "max_staleness": self.max_staleness, "shuffle": self.shuffle,
+                "failures": {str(m): t for m, t in sorted(self.failures.items())}}
 
     def restore(self, path=None):
         """Go on from a checkpoint at the next `fit`: `path`, or the newest in checkpoint_dir.

@@ -23,6 +23,7 @@ gradient more than S updates old waits, and at most S + 1 workers have a gradien
 invariant is that the in-flight windows, oldest first (r = 0, 1, ...), satisfy
 (t − v_r) + r ≤ S, which the oldest worker's push always keeps, so nobody waits forever.
 """
+import logging
 import time
 from collections import deque
 
@@ -30,6 +31,8 @@ import numpy as np
 
 from tidu.distributed import checkpoint as ckpt
 from tidu.distributed.worker import FlatModel, WorkerData, shard_indices
+
+log = logging.getLogger("tidu.distributed")
 
 
 def shard_bounds(n, num_shards):
@@ -78,6 +81,7 @@ class Simulation:
             self.in_flight = [False] * M
             self.finish = [0.0] * M
             self.idle = deque(range(M))
+            self.dead = []               # workers that died (ps.failures), in order of death
 
     # --- schedule -------------------------------------------------------------------------
     def _duration(self, m):
@@ -147,6 +151,8 @@ class Simulation:
     # --- one event ------------------------------------------------------------------------
     def step_async(self):
         """Complete the next worker's step; returns (loss, τ or None if it pushed nothing)."""
+        if self.ps.failures:
+            self._kill_due_workers()
         self._admit()
         m = self._pick()
         rule = self.rule
@@ -173,6 +179,19 @@ class Simulation:
         self.in_flight[m] = False
         self.idle.append(m)
         return loss, tau
+
+    def _kill_due_workers(self):
+        """Workers whose time in ps.failures has come die: whatever they had in flight is lost."""
+        for m, t in self.ps.failures.items():
+            if t <= self.t and m not in self.dead:
+                self.dead.append(m)
+                self.in_flight[m] = False
+                if m in self.idle:
+                    self.idle.remove(m)
+                if self.acc is not None:
+                    self.acc[m][:] = 0
+                log.warning("simulated ParameterServer: worker %d died after update %d; training goes "
+                            "on with %d workers", m, self.t, len(self.steps) - len(self.dead))
 
     def step_sync(self):
         """One synchronous round: the first M − b workers' gradients on w, averaged, applied."""
@@ -237,7 +256,7 @@ class Simulation:
             if self.acc is not None:
                 arrays["acc"] = self.acc
             meta.update(v=self.v, v_window=self.v_window, steps=self.steps, in_flight=self.in_flight,
-                        finish=self.finish, idle=list(self.idle))
+                        finish=self.finish, idle=list(self.idle), dead=self.dead)
         return arrays, meta
 
     def load_state(self, arrays, meta, path):
@@ -268,6 +287,7 @@ class Simulation:
                 self.v, self.v_window, self.steps = list(meta["v"]), list(meta["v_window"]), list(meta["steps"])
                 self.in_flight, self.finish = list(meta["in_flight"]), list(meta["finish"])
                 self.idle = deque(meta["idle"])
+                self.dead = list(meta.get("dead", []))
         except (KeyError, ValueError) as e:
             raise ModelFileError(f"checkpoint {path!r}: incomplete or of another shape ({e})") from e
         self.t, self.steps_total, self.now = meta["t"], meta["steps_total"], meta["now"]
