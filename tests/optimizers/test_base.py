@@ -471,3 +471,23 @@ def test_keras_apply(rng):
     opt.apply([np.ones(2)], [p])
     opt.apply([np.ones(2)])
     np.testing.assert_allclose(p.data, [-1.0, -1.0])
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_segments_update_like_one_flat_call(name, rng):
+    """A large parameter is updated from its own gradient (no copy), the small ones around it
+    together: the same numbers as one call on the concatenated vector (which clipvalue forces;
+    a bound of 1e30 clips nothing)."""
+    shapes = [(3,), (400, 400), (5, 2), (4,), (140000,)]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    results = []
+    for kw in ({}, {"clipvalue": 1e30}):
+        params = [Parameter(np.linspace(-1, 1, int(np.prod(s)), dtype=np.float32).reshape(s)) for s in shapes]
+        opt = ELEMENTWISE[name](**kw)
+        for gs in grads:
+            opt.apply_gradients(zip(gs, params))
+        results.append([p.data for p in params])
+    assert [(a, b, j - i) for a, b, i, j in opt._group.segments] == \
+        [(0, 3, 1), (3, 160003, 1), (160003, 160017, 2), (160017, 300017, 1)]
+    for segmented, flat in zip(*results):
+        np.testing.assert_array_max_ulp(segmented, flat, maxulp=1)

@@ -9,9 +9,13 @@ A Function subclass defines two static methods on arrays, never Tensors:
 is on and some input requires a gradient, records the node so `Tensor.backward()` can call
 backward later. Options (axis, strides, ...) are keyword arguments and get no gradient.
 """
+import itertools
+import operator
+
 from tidu.errors import ShapeError
 
 _grad_enabled = True
+_recorded = itertools.count()   # Context.seq: the order in which nodes are recorded
 
 
 def is_grad_enabled():
@@ -55,9 +59,10 @@ def unbroadcast(grad, shape):
 
 
 class Context:
-    """What forward leaves for backward: saved arrays, any attributes, and the graph links."""
+    """What forward leaves for backward: saved arrays, any attributes, and the graph links
+    (seq numbers the recorded nodes in the order they were made: inputs before outputs)."""
 
-    __slots__ = ("saved", "fn", "parents", "needs_input_grad", "freed", "__dict__")
+    __slots__ = ("saved", "fn", "parents", "needs_input_grad", "freed", "seq", "__dict__")
 
     def __init__(self):
         self.saved = ()
@@ -65,6 +70,7 @@ class Context:
         self.parents = ()
         self.needs_input_grad = ()
         self.freed = False
+        self.seq = -1
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -87,9 +93,10 @@ class Function:
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         y = cls.forward(ctx, *arrays, **options)
         if _grad_enabled:
-            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
             if True in needs:
                 ctx.fn, ctx.parents, ctx.needs_input_grad = cls, inputs, needs
+                ctx.seq = next(_recorded)
                 return Tensor._node(y, ctx)
         return Tensor._node(y, None)
 
@@ -119,19 +126,20 @@ def backward(root, gy=None, retain_graph=False):
     grads = {id(root): gy}
     for t in order:
         g = grads.pop(id(t), None)
-        ctx = t._ctx
         if g is None:
             continue
+        ctx = t._ctx
         if ctx.freed:
             raise RuntimeError("backward: trying to go through the graph a second time, but it was "
                                "freed by the first backward; pass retain_graph=True to the first one")
         gxs = ctx.fn.backward(ctx, g)
-        if not isinstance(gxs, tuple):
+        if type(gxs) is not tuple:
             gxs = (gxs,)
-        if len(gxs) != len(ctx.parents):
+        parents = ctx.parents
+        if len(gxs) != len(parents):
             raise RuntimeError(f"{ctx.fn.__name__}.backward returned {len(gxs)} gradients for "
-                               f"{len(ctx.parents)} inputs")
-        for i, (x, gx, need) in enumerate(zip(ctx.parents, gxs, ctx.needs_input_grad)):
+                               f"{len(parents)} inputs")
+        for i, (x, gx, need) in enumerate(zip(parents, gxs, ctx.needs_input_grad)):
             if not need or gx is None:
                 continue
             if gx.shape != x.data.shape:
@@ -147,24 +155,22 @@ def backward(root, gy=None, retain_graph=False):
             ctx.__dict__.clear()
 
 
+_seq = operator.attrgetter("_ctx.seq")
+
+
 def _topological_order(root):
-    """Interior nodes reachable from `root`, each after every node that consumes it."""
-    post, expanded_ids = [], set()
-    stack = [(root, False)]
+    """Interior nodes reachable from `root`, each after every node that consumes it: a node is
+    recorded after its inputs, so the reverse of the recording order (Context.seq) is one."""
+    nodes, seen, stack = [], {id(root)}, [root]
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            post.append(t)
-            continue
-        if id(t) in expanded_ids:
-            continue
-        expanded_ids.add(id(t))
-        stack.append((t, True))
+        t = stack.pop()
+        nodes.append(t)
         for p in t._ctx.parents:
-            if isinstance(p, Tensor) and p._ctx is not None and id(p) not in expanded_ids:
-                stack.append((p, False))
-    post.reverse()
-    return post
+            if isinstance(p, Tensor) and p._ctx is not None and id(p) not in seen:
+                seen.add(id(p))
+                stack.append(p)
+    nodes.sort(key=_seq, reverse=True)
+    return nodes
 
 
 from tidu.autograd.tensor import Tensor  # noqa: E402  (Tensor's operators need Function above)

@@ -1,15 +1,30 @@
 """The dense (fully connected) layer's kernel, fused: y = x @ W + b."""
+from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
 
 __all__ = ["dense"]
+
+_ones = {}  # (backend, length, dtype) -> a vector of ones (never written), for column sums as GEMVs
+
+
+def column_sums(g2):
+    """Σ_rows g2 of a 2-D array, as the GEMV 1ᵀ g2: 2× faster than g2.sum(axis=0) at (128, 512)
+    float32 and 14× at the narrow (36864, 20) of a conv layer's channels (PERF.md)."""
+    key = (backend.name, g2.shape[0], g2.dtype)
+    ones = _ones.get(key)
+    if ones is None:
+        if len(_ones) >= 64:        # batch sizes come and go: keep the cache small
+            _ones.clear()
+        ones = _ones[key] = backend.xp.ones(g2.shape[0], dtype=g2.dtype)
+    return ones @ g2
 
 
 class Dense(Function):
     """y = x W + b for x of shape (N, ..., D), W (D, U), b (U,) or None.
 
     With X the input flattened to (M, D) and G = dL/dy flattened to (M, U):
-        dL/dx = G Wᵀ,   dL/dW = Xᵀ G,   dL/db = Σ_rows G.
+        dL/dx = G Wᵀ,   dL/dW = Xᵀ G,   dL/db = Σ_rows G = 1ᵀ G (a GEMV, see column_sums).
     """
 
     @staticmethod
@@ -30,7 +45,7 @@ class Dense(Function):
         g2 = gy.reshape(-1, gy.shape[-1])
         gx = (gy @ W.T) if need_x else None
         gW = (x.reshape(-1, x.shape[-1]).T @ g2) if need_W else None
-        gb = g2.sum(axis=0) if need_b else None
+        gb = column_sums(g2) if need_b else None
         return (gx, gW, gb) if len(ctx.needs_input_grad) > 2 else (gx, gW)
 
 

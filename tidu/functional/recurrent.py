@@ -30,6 +30,7 @@ import numpy as np
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
+from tidu.functional.dense import column_sums
 from tidu.functional.math import getitem
 
 __all__ = ["simple_rnn", "lstm", "gru"]
@@ -517,7 +518,7 @@ class GRU(Function):
         G2 = G.reshape(T * N, 4 * u)
         dX, dR = G2[:, :3 * u], G2[:, u:]
         gW, gU, gbx = _weight_grads(X1, H, dX, dR, ctx.cols, None, D, (need_W, need_U, need_b))
-        gb = xp.stack([gbx, dR.sum(axis=0)]) if need_b else None
+        gb = xp.stack([gbx, column_sums(dR)]) if need_b else None
         gx = _input_grad(dX, Wb[:D], N, T, D) if need_x else None
         return gx, gW, gU, gb, gh0
 

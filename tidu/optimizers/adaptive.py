@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from tidu.optimizers import fused as _fused
 from tidu.optimizers.base import (Optimizer, check_int, check_nonnegative, check_positive,
                                   check_unit_interval)
 
@@ -104,6 +105,8 @@ class RMSprop(Optimizer):
     to relative ε/2v); the momentum buffer holds η as in Keras (torch keeps b' = μ·b' + g/d and
     steps θ −= η·b', the same for a constant η). RMSprop(learning_rate=η, rho=α, momentum=μ,
     epsilon=ε, centered=c) follows torch.optim.RMSprop(lr=η, alpha=α, eps=ε, momentum=μ, centered=c).
+    With numba installed (the extra `fast`), the plain form runs as one fused pass with the same
+    bits (tidu.optimizers.fused).
     Reference: Tieleman & Hinton, Coursera "Neural Networks for Machine Learning", lecture 6.5,
     2012; Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, 2013.
     """
@@ -146,6 +149,10 @@ class RMSprop(Optimizer):
             step = b
         theta -= step                                       # θ = θ − η·g/d   (or θ − b)
         return theta, state
+
+    def fused(self):
+        """The plain form (not centered, no momentum) in one pass: tidu.optimizers.fused."""
+        return None if self.centered or self.momentum else _fused.kernel("rmsprop")
 
 
 def _series(cache, key, factor, t):

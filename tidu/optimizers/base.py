@@ -26,12 +26,17 @@ Parameter's `constraint`, then iterations += 1.
 Fast path (PERF.md lesson 4). The first time `apply_gradients` sees a list of Parameters of
 one dtype, it lays their data end to end in one flat buffer (`tidu.autograd.pack`; a list
 already packed that way is adopted as is) and keeps the state as flat buffers of the same
-length. Each step then concatenates the gradients (one copy, never writing into them) and runs
-the rule once on the flat arrays: the same ~10 ufunc calls for a whole model as for one
-tensor. A different list of parameters (or data replaced behind the optimizer's back) is
-re-packed, carrying each parameter's state over. Rules whose class sets `elementwise = False`
-(SWATS: its step size comes from dot products over all parameters) always run on one flat
-vector; on the other paths it is assembled by copying.
+length. Each step then concatenates the gradients (one copy into a reused buffer, never
+writing into them) and runs the rule once on the flat arrays: the same ~10 ufunc calls for a
+whole model as for one tensor. Without clipping, an elementwise rule runs once per segment
+instead: a large parameter (>= 2^17 elements) alone, from its gradient as it is (no copy), the
+smaller ones between large ones together. A rule with a fused kernel (`fused()`, numba, the
+extra `fast`) runs that kernel instead. The training loop passes the same Parameters every
+step; once they are checked, such a call skips the per-pair checks (`_same_group`). A
+different list of parameters (or data replaced behind the optimizer's back) is re-packed,
+carrying each parameter's state over. Rules whose class sets `elementwise = False` (SWATS: its
+step size comes from dot products over all parameters) always run on one flat vector; on the
+other paths it is assembled by copying.
 
 Closure convention (`step`). `closure()` must evaluate the loss at the current parameters and
 provide the gradient, in one of two ways:
@@ -122,16 +127,35 @@ def check_choice(owner, name, value, choices):
     return value
 
 
-class _Group:
-    """Parameters laid end to end in one flat vector, with the state as flat buffers."""
+_ALONE = 1 << 17  # a parameter this large (elements) is updated from its own gradient, not a copy
 
-    __slots__ = ("names", "shapes", "sizes", "offsets", "theta", "slots", "ids", "dtype")
+
+class _Group:
+    """Parameters laid end to end in one flat vector, with the state as flat buffers.
+
+    segments: (a, b, i, j), the runs of the flat vector [a, b) an elementwise rule updates in one
+    call, from parameters i..j−1: each parameter of at least _ALONE elements alone (its gradient
+    array is used as it is), and each run of smaller ones between them together (their
+    gradients concatenated into grad[a:b]). The MLP's 784×512 kernel then costs no copy, and a
+    model of many small layers still takes one call.
+    """
+
+    __slots__ = ("names", "shapes", "sizes", "offsets", "theta", "slots", "ids", "dtype", "grad", "segments")
 
     def __init__(self, names, shapes, dtype, theta=None, ids=None):
         self.names, self.shapes, self.dtype = tuple(names), [tuple(s) for s in shapes], np.dtype(dtype)
         self.sizes = [math.prod(s) for s in self.shapes]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes, dtype=np.int64)]).tolist()
         self.theta, self.ids, self.slots = theta, ids, {}
+        self.grad = np.empty(self.offsets[-1], dtype=self.dtype)   # the step's gradients, end to end
+        self.segments, i = [], 0
+        while i < len(self.sizes):
+            j = i + 1
+            if self.sizes[i] < _ALONE:
+                while j < len(self.sizes) and self.sizes[j] < _ALONE:
+                    j += 1
+            self.segments.append((self.offsets[i], self.offsets[j], i, j))
+            i = j
 
     def view(self, name):
         i = self.names.index(name)
@@ -350,6 +374,11 @@ class Optimizer:
 
     def rule(self, theta, g, state, t, lr):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define rule(theta, g, state, t, lr)")
+
+    def fused(self):
+        """A one-pass kernel doing exactly what `rule` does on a flat float vector (see
+        tidu.optimizers.fused, the extra `fast`), or None: the rule runs."""
+        return None
 
     def on_epoch_begin(self, epoch):
         """Told by the training loop when epoch `epoch` (0-based) starts; rules that switch at an
@@ -634,12 +663,32 @@ class Optimizer:
                 buf[...] = v
 
     def _run_group(self, group, theta, grads, t, lr):
-        """Concatenate, clip, decay and run the rule once on the flat vector theta."""
-        g = np.concatenate([gi.reshape(-1) for gi in grads]).astype(group.dtype, copy=False)
-        pieces = [g[a:b] for a, b in zip(group.offsets, group.offsets[1:])]   # views: g is our copy
-        factors = self._clip_factors(pieces)
-        if factors is not None:
-            for piece, f in zip(pieces, factors):
+        """Decay, then run the rule (or its fused kernel) on the flat vector theta. Without
+        clipping, an elementwise rule runs once per segment of the group (see _Group), on the
+        gradients as they are where a parameter is large; otherwise the gradients are
+        concatenated, clipped, and the rule runs once on the whole vector."""
+        clipping = self.clipnorm is not None or self.global_clipnorm is not None or self.clipvalue is not None
+        if self.elementwise and not clipping and not self._globals:
+            kernel = self.fused()
+            self._decay(theta, lr)
+            for a, b, i, j in group.segments:
+                if j == i + 1:
+                    g = grads[i].reshape(-1)
+                    if g.dtype != group.dtype or not g.flags.c_contiguous:
+                        g = np.ascontiguousarray(g, dtype=group.dtype)
+                else:
+                    g = np.concatenate([gi.reshape(-1) for gi in grads[i:j]], out=group.grad[a:b],
+                                       casting="same_kind")
+                slots = {k: v[a:b] for k, v in group.slots.items()}
+                if kernel is not None:
+                    kernel(self, theta[a:b], g, slots, t, lr)
+                else:
+                    self._run(theta[a:b], g, slots, t, lr, with_globals=False)
+            return
+        g = np.concatenate([gi.reshape(-1) for gi in grads], out=group.grad, casting="same_kind")
+        if self.clipnorm is not None or self.global_clipnorm is not None:
+            pieces = [g[a:b] for a, b in zip(group.offsets, group.offsets[1:])]   # views: g is our copy
+            for piece, f in zip(pieces, self._clip_factors(pieces)):
                 if f != 1.0:
                     piece *= f
         if self.clipvalue is not None:
@@ -683,6 +732,12 @@ class Optimizer:
                             f"pairs, got {type(grads_and_vars).__name__}") from None
         if not pairs:
             return self.iterations
+        group = self._same_group(pairs)
+        if group is not None:  # the parameters of the last step again: checked in _same_group
+            lr, t = self._current_lr(), self.iterations + 1
+            params = [p for _, p in pairs]
+            self._run_group(group, group.theta, [g for g, _ in pairs], t, lr)
+            return self._finish_update(params)
         params, grads, seen = [], [], set()
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -714,6 +769,10 @@ class Optimizer:
             self._run_group(group, group.theta, grads, t, lr)
         else:
             self._apply_arrays(names, [p.data for p in params], grads, lr, t)
+        return self._finish_update(params)
+
+    def _finish_update(self, params):
+        """Apply the parameters' constraints, count the step; returns `iterations`."""
         for p in params:
             c = getattr(p, "constraint", None)
             if c is not None:
@@ -722,6 +781,27 @@ class Optimizer:
         self._last_params = params
         self.iterations += 1
         return self.iterations
+
+    def _same_group(self, pairs):
+        """The packed group, when `pairs` are (float ndarray, parameter) for exactly the parameters
+        of the group, in its order, their data still views of its flat buffer, shaped like the
+        gradients, with no parameter lost and no loaded state waiting: then every check of
+        apply_gradients holds and the training loop's steps skip them. Else None."""
+        group = self._group
+        if group is None or group.ids is None or self._pending or self._dead or \
+                len(pairs) != len(group.ids):
+            return None
+        theta, ndarray = group.theta, np.ndarray
+        for pair, pid in zip(pairs, group.ids):
+            if type(pair) is not tuple or len(pair) != 2:
+                return None
+            g, p = pair
+            if id(p) != pid or type(g) is not ndarray or g.dtype.kind != "f":
+                return None
+            d = p.data
+            if d.base is not theta or g.shape != d.shape:
+                return None
+        return group
 
     def apply(self, grads, variables=None):
         """Keras 3's `optimizer.apply(grads, variables)`: apply_gradients(zip(grads, variables));

@@ -1,0 +1,74 @@
+"""The fused one-pass kernels (tidu.optimizers.fused, extra `fast`) against the NumPy rules.
+
+The rule is the reference: a kernel must give the same numbers to float32 rounding (it does
+the same operations in the same order, so in practice the same bits), through the kernel
+itself and through apply_gradients' per-parameter path, and the rule must still run whenever
+the kernel does not apply (no numba, TIDU_FAST=0, clipping, a form without a kernel).
+"""
+import numpy as np
+import pytest
+
+from tidu.autograd import Parameter
+from tidu.optimizers import RMSprop, fused
+
+
+@pytest.fixture
+def kernels(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setattr(fused, "enabled", True)
+
+
+def _assert_same(a, b, dtype):
+    assert a.dtype == b.dtype == dtype
+    np.testing.assert_array_max_ulp(a, b, maxulp=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rmsprop_kernel_matches_the_rule(kernels, rng, dtype):
+    opt = RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-6)
+    kernel = opt.fused()
+    assert kernel is not None
+    theta = rng.standard_normal(1000).astype(dtype)
+    ref_theta, ref_state = theta.copy(), opt.init_state(theta)
+    state = {"v": ref_state["v"].copy()}
+    for t in range(1, 6):
+        g = (rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 2, 1000)).astype(dtype)
+        g[:3] = 0                                           # √v + ε with v = 0
+        kernel(opt, theta, g, state, t, 0.01)
+        opt.rule(ref_theta, g, ref_state, t, 0.01)
+        _assert_same(theta, ref_theta, dtype)
+        _assert_same(state["v"], ref_state["v"], dtype)
+
+
+def _train(rng_seed, fast, monkeypatch, **kwargs):
+    monkeypatch.setattr(fused, "enabled", fast)
+    rng = np.random.default_rng(rng_seed)
+    params = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
+              for i, s in enumerate([(7, 5), (5,), (3, 4, 2), (140000,)])]   # the last alone
+    opt = RMSprop(learning_rate=0.003, **kwargs)
+    for _ in range(4):
+        grads = [rng.standard_normal(p.shape) for p in params]   # float64 gradients: cast on the way
+        grads[1] = grads[1].astype(np.float32)
+        grads[2] = np.asfortranarray(grads[2])                    # not C-contiguous
+        opt.apply_gradients(zip(grads, params))
+    return [p.data.copy() for p in params], opt.state_dict()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1}, {"clipnorm": 0.5}, {"centered": True}])
+def test_apply_gradients_is_the_same_with_and_without_kernels(kernels, monkeypatch, kwargs):
+    slow, slow_state = _train(7, False, monkeypatch, **kwargs)
+    fast, fast_state = _train(7, True, monkeypatch, **kwargs)
+    for a, b in zip(fast, slow):
+        _assert_same(a, b, np.float32)
+    assert fast_state.keys() == slow_state.keys()
+    for k in slow_state:
+        if slow_state[k].dtype == np.float32:
+            _assert_same(fast_state[k], slow_state[k], np.float32)
+
+
+def test_no_kernel_when_disabled_or_not_plain(monkeypatch):
+    monkeypatch.setattr(fused, "enabled", False)
+    assert RMSprop().fused() is None
+    monkeypatch.setattr(fused, "enabled", True)
+    assert RMSprop(momentum=0.9).fused() is None
+    assert RMSprop(centered=True).fused() is None

@@ -1,0 +1,61 @@
+"""One-pass update kernels through numba: the optional extra `fast` (`pip install tidu[fast]`).
+
+A rule written with NumPy ufuncs makes one pass over the parameters per operation: RMSprop's
+    v = ρ·v + (1 − ρ)·g²,   θ = θ − η·g / (√v + ε)
+is nine passes over θ, g, v and two temporaries. The kernel here makes one: it reads θ, g and
+v once and writes θ and v once, doing the same float operations in the same order (each
+scalar cast to the parameters' dtype as NumPy casts a Python float), so both paths give the
+same bits. Measured on the MNIST MLP (784-512-10, batch 128, 407,050 weights, 2 OpenBLAS
+threads): the update goes from ~1.4 ms to ~0.3 ms and a training step is ~1.3× faster.
+
+Only kernels that buy that much are here: for SGD-momentum on the LeNet CNN and Adam on the
+LSTM the update is under 5% of a step. The kernels are single-threaded: numba's thread pool
+next to OpenBLAS's (whose workers spin between GEMMs) made the MLP step 2× slower.
+
+The NumPy rule stays the reference and the default whenever numba is not installed, the
+environment says TIDU_FAST=0, or `enabled` is set to False; an Optimizer asks `kernel(name)`.
+"""
+import math
+import os
+
+enabled = os.environ.get("TIDU_FAST", "1") != "0"
+
+_kernels = None
+
+
+def _compile():
+    """The kernels, compiled lazily by numba for each dtype they meet ({} without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return {}
+
+    def jit(fn):  # NumPy's error model: no branch on a division by zero, so the loop vectorizes
+        try:
+            return numba.njit(error_model="numpy", cache=True)(fn)
+        except RuntimeError:  # no writable place for numba's cache: compile in each process
+            return numba.njit(error_model="numpy")(fn)
+
+    @jit
+    def rmsprop(theta, g, v, rho, one_minus_rho, eps, lr):
+        for i in range(theta.size):
+            vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²
+            v[i] = vi
+            theta[i] -= (lr * g[i]) / (math.sqrt(vi) + eps)    # θ = θ − η·g / (√v + ε)
+
+    def rmsprop_update(opt, theta, g, state, t, lr):
+        f = theta.dtype.type
+        rmsprop(theta, g, state["v"], f(opt.rho), f(1 - opt.rho), f(opt.epsilon), f(lr))
+
+    return {"rmsprop": rmsprop_update}
+
+
+def kernel(name):
+    """The one-pass update `name(opt, theta, g, state, t, lr)`, updating theta and the state in
+    place (1-D contiguous arrays of one float dtype), or None when the fast path is off."""
+    global _kernels
+    if not enabled:
+        return None
+    if _kernels is None:
+        _kernels = _compile()
+    return _kernels.get(name)
