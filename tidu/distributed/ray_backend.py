@@ -345,20 +345,24 @@ class RayBackend:
         if ps.checkpoint_dir is not None:
             os.makedirs(ps.checkpoint_dir, exist_ok=True)
         spread = {"scheduling_strategy": "SPREAD"}            # over the cluster's machines
+        shard_refs = [ray.put(w[lo:hi]) for lo, hi in self.bounds]
         self.shards = [ShardActor.options(max_restarts=-1, **spread).remote(
-            rule, w[lo:hi], M, k, ps.checkpoint_dir, ps.checkpoint_every, ps.keep_checkpoints,
+            rule, shard_refs[k], M, k, ps.checkpoint_dir, ps.checkpoint_every, ps.keep_checkpoints,
             ps.max_staleness, restore, ps.signature()) for k, (lo, hi) in enumerate(self.bounds)]
         seq = np.random.SeedSequence(seed).spawn(M + 2)
         shards = shard_indices(len(x), M, seq[0], ps.shuffle)
         x_ref, y_ref = ray.put(x), ray.put(y)                 # the data goes to the object store once
         weights = ray.put(model.get_weights())               # and the initial weights too
+        index_refs = [ray.put(s) for s in shards]
+        # A restarted actor is built again from these same objects: the driver holds every one of
+        # them until close(), or Ray may free them and the restart fails (ray-project/ray#53727).
+        self.refs = (x_ref, y_ref, weights, index_refs, shard_refs)
         self.workers = [WorkerActor.options(max_restarts=ps.max_restarts, max_task_retries=0, **spread).remote(
-            spec, weights, x_ref, y_ref, shards[m], batch_size, seq[2 + m], ps.shuffle,
+            spec, weights, x_ref, y_ref, index_refs[m], batch_size, seq[2 + m], ps.shuffle,
             self.shards, self.bounds, rule, m, ps.max_staleness is not None) for m in range(M)]
         self.alive = [True] * M
         self.restarts = [0] * M
         self.unavailable = {}
-        self.refs = (x_ref, y_ref)
         if restore:
             self._write_back()
 
