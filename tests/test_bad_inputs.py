@@ -244,3 +244,16 @@ FAILED_COMPILES = {"unknown optimizer", "unknown loss", "unknown metric", "dupli
 
 def test_there_are_enough_cases():
     assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_the_finiteness_check_finds_every_nonfinite_value_and_only_those(dtype, bad):
+    from tidu.models.model import _all_finite
+
+    x = np.full((7, 3, 5), np.finfo(dtype).max, dtype=dtype)   # a sum would overflow; 0·max is 0
+    x[::2] = -np.finfo(dtype).max
+    if bad is not None:
+        x[6, 2, 4] = bad
+    assert _all_finite(x) is (bad is None)
+    assert _all_finite(x[:, 2, 4]) is (bad is None)             # 1-D: the plain check
