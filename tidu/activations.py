@@ -14,9 +14,8 @@ from the ops'. `get(name)` returns the function, `serialize(fn)` its name.
     hard_sigmoid: a piecewise-linear sigmoid (see tidu.functional.hard_sigmoid)
     mish(x) = x·tanh(softplus(x))
 """
-import difflib
-
 import tidu.functional as F
+from tidu._registry import did_you_mean
 from tidu.autograd import Tensor
 
 __all__ = ["linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax", "elu", "selu",
@@ -117,8 +116,7 @@ def get(identifier):
         fn = _REGISTRY.get(identifier) or _ALIASES.get(identifier)
         if fn is None:
             names = sorted([*_REGISTRY, *_ALIASES])
-            close = difflib.get_close_matches(identifier, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "."
+            hint = did_you_mean(identifier, names) or "."
             raise ValueError(f"activations.get: unknown activation {identifier!r}{hint} "
                              f"Allowed: {', '.join(names)}")
         return fn

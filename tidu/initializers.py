@@ -33,12 +33,12 @@ The notes' plain, untruncated 1/√n_in is `VarianceScaling(1.0, 'fan_in', 'untr
 The lower-case names are the classes themselves, as in Keras: `initializers.he_normal(seed=1)`
 is `HeNormal(seed=1)`.
 """
-import difflib
 import math
 
 import numpy as np
 
 from tidu import backend
+from tidu._registry import Configurable, Registry
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "SmallRandom", "VarianceScaling", "GlorotUniform", "GlorotNormal",
@@ -83,22 +83,11 @@ def _shape(name, shape):
     return shape
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: `init(shape, dtype=None) -> np.ndarray`; `get_config()` gives its arguments."""
 
     def __call__(self, shape, dtype=None):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define __call__ (abstract)")
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
@@ -363,50 +352,24 @@ _NAMES = {
     "xavier_uniform": GlorotUniform, "xavier_normal": GlorotNormal,
 }
 _NAMES.update({cls.__name__: cls for cls in _CLASSES})
-
-
-def _unknown(name):
-    allowed = sorted(n for n in _NAMES if n.islower())
-    close = difflib.get_close_matches(name, list(_NAMES), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else "."
-    return ValueError(f"initializers.get: unknown initializer {name!r}{hint} "
-                      f"Allowed: {', '.join(allowed)}")
+_REGISTRY = Registry("initializers", "initializer", Initializer, "an Initializer", _NAMES,
+                     allowed=sorted(n for n in _NAMES if n.islower()))
 
 
 def get(identifier):
     """An initializer from a name ('he_normal', 'HeNormal'), a config dict {'class_name',
     'config'}, an Initializer (returned as is), an Initializer class, or any callable
     `(shape, dtype) -> array`. None gives None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        if identifier not in _NAMES:
-            raise _unknown(identifier)
-        return _NAMES[identifier]()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"initializers.get: expected a name, a config dict, an Initializer or a "
-                    f"callable, got {identifier!r}")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(initializer):
     """{'class_name': 'GlorotUniform', 'config': {'seed': None}}: JSON-serializable."""
-    if not isinstance(initializer, Initializer):
-        raise TypeError(f"initializers.serialize: expected an Initializer, got {initializer!r} "
-                        f"(a plain function cannot be saved by name)")
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return _REGISTRY.serialize(initializer)
 
 
 def deserialize(config):
     """The inverse of `serialize`; builds only the initializers of this module."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"initializers.deserialize: expected a dict with 'class_name' and "
-                         f"'config', got {config!r}")
-    name = config["class_name"]
-    if name not in _NAMES:
-        raise _unknown(name)
-    return _NAMES[name].from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)

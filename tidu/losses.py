@@ -19,9 +19,8 @@ With from_logits=True the prediction is the pre-activation z (a = softmax(z) or 
 which is both faster and stabler; `Model.fit` picks that fused path by itself when the last
 layer is softmax/sigmoid and the loss is the matching cross-entropy.
 """
-import difflib
-
 from tidu import functional as F
+from tidu._registry import Configurable, did_you_mean, split_config, to_config
 from tidu.autograd import Tensor
 
 __all__ = ["Loss", "LossFunctionWrapper", "MeanSquaredError", "QuadraticCost", "MeanAbsoluteError",
@@ -36,7 +35,7 @@ def _tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-class Loss:
+class Loss(Configurable):
     """Base class: `loss(y_true, y_pred, sample_weight=None)` -> 0-d Tensor (batch mean)."""
 
     def __init__(self, name=None):
@@ -51,10 +50,6 @@ class Loss:
 
     def get_config(self):
         return {"name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
@@ -267,9 +262,8 @@ _FUNCTIONS = {mean_squared_error: MeanSquaredError, quadratic_cost: QuadraticCos
 
 def _unknown(identifier):
     allowed = sorted(set(_NAMES) | set(_CLASSES))
-    close = difflib.get_close_matches(str(identifier), allowed, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"Unknown loss {identifier!r}{hint} Allowed: {', '.join(allowed)}")
+    return ValueError(f"Unknown loss {identifier!r}{did_you_mean(str(identifier), allowed)} "
+                      f"Allowed: {', '.join(allowed)}")
 
 
 def get(identifier):
@@ -301,20 +295,18 @@ def serialize(loss):
     if type(loss).__name__ not in _CLASSES:
         raise ValueError(f"losses.serialize: {loss!r} is a custom loss; only the built-in "
                          f"losses ({', '.join(sorted(_CLASSES))}) can be written to a model file")
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return to_config(loss)
 
 
 def deserialize(config, custom_objects=None):
     """The Loss described by `serialize`'s dict (or a name)."""
     if isinstance(config, str):
         return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"losses.deserialize: expected {{'class_name': ..., 'config': {{...}}}}, "
-                         f"got {config!r}")
-    name = config["class_name"]
+    name, config = split_config(config, "losses.deserialize",
+                                expected="{'class_name': ..., 'config': {...}}")
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name)
     if cls is None:
         raise _unknown(name)
     if not isinstance(cls, type):
         return get(cls)
-    return cls.from_config(dict(config.get("config") or {}))
+    return cls.from_config(config)

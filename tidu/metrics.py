@@ -18,11 +18,10 @@ The value of one sample (a = y_pred, y = y_true):
 integer labels: sparse; one-hot targets: categorical). A loss name (e.g. 'categorical_crossentropy')
 is also a metric: the sample-weighted average of the batch losses.
 """
-import difflib
-
 import numpy as np
 
 from tidu import backend
+from tidu._registry import Configurable, did_you_mean, split_config, to_config
 from tidu.autograd import Tensor, no_grad
 
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
@@ -104,7 +103,7 @@ mse, mae = mean_squared_error, mean_absolute_error
 
 
 # --- stateful metrics ----------------------------------------------------------------------
-class Metric:
+class Metric(Configurable):
     """Base class: accumulate with update_state, read with result, clear with reset_state."""
 
     def __init__(self, name=None, dtype=None):
@@ -130,10 +129,6 @@ class Metric:
 
     def get_config(self):
         return {"name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
@@ -288,6 +283,11 @@ def _allowed():
     return sorted({"accuracy", "acc", *_NAMES, *_CLASSES, *_LOSS_NAMES})
 
 
+def _unknown(name):
+    return ValueError(f"Unknown metric {name!r}{did_you_mean(str(name), _allowed())} "
+                      f"Allowed: {', '.join(_allowed())}")
+
+
 def get(identifier, loss=None):
     """A Metric from a name, a config dict, a Metric, a Metric class or a per-sample function
     `fn(y_true, y_pred)`. 'accuracy'/'acc' become AutoAccuracy (see the module docstring);
@@ -306,9 +306,7 @@ def get(identifier, loss=None):
             return m
         if identifier.lower() in _LOSS_NAMES:
             return LossMetric(identifier.lower(), name=identifier)
-        close = difflib.get_close_matches(identifier, _allowed(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown metric {identifier!r}{hint} Allowed: {', '.join(_allowed())}")
+        raise _unknown(identifier)
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Metric):
@@ -330,7 +328,7 @@ def serialize(metric):
     if isinstance(metric, LossMetric):
         return metric.name if metric.name in _LOSS_NAMES else metric.get_config()["loss"]["class_name"]
     if type(metric).__name__ in _CLASSES:
-        return {"class_name": type(metric).__name__, "config": metric.get_config()}
+        return to_config(metric)
     raise ValueError(f"metrics.serialize: {metric!r} is a custom metric; only built-in metrics "
                      f"can be written to a model file")
 
@@ -338,13 +336,9 @@ def serialize(metric):
 def deserialize(config, custom_objects=None, loss=None):
     if isinstance(config, str):
         return get(config, loss=loss)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"metrics.deserialize: expected a name or {{'class_name': ..., "
-                         f"'config': {{...}}}}, got {config!r}")
-    name = config["class_name"]
+    name, config = split_config(config, "metrics.deserialize",
+                                expected="a name or {'class_name': ..., 'config': {...}}")
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name)
     if cls is None:
-        close = difflib.get_close_matches(str(name), _allowed(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown metric {name!r}{hint} Allowed: {', '.join(_allowed())}")
-    return cls.from_config(dict(config.get("config") or {}))
+        raise _unknown(name)
+    return cls.from_config(config)

@@ -17,9 +17,8 @@ notes, the cost of the notes (and Nielsen's book) with n the training-set size:
   exactly. If n is left None, a trainer may set `regularizer.n` before fitting (len of x).
 Weights only: the notes (and Keras' defaults) do not penalize biases.
 """
-import difflib
-
 import tidu.functional as F
+from tidu._registry import Configurable, Registry
 from tidu.autograd import Tensor
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "notes_l1", "notes_l2",
@@ -34,22 +33,11 @@ def _check_factor(cls, name, value):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: `reg(w) -> 0-d Tensor`; `get_config()` gives its arguments."""
 
     def __call__(self, x):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define __call__ (abstract)")
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
@@ -145,47 +133,21 @@ def notes_l1(lam, n):
 
 
 _NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
-
-
-def _unknown(name):
-    close = difflib.get_close_matches(name, list(_NAMES), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else "."
-    return ValueError(f"regularizers.get: unknown regularizer {name!r}{hint} "
-                      f"Allowed: {', '.join(_NAMES)}")
+_REGISTRY = Registry("regularizers", "regularizer", Regularizer, "a Regularizer", _NAMES,
+                     cutoff=0.5, make=lambda cls: cls(0.01, 0.01) if cls is L1L2 else cls())
 
 
 def get(identifier):
     """A regularizer from a name ('l2', default factor 0.01), a config dict, a Regularizer (as
     is) or any callable `w -> 0-d Tensor`. None gives None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        if identifier not in _NAMES:
-            raise _unknown(identifier)
-        cls = _NAMES[identifier]
-        return cls(0.01, 0.01) if cls is L1L2 else cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"regularizers.get: expected a name, a config dict, a Regularizer or a "
-                    f"callable, got {identifier!r}")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(regularizer):
     """{'class_name': 'L2', 'config': {'l2': 0.01}}: JSON-serializable."""
-    if not isinstance(regularizer, Regularizer):
-        raise TypeError(f"regularizers.serialize: expected a Regularizer, got {regularizer!r} "
-                        f"(a plain function cannot be saved by name)")
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return _REGISTRY.serialize(regularizer)
 
 
 def deserialize(config):
     """The inverse of `serialize`; builds only the regularizers of this module."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"regularizers.deserialize: expected a dict with 'class_name' and "
-                         f"'config', got {config!r}")
-    name = config["class_name"]
-    if name not in _NAMES:
-        raise _unknown(name)
-    return _NAMES[name].from_config(dict(config.get("config") or {}))
+    return _REGISTRY.deserialize(config)

@@ -38,7 +38,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 import zipfile
 
@@ -46,6 +45,7 @@ import numpy as np
 
 from tidu import backend
 from tidu.errors import ModelFileError
+from tidu.utils import atomic_write
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_model",
            "deserialize_model", "atomic_write", "read_checkpoint"]
@@ -66,36 +66,6 @@ _BUILD_SLACK = 64 << 20      # bytes a model may allocate beyond the weights the
 
 
 # --- writing -------------------------------------------------------------------------------
-def atomic_write(path, write):
-    """Call write(file) on a temporary file in path's directory, fsync it, rename it to path
-    and fsync the directory: after a crash at any point, path is the old file or the new one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (a power cut, not only a killed process)
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
 def _check_overwrite(path, overwrite):
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")

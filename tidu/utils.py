@@ -1,4 +1,8 @@
-"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`."""
+"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`; and
+`atomic_write`, how tidu writes a file (model files, the MNIST cache)."""
+import os
+import tempfile
+
 import numpy as np
 
 from tidu import backend
@@ -50,3 +54,33 @@ def normalize(x, axis=-1, order=2):
     norm = np.atleast_1d(np.linalg.norm(x, order, axis, keepdims=True))
     norm[norm == 0] = 1
     return x / norm
+
+
+def atomic_write(path, write):
+    """Call write(file) on a temporary file in path's directory, fsync it, rename it to path
+    and fsync the directory: after a crash at any point, path is the old file or the new one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (a power cut, not only a killed process)
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)

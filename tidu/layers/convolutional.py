@@ -1,13 +1,13 @@
 """Convolution layers (channels-last, NHWC, as Keras' default)."""
 import tidu.functional as F
-from tidu import activations, initializers, regularizers
+from tidu import activations
 from tidu.errors import ShapeError
 from tidu.layers.base import Layer
 from tidu.layers.core import ActivityRegularized
-from tidu.layers.utils import (check_constraint, check_data_format, check_ndim,
-                               check_positive_int, conv_output_length, normalize_padding,
-                               normalize_tuple, serialize_activation, serialize_constraint,
-                               serialize_initializer, serialize_regularizer)
+from tidu.layers.utils import (add_kernel_and_bias, check_data_format, check_ndim,
+                               check_positive_int, conv_output_length, kernel_and_bias_config,
+                               normalize_padding, normalize_tuple, serialize_activation,
+                               set_kernel_and_bias_options)
 
 __all__ = ["Conv2D"]
 
@@ -40,16 +40,11 @@ class Conv2D(ActivityRegularized, Layer):
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
         self.padding, self.dilation_rate = padding, dilation_rate
-        self.use_bias, self.bias = bool(use_bias), None
         self.activation = activations.get(activation)
         self.activation_name = activations.name_of(self.activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = check_constraint("Conv2D", "kernel_constraint", kernel_constraint)
-        self.bias_constraint = check_constraint("Conv2D", "bias_constraint", bias_constraint)
+        set_kernel_and_bias_options(self, "Conv2D", use_bias, kernel_initializer, bias_initializer,
+                                    kernel_regularizer, bias_regularizer, activity_regularizer,
+                                    kernel_constraint, bias_constraint)
 
     def _label(self):
         return f"Conv2D({self.filters}, {self.kernel_size}) '{self.name}'"
@@ -57,13 +52,7 @@ class Conv2D(ActivityRegularized, Layer):
     def build(self, input_shape):
         check_ndim(self._label(), input_shape, 4, "(batch, height, width, channels)")
         c = self.input_channels = input_shape[-1]
-        self.kernel = self.add_weight("kernel", (*self.kernel_size, c, self.filters),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                        regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint)
+        add_kernel_and_bias(self, (*self.kernel_size, c, self.filters), (self.filters,))
 
     def pre_activation(self, inputs, training=False):
         """conv2d(inputs, kernel) + bias."""
@@ -94,13 +83,4 @@ class Conv2D(ActivityRegularized, Layer):
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "dilation_rate": list(self.dilation_rate),
                 "activation": serialize_activation(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": serialize_initializer(self.kernel_initializer),
-                "bias_initializer": serialize_initializer(self.bias_initializer),
-                "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-                "bias_regularizer": serialize_regularizer(self.bias_regularizer),
-                "activity_regularizer": serialize_regularizer(self.activity_regularizer),
-                "kernel_constraint": serialize_constraint("Conv2D", "kernel_constraint",
-                                                          self.kernel_constraint),
-                "bias_constraint": serialize_constraint("Conv2D", "bias_constraint",
-                                                        self.bias_constraint)}
+                **kernel_and_bias_config(self, "Conv2D")}

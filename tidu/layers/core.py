@@ -8,12 +8,12 @@ before the activation, so that `call(x) == activation(pre_activation(x))`.
 import math
 
 import tidu.functional as F
-from tidu import activations, backend, initializers, regularizers
+from tidu import activations, backend
 from tidu.errors import ShapeError
 from tidu.layers.base import Layer
-from tidu.layers.utils import (check_constraint, check_ndim, check_positive_int, check_rate,
-                               serialize_activation, serialize_constraint, serialize_initializer,
-                               serialize_regularizer)
+from tidu.layers.utils import (add_kernel_and_bias, check_ndim, check_positive_int, check_rate,
+                               kernel_and_bias_config, serialize_activation,
+                               set_kernel_and_bias_options)
 
 __all__ = ["Dense", "Activation", "Flatten", "Reshape", "Dropout", "Identity"]
 
@@ -47,16 +47,12 @@ class Dense(ActivityRegularized, Layer):
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         units = check_positive_int("Dense", "units", units)
         super().__init__(**kwargs)
-        self.units, self.use_bias, self.bias = units, bool(use_bias), None
+        self.units = units
         self.activation = activations.get(activation)
         self.activation_name = activations.name_of(self.activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = check_constraint("Dense", "kernel_constraint", kernel_constraint)
-        self.bias_constraint = check_constraint("Dense", "bias_constraint", bias_constraint)
+        set_kernel_and_bias_options(self, "Dense", use_bias, kernel_initializer, bias_initializer,
+                                    kernel_regularizer, bias_regularizer, activity_regularizer,
+                                    kernel_constraint, bias_constraint)
 
     def _label(self):
         return f"Dense({self.units}) '{self.name}'"
@@ -64,13 +60,7 @@ class Dense(ActivityRegularized, Layer):
     def build(self, input_shape):
         check_ndim(self._label(), input_shape, (2,), "(batch, ..., features)")
         d = self.input_dim = input_shape[-1]
-        self.kernel = self.add_weight("kernel", (d, self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                        regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint)
+        add_kernel_and_bias(self, (d, self.units), (self.units,))
 
     def pre_activation(self, inputs, training=False):
         """inputs @ kernel + bias."""
@@ -87,25 +77,15 @@ class Dense(ActivityRegularized, Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
-                "activation": serialize_activation(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": serialize_initializer(self.kernel_initializer),
-                "bias_initializer": serialize_initializer(self.bias_initializer),
-                "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
-                "bias_regularizer": serialize_regularizer(self.bias_regularizer),
-                "activity_regularizer": serialize_regularizer(self.activity_regularizer),
-                "kernel_constraint": serialize_constraint("Dense", "kernel_constraint",
-                                                          self.kernel_constraint),
-                "bias_constraint": serialize_constraint("Dense", "bias_constraint",
-                                                        self.bias_constraint)}
+                "activation": serialize_activation(self.activation),
+                **kernel_and_bias_config(self, "Dense")}
 
 
-class Activation(Layer):
-    """outputs = activation(inputs), shape unchanged."""
+class _ElementwiseActivation(Layer):
+    """outputs = activation(inputs), shape unchanged; pre_activation is the identity. A subclass
+    provides `activation` (a function or a method) and `activation_name`."""
 
-    def __init__(self, activation, **kwargs):
-        super().__init__(**kwargs)
-        self.activation = activations.get(activation)
-        self.activation_name = activations.name_of(self.activation)
+    activation_name = None
 
     def pre_activation(self, inputs, training=False):
         return inputs
@@ -115,6 +95,15 @@ class Activation(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+class Activation(_ElementwiseActivation):
+    """outputs = activation(inputs), shape unchanged."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self.activation_name = activations.name_of(self.activation)
 
     def get_config(self):
         return {**super().get_config(), "activation": serialize_activation(self.activation)}

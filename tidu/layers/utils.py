@@ -2,6 +2,7 @@
 import numpy as np
 
 from tidu import activations, initializers, regularizers
+from tidu._registry import to_config
 from tidu.errors import ShapeError
 
 
@@ -78,12 +79,54 @@ def serialize_constraint(layer, name, constraint):
     if constraint is None:
         return None
     if hasattr(constraint, "get_config"):
-        return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+        return to_config(constraint)
     raise TypeError(f"{layer}: {name}={constraint!r} cannot be serialized (no get_config)")
 
 
 def serialize_activation(fn):
     return activations.serialize(fn)
+
+
+# --- the kernel/bias arguments of Dense, Conv2D and Maxout, in Keras' order -----------------
+def set_kernel_and_bias_options(layer, owner, use_bias, kernel_initializer, bias_initializer,
+                                kernel_regularizer, bias_regularizer, activity_regularizer,
+                                kernel_constraint, bias_constraint):
+    """Store the arguments on `layer`, resolved: initializers.get, regularizers.get, and
+    constraints checked (errors name `owner`, e.g. "Dense"); layer.bias is None until built."""
+    layer.use_bias, layer.bias = bool(use_bias), None
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.activity_regularizer = regularizers.get(activity_regularizer)
+    layer.kernel_constraint = check_constraint(owner, "kernel_constraint", kernel_constraint)
+    layer.bias_constraint = check_constraint(owner, "bias_constraint", bias_constraint)
+
+
+def add_kernel_and_bias(layer, kernel_shape, bias_shape):
+    """build(): layer.kernel, and layer.bias when layer.use_bias, each with its initializer,
+    regularizer and constraint."""
+    layer.kernel = layer.add_weight("kernel", kernel_shape, layer.kernel_initializer,
+                                    regularizer=layer.kernel_regularizer,
+                                    constraint=layer.kernel_constraint)
+    if layer.use_bias:
+        layer.bias = layer.add_weight("bias", bias_shape, layer.bias_initializer,
+                                      regularizer=layer.bias_regularizer,
+                                      constraint=layer.bias_constraint)
+
+
+def kernel_and_bias_config(layer, owner):
+    """get_config()'s entries for the arguments of set_kernel_and_bias_options, serialized."""
+    return {"use_bias": layer.use_bias,
+            "kernel_initializer": serialize_initializer(layer.kernel_initializer),
+            "bias_initializer": serialize_initializer(layer.bias_initializer),
+            "kernel_regularizer": serialize_regularizer(layer.kernel_regularizer),
+            "bias_regularizer": serialize_regularizer(layer.bias_regularizer),
+            "activity_regularizer": serialize_regularizer(layer.activity_regularizer),
+            "kernel_constraint": serialize_constraint(owner, "kernel_constraint",
+                                                      layer.kernel_constraint),
+            "bias_constraint": serialize_constraint(owner, "bias_constraint",
+                                                    layer.bias_constraint)}
 
 
 def check_ndim(layer, inputs, ndim, what):

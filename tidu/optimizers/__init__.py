@@ -9,8 +9,7 @@
 `get` accepts a name ('sgd', 'rmsprop', 'adam', ...; Keras's names where Keras has one), a
 class name ('Adam'), a config dict {'class_name': ..., 'config': ...} or an instance.
 """
-import difflib
-
+from tidu._registry import did_you_mean, split_config, to_config
 from tidu.optimizers import schedules
 from tidu.optimizers.adaptive import SWATS, AMSGrad, AdaGrad, Adadelta, Adagrad, Adam, Adamax, Nadam, RMSprop
 from tidu.optimizers.base import MinimizeResult, Optimizer, numerical_gradient
@@ -47,8 +46,7 @@ def _resolve(name, custom_objects=None):
     if name.lower() in ALIASES:
         return ALIASES[name.lower()]
     known = sorted(ALIASES)
-    close = difflib.get_close_matches(name.lower(), known + [c.lower() for c in _CLASSES], n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name.lower(), known + [c.lower() for c in _CLASSES])
     raise ValueError(f"optimizers.get: unknown optimizer {name!r}{hint} Allowed names: {', '.join(known)} "
                      f"(or a class name: {', '.join(sorted(_CLASSES))})")
 
@@ -57,15 +55,13 @@ def serialize(optimizer):
     """{'class_name': ..., 'config': ...}, JSON-able (a schedule included)."""
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizers.serialize: expected an Optimizer, got {type(optimizer).__name__}")
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return to_config(optimizer)
 
 
 def deserialize(config, custom_objects=None):
     """The optimizer described by {'class_name': ..., 'config': ...} (a new one, without state)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError(f"optimizers.deserialize: expected a dict with 'class_name' and 'config', got {config!r}")
-    cls = _resolve(config["class_name"], custom_objects)
-    return cls.from_config(dict(config.get("config") or {}))
+    name, config = split_config(config, "optimizers.deserialize", error=TypeError)
+    return _resolve(name, custom_objects).from_config(config)
 
 
 def get(identifier, custom_objects=None):

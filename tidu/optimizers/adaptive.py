@@ -168,6 +168,14 @@ def _series(cache, key, factor, t):
     return s
 
 
+def _set_betas_and_epsilon(opt, beta_1, beta_2, epsilon):
+    """Check and store the Adam family's β1, β2 (each in [0, 1)) and ε >= 0."""
+    owner = type(opt).__name__
+    opt.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
+    opt.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
+    opt.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+
+
 class Adam(Optimizer):
     """Adam: per-weight step sizes from running moments of the gradient.
 
@@ -194,10 +202,7 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  stable=False, **kwargs):
-        owner = type(self).__name__
-        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
-        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
-        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
         self.amsgrad, self.stable = bool(amsgrad), bool(stable)
         super().__init__(learning_rate, **kwargs)
 
@@ -279,10 +284,7 @@ class Adamax(Optimizer):
     """
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        owner = type(self).__name__
-        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
-        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
-        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
         super().__init__(learning_rate, **kwargs)
 
     def init_state(self, theta):
@@ -314,10 +316,7 @@ class Nadam(Optimizer):
     """
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        owner = type(self).__name__
-        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
-        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
-        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
+        _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
         super().__init__(learning_rate, **kwargs)
 
     def init_state(self, theta):
@@ -371,10 +370,8 @@ class SWATS(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-9, switch_step=None,
                  switch_epoch=None, sgd_learning_rate=None, **kwargs):
+        _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
         owner = type(self).__name__
-        self.beta_1 = check_unit_interval(owner, "beta_1", beta_1)
-        self.beta_2 = check_unit_interval(owner, "beta_2", beta_2)
-        self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
         self.switch_step = None if switch_step is None else check_int(owner, "switch_step", switch_step, 0)
         self.switch_epoch = None if switch_epoch is None else check_int(owner, "switch_epoch", switch_epoch, 0)
         self.sgd_learning_rate = (None if sgd_learning_rate is None

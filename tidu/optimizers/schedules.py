@@ -12,10 +12,11 @@ rate when ten epochs bring no improvement") is not a schedule of the step:
 `ReduceLROnPlateau` does it by setting `optimizer.learning_rate = new_value`, which replaces
 a constant learning rate (and replaces a schedule by that constant).
 """
-import difflib
 import inspect
 import math
 import numbers
+
+from tidu._registry import Configurable, did_you_mean, split_config, to_config
 
 
 def _real(owner, name, value, minimum=None, strict=False):
@@ -37,7 +38,7 @@ def _step(owner, step):
     return float(step)
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Configurable):
     """Base class: `schedule(step) -> learning rate` (a float), with `get_config()`.
 
     Subclasses store each constructor argument under its own name, so `get_config()` can
@@ -50,14 +51,6 @@ class LearningRateSchedule:
     def get_config(self):
         params = inspect.signature(type(self).__init__).parameters
         return {name: _jsonable(getattr(self, name)) for name in params if name != "self"}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _jsonable(value):
@@ -217,21 +210,18 @@ def serialize(schedule):
     if not isinstance(schedule, LearningRateSchedule):
         raise TypeError(f"schedules.serialize: expected a LearningRateSchedule, got {schedule!r}; a plain "
                         f"function cannot be saved, wrap it in a LearningRateSchedule subclass")
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return to_config(schedule)
 
 
 def deserialize(config, custom_objects=None):
     """The schedule described by {'class_name': ..., 'config': ...}."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise TypeError(f"schedules.deserialize: expected a dict with 'class_name' and 'config', got {config!r}")
+    name, config = split_config(config, "schedules.deserialize", error=TypeError)
     known = {**_SCHEDULES, **(custom_objects or {})}
-    name = config["class_name"]
     if name not in known:
-        close = difflib.get_close_matches(name, list(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known)
         raise ValueError(f"schedules.deserialize: unknown schedule {name!r}{hint} "
                          f"Known: {', '.join(sorted(known))}")
-    return known[name].from_config(dict(config.get("config", {})))
+    return known[name].from_config(config)
 
 
 def get(identifier):
