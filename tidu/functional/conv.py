@@ -88,6 +88,14 @@ def _tap(a, i, j, out_hw, strides):
     return a[:, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw, :]
 
 
+def _fold(ufunc, arrays):
+    """ufunc(… ufunc(a₀, a₁) …, aₖ) into a new array (a copy of a₀ when there is only one)."""
+    y = ufunc(arrays[0], arrays[1]) if len(arrays) > 1 else arrays[0].copy()
+    for a in arrays[2:]:
+        ufunc(y, a, out=y)
+    return y
+
+
 # --- convolution -------------------------------------------------------------------------
 class Conv2D(Function):
     """y[n, p, q, f] = Σ_{i,j,c} x̃[n, p·sh + i·dh, q·sw + j·dw, c] · K[i, j, c, f] + b[f]
@@ -230,16 +238,24 @@ class _Pool(Function):
         return [_tap(a, i, j, ctx.out_hw, ctx.strides) for i in range(ph) for j in range(pw)]
 
     @staticmethod
-    def _grad_buffer(ctx, dtype):
-        """A buffer for dL/dx̃ and whether each element sits in exactly one window (so the taps
-        can be written with out= instead of added into zeros)."""
+    def _spread(ctx, dtype, share):
+        """dL/dx from share(k, out), the gradient of window element k (tap k, row-major): when
+        each element of x̃ sits in at most one window, share writes it into `out`, tap k of a
+        buffer shaped like x̃ (each tap written once; the buffer is zeroed only if the windows
+        leave gaps); when windows overlap, share gets out=None, returns it, and it is added."""
         N, H, W, C = ctx.x_shape
         (ph, pw), (sh, sw), (OH, OW) = ctx.pool_size, ctx.strides, ctx.out_hw
         pt, pb, pl, pr = ctx.pads
         shape = (N, H + pt + pb, W + pl + pr, C)
         disjoint = sh >= ph and sw >= pw
         exact = (sh, sw) == (ph, pw) and shape[1] == ph * OH and shape[2] == pw * OW
-        return (backend.xp.empty if exact else backend.xp.zeros)(shape, dtype=dtype), disjoint
+        gxp = (backend.xp.empty if exact else backend.xp.zeros)(shape, dtype=dtype)
+        for k, dst in enumerate(_Pool._taps(ctx, gxp)):
+            if disjoint:
+                share(k, dst)
+            else:
+                dst += share(k, None)
+        return _unpad(gxp, ctx.pads, ctx.x_shape)
 
 
 class MaxPool2D(_Pool):
@@ -247,13 +263,16 @@ class MaxPool2D(_Pool):
     padding pads with −∞, so padding never wins.
 
     dy/dx̃ = 1 at the first maximum of each window in row-major order (as torch: one element
-    per window, also under ties) and 0 elsewhere; overlapping windows add.
+    per window, also under ties) and 0 elsewhere; overlapping windows add. A window holding a
+    NaN has a NaN maximum, which equals no element: its gradient is 0.
 
     Speed: a tap view steps over the other window columns, so a ufunc on it runs in inner loops
-    of only C elements. When the windows tile the input exactly (strides = pool_size, the
-    usual 2×2), forward first takes the max of the window rows, i.e. of whole contiguous image
-    rows (long inner loops), then of the pw columns; backward marks the first maximum with
-    boolean ops on contiguous per-window masks and writes each tap's gradient once.
+    of only C elements and costs about as much as a contiguous pass over the whole input. When
+    the windows tile the input exactly (strides = pool_size, the usual 2×2), forward first takes
+    the max of the window rows, i.e. of whole contiguous image rows (long inner loops), then of
+    the pw columns. Backward finds the first maximum tap by tap, comparing tap k with y and
+    keeping the hits no earlier tap had; the last tap needs no comparison, as it holds the first
+    maximum of every window with no earlier one, unless the maximum is NaN (y == y, contiguous).
     """
 
     @staticmethod
@@ -262,22 +281,14 @@ class MaxPool2D(_Pool):
         (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "max_pool2d")
         N, H, W, C = x.shape
         (ph, pw) = pool_size
-        if strides == pool_size and H == ph * OH and W == pw * OW and ph * pw > 1:
-            rows = x.reshape(N, OH, ph, W * C)          # window row i of every window: rows[:, :, i]
-            m = xp.maximum(rows[:, :, 0], rows[:, :, 1]) if ph > 1 else rows[:, :, 0].copy()
-            for i in range(2, ph):
-                xp.maximum(m, rows[:, :, i], out=m)     # max over the window rows
-            cols = m.reshape(N, OH, OW, pw, C)
-            y = xp.maximum(cols[..., 0, :], cols[..., 1, :]) if pw > 1 else cols[..., 0, :].copy()
-            for j in range(2, pw):
-                xp.maximum(y, cols[..., j, :], out=y)   # then over the window columns
+        if strides == pool_size and H == ph * OH and W == pw * OW:
+            rows = x.reshape(N, OH, ph, W * C)  # window row i of every window: rows[:, :, i]
+            m = _fold(xp.maximum, [rows[:, :, i] for i in range(ph)]).reshape(N, OH, OW, pw, C)
+            y = _fold(xp.maximum, [m[..., j, :] for j in range(pw)])
             ctx.save_for_backward(x, y)
             return y
         xpad = _pad(x, pads, -np.inf)
-        taps = _Pool._taps(ctx, xpad)
-        y = taps[0].copy() if len(taps) == 1 else backend.xp.maximum(taps[0], taps[1])
-        for t in taps[2:]:
-            backend.xp.maximum(y, t, out=y)
+        y = _fold(xp.maximum, _Pool._taps(ctx, xpad))
         ctx.save_for_backward(xpad, y)
         return y
 
@@ -285,27 +296,29 @@ class MaxPool2D(_Pool):
     def backward(ctx, gy):
         xp = backend.xp
         xpad, y = ctx.saved
-        gxp, disjoint = _Pool._grad_buffer(ctx, gy.dtype)
         taps = _Pool._taps(ctx, xpad)
-        if disjoint:  # each tap's gradient is written once: gy where it holds the first maximum
-            seen = None
-            for t, dst in zip(taps, _Pool._taps(ctx, gxp)):
-                hit = t == y
-                if seen is None:
-                    seen = hit
-                else:
-                    first = xp.greater(hit, seen)        # a maximum, and none earlier in the window
-                    seen |= hit
-                    hit = first
-                xp.multiply(gy, hit, out=dst)
-            return _unpad(gxp, ctx.pads, ctx.x_shape)
-        rest = gy  # the gradient of the windows whose maximum is not yet found
-        for k, (t, dst) in enumerate(zip(taps, _Pool._taps(ctx, gxp))):
-            routed = rest * (t == y)
-            dst += routed
-            if k < len(taps) - 1:
-                rest = rest - routed if rest is gy else xp.subtract(rest, routed, out=rest)
-        return _unpad(gxp, ctx.pads, ctx.x_shape)
+        last = len(taps) - 1
+        seen, rest = None, gy  # where an earlier tap held the maximum; gy not yet routed
+
+        def share(k, out):  # gy where tap k holds its window's first maximum
+            nonlocal seen, rest
+            if out is None:  # overlapping windows: route the gy that earlier taps left
+                routed = rest * (taps[k] == y)
+                if k < last:
+                    rest = rest - routed if rest is gy else xp.subtract(rest, routed, out=rest)
+                return routed
+            if k == 0:
+                hit = seen = taps[0] == y
+            elif k < last:
+                hit = taps[k] == y
+                first = xp.greater(hit, seen)  # a maximum, and none earlier in the window
+                seen |= hit
+                hit = first
+            else:  # a window whose maximum is not NaN has it here if no earlier tap had it
+                hit = xp.greater(y == y, seen)
+            return xp.multiply(gy, hit, out=out)
+
+        return _Pool._spread(ctx, gy.dtype, share)
 
 
 class AvgPool2D(_Pool):
@@ -320,10 +333,7 @@ class AvgPool2D(_Pool):
     def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         xp = backend.xp
         (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "avg_pool2d")
-        taps = _Pool._taps(ctx, _pad(x, pads))
-        y = taps[0].copy() if len(taps) == 1 else xp.add(taps[0], taps[1])
-        for t in taps[2:]:
-            xp.add(y, t, out=y)
+        y = _fold(xp.add, _Pool._taps(ctx, _pad(x, pads)))
         (ph, pw), (sh, sw), (pt, _, pl, _) = pool_size, strides, pads
         if padding == "same" and any(pads):
             _, H, W, _ = x.shape
@@ -339,14 +349,9 @@ class AvgPool2D(_Pool):
     @staticmethod
     def backward(ctx, gy):
         xp = backend.xp
-        gxp, disjoint = _Pool._grad_buffer(ctx, gy.dtype)
         share = gy * ctx.inv
-        for dst in _Pool._taps(ctx, gxp):
-            if disjoint:
-                xp.copyto(dst, share)
-            else:
-                dst += share
-        return _unpad(gxp, ctx.pads, ctx.x_shape)
+        return _Pool._spread(ctx, gy.dtype,
+                             lambda k, out: share if out is None else xp.copyto(out, share))
 
 
 class L2Pool2D(_Pool):
@@ -375,14 +380,9 @@ class L2Pool2D(_Pool):
     def backward(ctx, gy):
         xp = backend.xp
         xpad, y = ctx.saved
-        gxp, disjoint = _Pool._grad_buffer(ctx, gy.dtype)
+        taps = _Pool._taps(ctx, xpad)
         ratio = gy / xp.where(y > 0, y, xp.inf)  # gy / y, and 0 where the window is all zeros
-        for t, dst in zip(_Pool._taps(ctx, xpad), _Pool._taps(ctx, gxp)):
-            if disjoint:
-                xp.multiply(ratio, t, out=dst)
-            else:
-                dst += ratio * t
-        return _unpad(gxp, ctx.pads, ctx.x_shape)
+        return _Pool._spread(ctx, gy.dtype, lambda k, out: xp.multiply(ratio, taps[k], out=out))
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):

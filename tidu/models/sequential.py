@@ -8,8 +8,12 @@ The weights are made as soon as the input shape is known: at `add` when the firs
 `input_shape=` (or after `add(Input(shape))`), else lazily at the first fit/predict/call from
 the data's shape.
 """
+from tidu import activations
+from tidu.autograd import Tensor
 from tidu.layers.base import Layer
+from tidu.layers.convolutional import Conv2D
 from tidu.layers.input_layer import InputLayer, SymbolicTensor
+from tidu.layers.pooling import MaxPooling2D
 from tidu.models.model import Model, _deserialize_layer, _serialize_layer, _with_layer
 
 __all__ = ["Sequential"]
@@ -109,18 +113,23 @@ class Sequential(Model):
         return shape
 
     def _run(self, x, training=False, logits=False):
+        """The network's output for a Tensor x (with logits=True, the last layer's
+        pre-activation). A Conv2D with relu directly followed by a MaxPooling2D runs as conv,
+        pool, relu: the same values and gradients, relu on a map 4× smaller (`_pools_first`)."""
         layers = self._layers
+        end = len(layers) - 1 if logits else len(layers)  # the layers run in full
         h, i = x, 0
         try:
-            if logits:
-                last = len(layers) - 1
-                for i in range(last):
-                    h = layers[i](h, training=training)
-                i = last
-                return layers[last].pre_activation(h, training=training)
-            for i, layer in enumerate(layers):
-                h = layer(h, training=training)
-            return h
+            while i < end:
+                layer = layers[i]
+                if i + 1 < end and _pools_first(layer, layers[i + 1], h):
+                    z = layer.pre_activation(h, training=training)
+                    i += 1
+                    h = layer.activation(layers[i](z, training=training))
+                else:
+                    h = layer(h, training=training)
+                i += 1
+            return layers[end].pre_activation(h, training=training) if logits else h
         except (ValueError, TypeError) as e:
             new = _with_layer(layers[i], e)
             if new is e:
@@ -146,6 +155,39 @@ class Sequential(Model):
         if shape is not None and not model.built and model._layers:
             model.build(tuple(shape))
         return model
+
+
+# Activations φ with max(φ(x₁), …, φ(xₖ)) = φ(max(x₁, …, xₖ)) and the same gradient, exactly in
+# floating point: relu only. See _pools_first.
+_COMMUTES_WITH_MAX_POOL = (activations.relu,)
+
+
+def _pools_first(conv, pool, h):
+    """Whether Sequential may run conv → pool as conv.pre_activation → pool → conv.activation.
+
+    For z the conv's pre-activation and φ = relu, computed as φ(z) = z·[z > 0]:
+      forward:  φ is non-decreasing, so on any window w, max_w φ(z) = φ(max_w z) (φ of the
+                maximum is ≥ φ of every element and is one of them). Bit for bit: on z > 0, φ is
+                z itself; if max_w z ≤ 0 both sides are a zero (at most the sign of 0 differs).
+      backward: pooling after φ sends gy to the first maximum m of φ(z) over w, times φ'(z_m);
+                pooling before sends gy·φ'(max_w z) to the first maximum of z. If max_w z > 0,
+                φ(z_i) = φ(max) only where z_i = max (φ is z there, and ≤ 0 < max elsewhere),
+                so both pick the same element, with φ' = 1. If max_w z ≤ 0, φ' = 0 (relu'(0) = 0,
+                as F.relu's mask [z > 0]) at every element, and both send 0 to the whole window,
+                ties or not. So gradients agree exactly (up to the sign of zeros).
+    Activations that are only mathematically non-decreasing are left out: float rounding or
+    saturation (sigmoid, tanh, elu, softplus, leaky_relu's α·z) can give distinct z_i the same
+    φ(z_i), and then the first maximum of φ(z) need not be the first maximum of z, so the
+    gradient would land on another element. A NaN gives NaN on both sides; a −∞ pre-activation
+    would not (relu's mask gives −∞·0 = NaN), but only an overflowed conv can produce one.
+
+    The swap is invisible from outside: it applies only to these exact layer classes, a built
+    conv with no activity regularizer (which would observe the conv's output), and Tensors.
+    The pooled map is 4× smaller for 2×2 windows, so relu forward and backward cost 4× less.
+    """
+    return (type(conv) is Conv2D and type(pool) is MaxPooling2D and conv.built
+            and conv.activation in _COMMUTES_WITH_MAX_POOL and conv.activity_regularizer is None
+            and isinstance(h, Tensor))
 
 
 def _layers_module():
