@@ -30,6 +30,7 @@ import numpy as np
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
+from tidu.functional._fast_recurrent import lstm_steps as _lstm_steps
 from tidu.functional.dense import column_sums
 from tidu.functional.math import getitem
 
@@ -297,6 +298,10 @@ class LSTM(Function):
         carry to t−1: dc_t ⊙ f;   dh0 = dz_1 Uᵀ,  dc0 = dc_1 ⊙ f_1
         dW = Σ_t x_tᵀ dz_t,  db = Σ dz_t,  dU = Σ_t h_{t−1}ᵀ dz_t,  dx_t = dz_t Wᵀ.
     With return_state the output is (N, T_out + 1, u): the outputs, then c_T as the last row.
+    With numba installed (the extra `fast`) each timestep's element-wise work, forward and
+    backward, is one pass of a kernel in tidu.functional._fast_recurrent (same formulas; a
+    vectorized float32 exp within ~1 ulp of np.exp); the NumPy loop is the reference and runs
+    when numba is missing, TIDU_FAST=0 or tidu.optimizers.fused.enabled is False.
     """
 
     @staticmethod
@@ -317,13 +322,19 @@ class LSTM(Function):
         K = ws.empty((T, N, u), dtype)                          # tanh(c_t)
         H[0] = 0 if h0 is None else h0
         C[0] = 0 if c0 is None else c0
-        tmp, ig = xp.empty((N, 4 * u), dtype=dtype), xp.empty((N, u), dtype=dtype)
+        fast = _lstm_steps(dtype)                               # numba kernels, or None
+        tmp = (xp.zeros if fast else xp.empty)((N, 4 * u), dtype=dtype)    # fast adds it at t = 0
+        ig = xp.empty((N, u), dtype=dtype)
         with np.errstate(over="ignore"):
             for t in range(T):
                 a = A[t]
                 if t or h0 is not None:
                     xp.matmul(H[t], Us, out=tmp)
-                    a += tmp                                     # a = s·z_t
+                    if not fast:
+                        a += tmp                                 # a = s·z_t
+                if fast:                                         # a += tmp and the lines below
+                    fast.forward(a, tmp, C[t], C[t + 1], K[t], H[t + 1])
+                    continue
                 _sigmoid_from_negated(a)                         # σ(z_o), σ(z_i), σ(z_f), σ(2 z_c)
                 o, i, f, g = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
                 g *= 2
@@ -359,12 +370,16 @@ class LSTM(Function):
         dZ = ws.empty(A.shape, A.dtype)                        # dz_t, gates o, i, f, c
         dZ4 = dZ.reshape(T, N, 4, u)
         dh, tmp = xp.zeros((N, u), dtype=A.dtype), xp.empty((N, u), dtype=A.dtype)
+        fast = _lstm_steps(A.dtype)
         for t in range(T - 1, -1, -1):                          # one step's data stays in cache
             gt = _state_grad(gy, t, T, return_sequences)
             if t < T - 1:
                 xp.matmul(dZ[t + 1], Ui.T, out=dh)               # dz_{t+1} Uᵀ
             if gt is not None:
                 dh += gt
+            if fast:                                             # the lines below
+                fast.backward(dh, dc, A[t], K[t], C[t], dZ[t])
+                continue
             o, i, f, g = A4[t, :, 0], A4[t, :, 1], A4[t, :, 2], A4[t, :, 3]
             S, k, dz, dz4 = A[t, :, :3 * u], K[t], dZ[t], dZ4[t]
             xp.subtract(1, S, out=dz[:, :3 * u])
