@@ -64,7 +64,7 @@ def busy_fraction(seconds=1.0):
     return 1 - (i1 - i0) / max(t1 - t0, 1)
 
 
-FAST_WORKLOADS = ("mlp",)  # where the extra `fast` (numba) has a kernel that matters: RMSprop
+FAST_WORKLOADS = ("mlp", "lstm")  # where the extra `fast` (numba) has kernels that matter: RMSprop, LSTM gates
 
 
 def run_one(workload, impl, steps, threads):
@@ -176,9 +176,9 @@ def write_results(args, names, impls, results, gf, reps, have_torch, load):
             f"{fmt(rss['tidu'], '{:.0f}')} / {fmt(rss.get('torch'), '{:.0f}')} / {fmt(rss['numpy'], '{:.0f}')} |")
     fast_rows = [w for w in names if w in FAST_WORKLOADS and results.get((w, "tidu[fast]"))]
     if fast_rows:
-        lines += ["", "## tidu[fast]: the optional extra `fast` (numba installed; one-pass RMSprop kernel)", "",
+        lines += ["", "## tidu[fast]: the optional extra `fast` (numba installed; one-pass RMSprop update, LSTM gate kernels)", "",
                   "The rows above are plain tidu (TIDU_FAST=0, the pure-NumPy default); here the same run "
-                  "with numba's fused update (tidu.optimizers.fused).", "",
+                  "with numba's kernels (tidu.optimizers.fused, tidu.functional._fast_recurrent).", "",
                   "| workload | tidu[fast] s/epoch | speed-up over plain tidu | tidu[fast]/torch | tidu[fast]/NumPy |",
                   "|---|---|---|---|---|"]
         for w in fast_rows:
