@@ -31,7 +31,8 @@ from tidu.errors import ShapeError
 from tidu.layers.base import Layer
 from tidu.layers.core import ActivityRegularized
 from tidu.layers.utils import (check_constraint, check_positive_int, serialize_activation,
-                               serialize_constraint, serialize_initializer, serialize_regularizer)
+                               serialize_constraint, serialize_initializer, serialize_regularizer,
+                               set_kernel_and_bias_options)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
 
@@ -72,19 +73,15 @@ class _RNN(ActivityRegularized, Layer):
             raise ValueError(f"{cls}: stateful=True is not supported; pass the final states of one "
                              f"call as initial_state of the next (return_state=True)")
         super().__init__(**kwargs)
-        self.units, self.use_bias, self.bias = units, bool(use_bias), None
+        self.units = units
         self.activation = activations.get(activation)
         self.activation_name = None  # see the module docstring
-        self.kernel_initializer = initializers.get(kernel_initializer)
+        set_kernel_and_bias_options(self, cls, use_bias, kernel_initializer, bias_initializer,
+                                    kernel_regularizer, bias_regularizer, activity_regularizer,
+                                    kernel_constraint, bias_constraint)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = check_constraint(cls, "kernel_constraint", kernel_constraint)
         self.recurrent_constraint = check_constraint(cls, "recurrent_constraint", recurrent_constraint)
-        self.bias_constraint = check_constraint(cls, "bias_constraint", bias_constraint)
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards, self.unroll = bool(go_backwards), bool(unroll)
 
