@@ -175,23 +175,3 @@ class Parameter(Tensor):
                              f"got {tuple(value.shape)}")
         self.data[...] = value
 
-
-def pack(params, dtype=None):
-    """Make the data of `params` views into one contiguous flat array and return it.
-
-    An optimizer can then update all parameters with a few ufunc calls on the flat array, and
-    the parameter server can move weights as one vector. Values are unchanged.
-    """
-    xp = backend.xp
-    params = list(params)
-    if not params:
-        return xp.zeros(0, dtype=dtype or backend.floatx())
-    dtype = dtype or params[0].data.dtype
-    flat = xp.empty(sum(p.data.size for p in params), dtype=dtype)
-    offset = 0
-    for p in params:
-        n = p.data.size
-        flat[offset:offset + n] = p.data.ravel()
-        p.data = flat[offset:offset + n].reshape(p.data.shape)
-        offset += n
-    return flat

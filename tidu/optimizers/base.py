@@ -72,59 +72,14 @@ import weakref
 
 import numpy as np
 
-from tidu.autograd.tensor import Tensor, pack
+from tidu._checks import (check_choice, check_int, check_nonnegative, check_number,
+                          check_positive, check_unit_interval)
+from tidu.autograd.flat import pack
+from tidu.autograd.tensor import Tensor
 from tidu.errors import ShapeError
 from tidu.optimizers import schedules as _schedules
 
 _BASE_ARGS = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "name")
-
-
-# --- argument checks shared by every optimizer ---------------------------------------------------
-def _number(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a real number, got {name}={value!r}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{owner}: expected {name} to be a number, got {name}=nan")
-    return value
-
-
-def check_unit_interval(owner, name, value):
-    """0 <= value < 1 (decay rates β, ρ): a float, or a ValueError naming owner and argument."""
-    value = _number(owner, name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: expected 0 <= {name} < 1, got {name}={value!r}")
-    return value
-
-
-def check_nonnegative(owner, name, value):
-    """value >= 0 (ε, momentum, ...): a float, or a ValueError naming owner and argument."""
-    value = _number(owner, name, value)
-    if value < 0:
-        raise ValueError(f"{owner}: expected {name} >= 0, got {name}={value!r}")
-    return value
-
-
-def check_positive(owner, name, value):
-    value = _number(owner, name, value)
-    if value <= 0:
-        raise ValueError(f"{owner}: expected {name} > 0, got {name}={value!r}")
-    return value
-
-
-def check_int(owner, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: expected {name} to be an int, got {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}: expected {name} >= {minimum}, got {name}={value!r}")
-    return int(value)
-
-
-def check_choice(owner, name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{owner}: expected {name} to be one of {', '.join(map(repr, choices))}, "
-                         f"got {name}={value!r}")
-    return value
 
 
 _ALONE = 1 << 17  # a parameter this large (elements) is updated from its own gradient, not a copy
