@@ -249,7 +249,7 @@ def test_there_are_enough_cases():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
 def test_the_finiteness_check_finds_every_nonfinite_value_and_only_those(dtype, bad):
-    from tidu.models.model import _all_finite
+    from tidu.training.checks import all_finite as _all_finite
 
     x = np.full((7, 3, 5), np.finfo(dtype).max, dtype=dtype)   # a sum would overflow; 0·max is 0
     x[::2] = -np.finfo(dtype).max

@@ -35,7 +35,7 @@ def loss_and_grads(model, x, seed, one_by_one):
         for layer in model.layers:
             h = layer(h, training=True)
     else:
-        h = model._run(h, training=True)
+        h = model.forward(h, training=True)
     w = np.random.default_rng(seed).standard_normal(h.shape)
     (h * w).sum().backward()
     grads = [p.grad.copy() for p in params]
@@ -110,7 +110,7 @@ def test_fit_with_the_reorder_matches_layer_by_layer_training(rng, float64):
     models_[1].set_weights(models_[0].get_weights())
     for m in models_:
         m.compile("sgd", "categorical_crossentropy")
-    models_[1]._run = lambda h, training=False, logits=False: _one_by_one(models_[1], h, training, logits)
+    models_[1].forward = lambda h, training=False, logits=False: _one_by_one(models_[1], h, training, logits)
     for m in models_:
         m.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
     for w, w_ref in zip(models_[0].get_weights(), models_[1].get_weights()):

@@ -29,7 +29,7 @@ import numpy as np
 
 from tidu.distributed import checkpoint as ckpt
 from tidu.distributed.simulated import shard_bounds
-from tidu.distributed.worker import FlatModel, WorkerData, shard_indices
+from tidu.distributed.worker import FlatModel, shard_indices, worker_batches
 
 log = logging.getLogger("tidu.distributed")
 UNAVAILABLE_TIMEOUT = 60.0  # seconds a worker may stay unreachable before it counts as dead
@@ -207,7 +207,7 @@ class Worker:
         self.model = _build_model(spec, weights)
         self.flat = FlatModel(self.model)
         self.x, self.y = x, y
-        self.data = WorkerData(indices, batch_size, seed, shuffle)
+        self.data = worker_batches(indices, batch_size, seed, shuffle)
         self.shards, self.bounds, self.rule, self.m = shards, bounds, rule, m
         n = self.flat.size
         self.w = self.flat.get()
@@ -249,7 +249,7 @@ class Worker:
             self.prefetched = False
             if window:
                 self.v_window = list(self.v_fetch)
-            idx = self.data.next_batch()
+            idx = self.data.next()
             self.flat.set(self.w)
             losses.append(self.flat.gradient(self.x[idx], self.y[idx], self.g))
             if rule.local_steps:
@@ -284,7 +284,7 @@ class Worker:
 
     def gradient(self, w):
         """SyncSGD: (loss, g) of the next mini-batch at the broadcast weights w."""
-        idx = self.data.next_batch()
+        idx = self.data.next()
         self.flat.set(w)
         loss = self.flat.gradient(self.x[idx], self.y[idx], self.g)
         return loss, self.g

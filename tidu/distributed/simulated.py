@@ -30,7 +30,7 @@ from collections import deque
 import numpy as np
 
 from tidu.distributed import checkpoint as ckpt
-from tidu.distributed.worker import FlatModel, WorkerData, shard_indices
+from tidu.distributed.worker import FlatModel, shard_indices, worker_batches
 
 log = logging.getLogger("tidu.distributed")
 
@@ -61,7 +61,7 @@ class Simulation:
         self.g = np.empty(n, dtype=self.w.dtype)
         seq = np.random.SeedSequence(self.seed).spawn(M + 2)
         shards = shard_indices(len(x), M, seq[0], ps.shuffle)
-        self.data = [WorkerData(shards[m], batch_size, seq[2 + m], ps.shuffle) for m in range(M)]
+        self.data = [worker_batches(shards[m], batch_size, seq[2 + m], ps.shuffle) for m in range(M)]
         self.rng = np.random.default_rng(seq[1])
         self.t = 0                      # server version: updates applied
         self.steps_total = 0            # gradients computed, all workers together
@@ -144,7 +144,7 @@ class Simulation:
 
     def _gradient(self, m, out):
         """Loss of worker m's next mini-batch at the model's current weights; out ← gradient."""
-        idx = self.data[m].next_batch()
+        idx = self.data[m].next()
         sw = None if self.sample_weight is None else self.sample_weight[idx]
         return self.flat.gradient(self.x[idx], self.y[idx], out, sw)
 
@@ -200,10 +200,10 @@ class Simulation:
         g, acc, losses = self.g, self.tmp[1], []
         for m in range(M):                                    # all on w (the model's weights)
             if m not in kept:
-                self.data[m].next_batch()                     # a straggler's batch is lost
+                self.data[m].next()                     # a straggler's batch is lost
                 continue
             sw = None
-            idx = self.data[m].next_batch()
+            idx = self.data[m].next()
             if self.sample_weight is not None:
                 sw = self.sample_weight[idx]
             losses.append(self.flat.gradient(self.x[idx], self.y[idx], g, sw))  # g_m(w)
@@ -240,7 +240,7 @@ class Simulation:
             arrays.update({f"shard{k}/{name}": a for name, a in state.items()})
         data_meta = []
         for m, d in enumerate(self.data):
-            a, meta = d.state()
+            a, meta = d.get_state()
             arrays[f"data{m}/order"] = a["order"]
             arrays[f"data{m}/indices"] = d.indices
             data_meta.append(meta)
@@ -275,7 +275,7 @@ class Simulation:
                     np.copyto(a, arrays[f"shard{k}/{name}"])
             for m, d in enumerate(self.data):
                 d.indices = arrays[f"data{m}/indices"].astype(np.int64)
-                d.load_state({"order": arrays[f"data{m}/order"]}, meta["data"][m])
+                d.set_state({"order": arrays[f"data{m}/order"]}, meta["data"][m])
             if not self.rule.synchronous:
                 if self.eager:
                     np.copyto(self.pending, arrays["pending"])

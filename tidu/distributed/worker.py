@@ -10,10 +10,12 @@ them together make one pass over the data every ~N / batch_size gradients.
 import numpy as np
 
 from tidu import backend
+from tidu.autograd import FlatView
+from tidu.training import Sampler
 
 
 class FlatModel:
-    """A compiled model's trainable weights as one flat vector.
+    """A compiled model's trainable weights as one flat vector (tidu.autograd.FlatView).
 
         set(w)              write w into the weights (in place, the Parameters keep their arrays)
         get()               a flat copy of the weights
@@ -21,7 +23,7 @@ class FlatModel:
         unbind()            give the Parameters their own arrays back, holding the current values
         gradient(x, y, g)   loss of the mini-batch at the current weights; g ← flat gradient
 
-    Offsets follow `model.trainable_weights`, the order `compute_loss_and_grads` returns its
+    Offsets follow `model.trainable_weights`, the order the model's train step returns its
     gradients in.
     """
 
@@ -31,44 +33,28 @@ class FlatModel:
         if not self.params:
             raise ValueError("ParameterServer: the model has no trainable weights (build it first: "
                              "give the first layer input_shape, or call the model on data)")
+        self.view = FlatView(self.params)
         self.dtype = np.dtype(backend.to_numpy(self.params[0].data).dtype)
-        self.slices, offset = [], 0
-        for p in self.params:
-            self.slices.append((offset, offset + p.data.size, p.data.shape))
-            offset += p.data.size
-        self.size = offset
-        self._own = None                                      # the Parameters' arrays while bound
+        self.size = self.view.size
 
     def bind(self, w):
-        if self._own is None:
-            self._own = [p.data for p in self.params]
-        for p, (lo, hi, shape) in zip(self.params, self.slices):
-            p.data = w[lo:hi].reshape(shape)
+        self.view.bind(w)
 
     def unbind(self):
-        if self._own is not None:
-            for p, own in zip(self.params, self._own):
-                own[...] = p.data
-                p.data = own
-            self._own = None
+        self.view.unbind()
 
     def get(self):
-        w = np.empty(self.size, dtype=self.dtype)
-        for p, (lo, hi, _) in zip(self.params, self.slices):
-            w[lo:hi] = backend.to_numpy(p.data).ravel()
-        return w
+        return backend.to_numpy(self.view.get(dtype=self.dtype))
 
     def set(self, w):
-        for p, (lo, hi, shape) in zip(self.params, self.slices):
-            p.data[...] = backend.as_array(w[lo:hi].reshape(shape))
+        self.view.set(backend.as_array(w))
 
     def gradient(self, x, y, g, sample_weight=None):
         loss, grads = self.model.compute_loss_and_grads(x, y, sample_weight=sample_weight, training=True)
         if len(grads) != len(self.params):
             raise ValueError(f"ParameterServer: compute_loss_and_grads returned {len(grads)} gradients "
                              f"for {len(self.params)} trainable weights")
-        for gp, (lo, hi, _) in zip(grads, self.slices):
-            g[lo:hi] = backend.to_numpy(gp).ravel()
+        self.view.gather([backend.to_numpy(gp) for gp in grads], out=g)
         return float(loss)
 
 
@@ -80,27 +66,6 @@ def shard_indices(n, num_workers, seed, shuffle=True):
     return np.array_split(order, num_workers)
 
 
-class WorkerData:
-    """Worker m's mini-batches: its shard in batches, reshuffled (own generator) every pass."""
-
-    def __init__(self, indices, batch_size, seed, shuffle=True):
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.batch_size, self.shuffle = int(batch_size), shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order, self.pos = self.indices, len(self.indices)   # the first call starts a pass
-
-    def next_batch(self):
-        if self.pos >= len(self.order):
-            self.order = self.rng.permutation(self.indices) if self.shuffle else self.indices
-            self.pos = 0
-        idx = self.order[self.pos:self.pos + self.batch_size]
-        self.pos += len(idx)
-        return idx
-
-    # checkpoints: arrays and JSON-able scalars
-    def state(self):
-        return {"order": self.order}, {"pos": self.pos, "rng": self.rng.bit_generator.state}
-
-    def load_state(self, arrays, meta):
-        self.order, self.pos = np.asarray(arrays["order"], dtype=np.int64), int(meta["pos"])
-        self.rng.bit_generator.state = meta["rng"]
+def worker_batches(indices, batch_size, seed, shuffle=True):
+    """Worker m's mini-batches: a Sampler over its shard, reshuffled (own generator) every pass."""
+    return Sampler(indices, batch_size, shuffle, np.random.default_rng(seed))

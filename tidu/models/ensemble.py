@@ -9,6 +9,7 @@ member, because their errors are partly independent.
 import numpy as np
 
 from tidu.autograd import Tensor, no_grad
+from tidu.training import checks
 from tidu.models.model import Model
 
 __all__ = ["Ensemble"]
@@ -73,9 +74,9 @@ class Ensemble:
             ids = [M.serialize(m) for m in ref.compiled_metrics] if ref is not None else []
         metrics = [M.get(i, loss=loss) for i in ids]
         p = self.predict(x, batch_size=batch_size)
-        first, where = self.models[0], "Ensemble.evaluate"
-        y = first._check_targets(first._check_y(y, len(p), where), p.shape, where, loss=loss)
-        sw = first._check_sample_weight(sample_weight, len(p), where)
+        where = "Ensemble.evaluate"
+        y = checks.check_targets(checks.check_y(y, len(p), where), p.shape, loss, where)
+        sw = checks.check_sample_weight(sample_weight, len(p), where)
         with no_grad():
             value = float(loss(y, Tensor(p), sw).data)
         logs = {"loss": value}

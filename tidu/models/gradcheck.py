@@ -18,6 +18,7 @@ import numpy as np
 from tidu import backend
 from tidu.autograd import Tensor, no_grad
 from tidu.errors import GradcheckError
+from tidu.training.loops import batch_arrays
 
 __all__ = ["gradcheck_model", "ModelGradcheckResult"]
 
@@ -60,30 +61,24 @@ def gradcheck_model(model, x, y, sample_weight=None, eps=1e-6, atol=1e-6, rtol=1
         raise RuntimeError("gradcheck_model: compile the model with a loss first")
     x = np.asarray(x.numpy() if isinstance(x, Tensor) else x)
     y = np.asarray(y.numpy() if isinstance(y, Tensor) else y)
-    if not model.built:
-        model._ensure_built(x)
+    model.build_from_data(x)
     prev = backend.floatx()
     backend.set_floatx("float64")
     try:
         clone = clone_model(model, copy_weights=True, dtype="float64")
         clone.compile(optimizer="sgd", loss=model.compiled_loss, loss_weights=model.loss_weight)
-        xs = clone._check_x(x, "gradcheck_model")
-        ys = clone._check_y(y, len(xs), "gradcheck_model")
-        sw = clone._check_sample_weight(sample_weight, len(xs), "gradcheck_model")
-        out_shape = clone._probe(xs, "gradcheck_model")
-        clone._resolve_fused(len(out_shape))
-        ys = clone._check_targets(ys, out_shape, "gradcheck_model")
+        xs, ys, sw = batch_arrays(clone, x, y, sample_weight, "gradcheck_model")
         if ys.dtype.kind == "f":
             ys = ys.astype(np.float64)
-        clone._prepare_step_state()
+        clone.train_step.prepare()
         return _check(clone, xs, ys, sw, eps, atol, rtol, directions, full_max, seed, raise_on_failure)
     finally:
         backend.set_floatx(prev)
 
 
 def _loss(model, x, y, sw):
-    out = model._run(Tensor(x), False, model._fused is not None)
-    return model._total_loss(out, y, sw)
+    """The training step's loss C (fused or not, with penalties), in inference mode."""
+    return model.train_step.loss(x, y, sw, training=False)[0]
 
 
 def _check(model, x, y, sw, eps, atol, rtol, directions, full_max, seed, raise_on_failure):
@@ -108,8 +103,10 @@ def _check(model, x, y, sw, eps, atol, rtol, directions, full_max, seed, raise_o
             return float(_loss(model, x, y, sw).data)
 
     rows, failures = [], []
-    for layer in reversed(model._all_layers()):
-        own = [p for p in getattr(layer, "_params", []) if p.trainable and id(p) in grads]
+    claimed = set()   # a weight is reported under the innermost layer that holds it
+    for layer in reversed(model.all_layers()):
+        own = [p for p in layer.trainable_weights if id(p) in grads and id(p) not in claimed]
+        claimed.update(id(p) for p in own)
         if not own:
             continue
         worst, checked, problem = 0.0, 0, None

@@ -8,13 +8,10 @@ The weights are made as soon as the input shape is known: at `add` when the firs
 `input_shape=` (or after `add(Input(shape))`), else lazily at the first fit/predict/call from
 the data's shape.
 """
-from tidu import activations
-from tidu.autograd import Tensor
 from tidu.layers.base import Layer
-from tidu.layers.convolutional import Conv2D
 from tidu.layers.input_layer import InputLayer, SymbolicTensor
-from tidu.layers.pooling import MaxPooling2D
-from tidu.models.model import Model, _deserialize_layer, _serialize_layer, _with_layer
+from tidu.models import graph
+from tidu.models.model import Model, deserialize_layer, serialize_layer
 
 __all__ = ["Sequential"]
 
@@ -58,6 +55,7 @@ class Sequential(Model):
                 self._build_from(len(self._layers) - 1)
             except Exception:
                 self._layers.pop()
+                self._invalidate()
                 raise
 
     def pop(self):
@@ -70,9 +68,9 @@ class Sequential(Model):
         return layer
 
     def _invalidate(self):
-        self._probe_key, self._fused = None, None
-        for attr in ("_trainable",):
-            self.__dict__.pop(attr, None)
+        self._set_steps(graph.chain(self._layers))
+        if self.train_step is not None:
+            self.train_step.probed = None
 
     def _build_from(self, start):
         """Build layers[start:] (weights from the incoming shape) and record output shapes."""
@@ -112,84 +110,17 @@ class Sequential(Model):
             shape = tuple(layer.compute_output_shape(shape))
         return shape
 
-    def _run(self, x, training=False, logits=False):
-        """The network's output for a Tensor x (with logits=True, the last layer's
-        pre-activation). A Conv2D with relu directly followed by a MaxPooling2D runs as conv,
-        pool, relu: the same values and gradients, relu on a map 4× smaller (`_pools_first`)."""
-        layers = self._layers
-        end = len(layers) - 1 if logits else len(layers)  # the layers run in full
-        h, i = x, 0
-        try:
-            while i < end:
-                layer = layers[i]
-                if i + 1 < end and _pools_first(layer, layers[i + 1], h):
-                    z = layer.pre_activation(h, training=training)
-                    i += 1
-                    h = layer.activation(layers[i](z, training=training))
-                else:
-                    h = layer(h, training=training)
-                i += 1
-            return layers[end].pre_activation(h, training=training) if logits else h
-        except (ValueError, TypeError) as e:
-            new = _with_layer(layers[i], e)
-            if new is e:
-                raise
-            raise new from e
-
-    def _output_layer(self):
-        if not self._layers:
-            raise ValueError(f"Sequential '{self.name}': the model has no layers")
-        return self._layers[-1]
-
     def get_config(self):
         return {"name": self.name,
-                "layers": [_serialize_layer(layer, _layers_module()) for layer in self._layers],
+                "layers": [serialize_layer(layer) for layer in self._layers],
                 "build_input_shape": None if self._input_shape is None else list(self._input_shape)}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         model = cls(name=config.get("name"))
         for lc in config.get("layers", []):
-            model.add(_deserialize_layer(lc, custom_objects))
+            model.add(deserialize_layer(lc, custom_objects))
         shape = config.get("build_input_shape")
         if shape is not None and not model.built and model._layers:
             model.build(tuple(shape))
         return model
-
-
-# Activations φ with max(φ(x₁), …, φ(xₖ)) = φ(max(x₁, …, xₖ)) and the same gradient, exactly in
-# floating point: relu only. See _pools_first.
-_COMMUTES_WITH_MAX_POOL = (activations.relu,)
-
-
-def _pools_first(conv, pool, h):
-    """Whether Sequential may run conv → pool as conv.pre_activation → pool → conv.activation.
-
-    For z the conv's pre-activation and φ = relu, computed as φ(z) = z·[z > 0]:
-      forward:  φ is non-decreasing, so on any window w, max_w φ(z) = φ(max_w z) (φ of the
-                maximum is ≥ φ of every element and is one of them). Bit for bit: on z > 0, φ is
-                z itself; if max_w z ≤ 0 both sides are a zero (at most the sign of 0 differs).
-      backward: pooling after φ sends gy to the first maximum m of φ(z) over w, times φ'(z_m);
-                pooling before sends gy·φ'(max_w z) to the first maximum of z. If max_w z > 0,
-                φ(z_i) = φ(max) only where z_i = max (φ is z there, and ≤ 0 < max elsewhere),
-                so both pick the same element, with φ' = 1. If max_w z ≤ 0, φ' = 0 (relu'(0) = 0,
-                as F.relu's mask [z > 0]) at every element, and both send 0 to the whole window,
-                ties or not. So gradients agree exactly (up to the sign of zeros).
-    Activations that are only mathematically non-decreasing are left out: float rounding or
-    saturation (sigmoid, tanh, elu, softplus, leaky_relu's α·z) can give distinct z_i the same
-    φ(z_i), and then the first maximum of φ(z) need not be the first maximum of z, so the
-    gradient would land on another element. A NaN gives NaN on both sides; a −∞ pre-activation
-    would not (relu's mask gives −∞·0 = NaN), but only an overflowed conv can produce one.
-
-    The swap is invisible from outside: it applies only to these exact layer classes, a built
-    conv with no activity regularizer (which would observe the conv's output), and Tensors.
-    The pooled map is 4× smaller for 2×2 windows, so relu forward and backward cost 4× less.
-    """
-    return (type(conv) is Conv2D and type(pool) is MaxPooling2D and conv.built
-            and conv.activation in _COMMUTES_WITH_MAX_POOL and conv.activity_regularizer is None
-            and isinstance(h, Tensor))
-
-
-def _layers_module():
-    from tidu import layers
-    return layers

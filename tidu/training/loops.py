@@ -1,0 +1,394 @@
+"""The loops of fit, evaluate and predict, and the single-batch methods.
+
+fit checks its inputs once, before any weight changes (shapes by running one batch of the
+training and of the validation data through the network, NaN/inf, lengths, label ranges); a
+fit that fails later leaves the weights of the last completed step. Data is converted to
+floatx() (float32) once, at the start.
+
+Checkpoints (tidu.saving.checkpoints): fit keeps a FitState up to date (epoch, step, the
+epoch's running sums: counters, no copies) in `model.fit_state`, which ModelCheckpoint records
+with the weights, the optimizer state and the generators; fit(resume_from=path) restores all
+of it and goes on from that step, so an interrupted run ends bit-identically to an
+uninterrupted one.
+"""
+import math
+
+import numpy as np
+
+from tidu import backend
+from tidu.autograd import Tensor, no_grad
+from tidu.callbacks import CallbackList, History, ProgbarLogger
+from tidu.models.progress import Progbar  # MERGE: tidu.callbacks.progress
+from tidu.checkpoint import FitState  # MERGE: tidu.saving.checkpoints
+from tidu.training import checks as C
+from tidu.training.iterator import EpochIterator
+
+__all__ = ["compute_loss_and_grads", "evaluate", "fit", "lend_rng", "predict", "predict_on_batch",
+           "return_rng", "test_on_batch", "train_on_batch", "training_rng"]
+
+
+def _check_compiled(model, where, need_optimizer=True):
+    if need_optimizer and model.optimizer is None:
+        raise RuntimeError(f"{where}: the model must be compiled first; call "
+                           f"model.compile(optimizer=..., loss=..., metrics=[...])")
+    if model.compiled_loss is None:
+        raise RuntimeError(f"{where}: the model has no loss; call model.compile(optimizer=..., "
+                           f"loss=..., metrics=[...]) first")
+    return model.train_step
+
+
+def training_rng(model, seed):
+    """The generator fit draws from (`model.rng`): a new one for a seed, else the model's own,
+    else the package-wide one."""
+    if seed is not None:
+        model.rng = np.random.default_rng(seed)
+    elif model.rng is None:
+        model.rng = backend.rng()
+    return model.rng
+
+
+def lend_rng(model, rng):
+    """Let dropout-style layers without a seed of their own draw from the fit's generator;
+    returns them, for return_rng."""
+    lent = []
+    for layer in model.all_layers():
+        if hasattr(layer, "seed") and layer.seed is None and getattr(layer, "rng", False) is None:
+            layer.rng = rng
+            lent.append(layer)
+    return lent
+
+
+def return_rng(lent):
+    for layer in lent:
+        layer.rng = None
+
+
+def _verbose(where, verbose, auto):
+    if verbose == "auto":
+        verbose = auto
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"{where}: expected verbose to be 0, 1 or 2, got {verbose!r}")
+    return verbose
+
+
+def _reset(metrics):
+    for m in metrics:
+        m.reset_state()
+
+
+def _logs(model, loss):
+    logs = {"loss": loss}
+    for m in model.compiled_metrics:
+        logs[m.name] = m.result()
+    return logs
+
+
+def _result(model, logs, return_dict):
+    if return_dict:
+        return logs
+    values = [logs[k] for k in model.metrics_names]
+    return values[0] if len(values) == 1 else values
+
+
+# --- fit -----------------------------------------------------------------------------------------
+def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
+        validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+        sample_weight=None, initial_epoch=0, steps_per_epoch=None, curriculum=None,
+        augment=None, seed=None, distributed=None, validation_batch_size=None,
+        validation_freq=1, resume_from=None):
+    """Model.fit (see its docstring); `distributed` is a ParameterServer or None."""
+    where = "fit"
+    step_fn = _check_compiled(model, where)
+    bs = 32 if batch_size is None else C.check_int(where, "batch_size", batch_size, 1)
+    epochs = C.check_int(where, "epochs", epochs, 0)
+    initial_epoch = C.check_int(where, "initial_epoch", initial_epoch, 0)
+    verbose = _verbose(where, verbose, 1)
+    validation_split = C.check_fraction(where, "validation_split", validation_split)
+    steps_per_epoch = C.check_int(where, "steps_per_epoch", steps_per_epoch, 1, allow_none=True)
+    validation_freq = C.check_int(where, "validation_freq", validation_freq, 1)
+    val_bs = bs if validation_batch_size is None else \
+        C.check_int(where, "validation_batch_size", validation_batch_size, 1)
+
+    x = C.check_x(model, x, where)
+    n = len(x)
+    if y is None:
+        raise ValueError(f"{where}: expected targets y, got None")
+    y = C.check_y(y, n, where)
+    sw = C.check_sample_weight(sample_weight, n, where)
+    scores, pacing = C.check_curriculum(curriculum, n, where)
+
+    val = None
+    if validation_data is not None:
+        val = C.check_validation_data(model, validation_data, where)
+    elif validation_split > 0:
+        split = int(n * (1.0 - validation_split))
+        if split <= 0 or split >= n:
+            raise ValueError(f"{where}: validation_split={validation_split} of {n} samples "
+                             f"leaves {'no training' if split <= 0 else 'no validation'} data")
+        val = (x[split:], y[split:], None if sw is None else sw[split:])
+        x, y = x[:split], y[:split]
+        sw = None if sw is None else sw[:split]
+        scores = None if scores is None else scores[:split]
+        n = split
+
+    out_shape = C.probe(model, x[:bs], where)
+    step_fn.resolve(len(out_shape))
+    y = C.check_targets(y, out_shape, model.compiled_loss, where)
+    if val is not None:  # its shapes too are checked before anything trains
+        vwhere = where + " (validation data)"
+        C.probe(model, val[0][:val_bs], vwhere)
+        val = (val[0], C.check_targets(val[1], out_shape, model.compiled_loss, vwhere), val[2])
+    sw = C.class_weights(class_weight, y, sw, n)
+
+    ps, resume = distributed, None
+    if ps is not None and any(a is not None for a in (sample_weight, class_weight, curriculum, augment,
+                                                       steps_per_epoch, resume_from)):
+        raise ValueError(f"{where}: sample_weight, class_weight, curriculum, augment, "
+                         f"steps_per_epoch and resume_from are not supported with "
+                         f"distributed= (the parameter server has checkpoints of its own)")
+    if resume_from is not None:  # read and checked before anything changes
+        from tidu import saving
+        resume = saving.read_checkpoint(resume_from, model)
+        resume.check_run(where, n, bs, shuffle, steps_per_epoch, scores is not None)
+        initial_epoch = resume.epoch
+
+    step_fn.prepare(n)
+    rng = resume.apply(model) if resume is not None else training_rng(model, seed)
+    batches = EpochIterator(n, bs, shuffle, rng, steps_per_epoch, scores, pacing, augment)
+    names = model.metrics_names
+    expected = names + (["val_" + k for k in names] if val is not None else [])
+    params = {"epochs": epochs, "steps": batches.steps_of(initial_epoch), "verbose": verbose,
+              "samples": n, "batch_size": bs, "metrics": expected if ps is None else None}
+    history = History()
+    cb_list = list(callbacks or [])
+    if verbose:
+        cb_list.append(ProgbarLogger())
+    cb_list.append(history)
+    cbs = CallbackList(cb_list, model=model, params=params)
+    model.history = history
+
+    # every check passed: from here on, state changes
+    lent = lend_rng(model, rng)
+    state = None
+    if ps is None:  # what ModelCheckpoint records
+        state = FitState(epochs, n, bs, shuffle, steps_per_epoch, scores is not None, callbacks or [])
+        state.sampler = batches.sampler
+    model.fit_state = state
+    model.stop_training = False
+    logs = {}
+    try:
+        cbs.on_train_begin()
+        start = None
+        if resume is not None:
+            resume.restore_history(history)
+            resume.restore_callbacks(callbacks or [])
+            if batches.sampler is not None:
+                resume.restore_sampler(batches.sampler)
+            model.stop_training = resume.stopped  # a callback had ended the run: nothing to do
+            start = resume
+        last = initial_epoch if model.stop_training else epochs
+        for epoch in range(initial_epoch, last):
+            order = None
+            if start is not None and start.step > 0 and shuffle and scores is None \
+                    and batches.sampler is None:
+                order = start.epoch_order(n)  # the permutation this epoch drew
+            params["steps"] = batches.begin(epoch, order)
+            if state is not None:
+                state.epoch, state.step, state.steps, state.epoch_done = epoch, 0, params["steps"], False
+                state.epoch_rng = batches.epoch_rng if order is None else start.progress["epoch_rng"]
+            if hasattr(model.optimizer, "on_epoch_begin"):
+                model.optimizer.on_epoch_begin(epoch)
+            cbs.on_epoch_begin(epoch)
+            if ps is not None:
+                logs = dict(ps.train_epoch(model, x, y, batch_size=bs, epoch=epoch, rng=rng,
+                                           callbacks=cbs, verbose=verbose) or {})
+            else:
+                logs = _train_epoch(model, step_fn, batches, x, y, sw, cbs, state, start)
+            start = None
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = _evaluate_arrays(model, step_fn, *val, val_bs)
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+            if state is not None:
+                state.epoch_done = True
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        cbs.on_train_end(logs)
+    except BaseException:
+        for cb in cbs:  # close progress bars and files; the exception goes on
+            cleanup = getattr(cb, "_cleanup", None)
+            if cleanup is not None:
+                cleanup()
+        raise
+    finally:
+        model.fit_state = None
+        return_rng(lent)
+        if ps is not None:
+            ps.close(model)
+    return history
+
+
+def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None):
+    """One epoch of `batches.steps` steps; with `resume`, from the step (and running sums) where
+    a checkpoint was written. `state` (a FitState) gets the step count and sums after each step."""
+    metrics = model.compiled_metrics
+    _reset(metrics)
+    loss_sum, seen, logs, first = 0.0, 0, {}, 0
+    if resume is not None and resume.step > 0:
+        first = resume.step
+        loss_sum, seen = resume.running_sums()
+        resume.restore_metrics(metrics)
+        if seen:
+            logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in metrics}}
+        if state is not None:
+            state.step, state.loss_sum, state.seen = first, loss_sum, seen
+    for step in range(first, batches.steps):
+        xb, yb, swb = batches.batch(step, x, y, sw)
+        cbs.on_train_batch_begin(step)
+        loss = step_fn(xb, yb, swb)
+        nb = len(xb)
+        loss_sum += loss * nb
+        seen += nb
+        if state is not None:
+            state.step, state.loss_sum, state.seen = step + 1, loss_sum, seen
+        logs = {"loss": loss_sum / seen}
+        for m in metrics:
+            logs[m.name] = m.result()
+        cbs.on_train_batch_end(step, logs)
+        if model.stop_training:
+            break
+    return dict(logs)
+
+
+# --- evaluate / predict --------------------------------------------------------------------------
+def evaluate(model, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None,
+             callbacks=None, return_dict=False):
+    """Model.evaluate (see its docstring)."""
+    where = "evaluate"
+    step_fn = _check_compiled(model, where, need_optimizer=False)
+    bs = 32 if batch_size is None else C.check_int(where, "batch_size", batch_size, 1)
+    verbose = _verbose(where, verbose, 1)
+    x = C.check_x(model, x, where)
+    y = C.check_y(y, len(x), where)
+    sw = C.check_sample_weight(sample_weight, len(x), where)
+    out_shape = C.probe(model, x[:bs], where)
+    step_fn.resolve(len(out_shape))
+    y = C.check_targets(y, out_shape, model.compiled_loss, where)
+    step_fn.prepare()
+    if steps is not None:
+        steps = C.check_int(where, "steps", steps, 1)
+        x, y = x[:steps * bs], y[:steps * bs]
+        sw = None if sw is None else sw[:steps * bs]
+    return _result(model, _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose), return_dict)
+
+
+def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0):
+    _reset(model.compiled_metrics)
+    n = len(x)
+    steps = math.ceil(n / bs)
+    bar = Progbar(steps, verbose=verbose) if verbose else None
+    penalty = step_fn.weight_penalty()
+    loss_sum, seen, logs = 0.0, 0, {}
+    for step in range(steps):
+        sl = slice(step * bs, min((step + 1) * bs, n))
+        xb = x[sl]
+        value = step_fn.test(xb, y[sl], None if sw is None else sw[sl], penalty)
+        loss_sum += value * len(xb)
+        seen += len(xb)
+        if bar is not None:
+            bar.update(step + 1, _logs(model, loss_sum / seen))
+    logs = _logs(model, loss_sum / seen)
+    if bar is not None:
+        bar.finish(logs)
+    return logs
+
+
+def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+    """Model.predict (see its docstring)."""
+    where = "predict"
+    bs = 32 if batch_size is None else C.check_int(where, "batch_size", batch_size, 1)
+    verbose = _verbose(where, verbose, 0)
+    x = C.check_x(model, x, where)
+    model.build_from_data(x)
+    n = len(x)
+    if steps is not None:
+        n = min(n, C.check_int(where, "steps", steps, 1) * bs)
+    nsteps = math.ceil(n / bs)
+    bar = Progbar(nsteps, verbose=verbose) if verbose else None
+    outs = []
+    with no_grad():
+        for step in range(nsteps):
+            xb = x[step * bs:min((step + 1) * bs, n)]
+            out = model.forward(Tensor._node(backend.as_array(xb), None), training=False)
+            outs.append(backend.to_numpy(out.data))
+            if bar is not None:
+                bar.update(step + 1)
+    if bar is not None:
+        bar.finish({})
+    return np.concatenate(outs, axis=0)
+
+
+# --- single batches ------------------------------------------------------------------------------
+def batch_arrays(model, x, y, sample_weight, where):
+    """A single batch checked as fit checks its data (the network probed once per input shape)."""
+    step_fn = model.train_step
+    x = C.check_x(model, x, where)
+    y = C.check_y(y, len(x), where)
+    sw = C.check_sample_weight(sample_weight, len(x), where)
+    key = (tuple(x.shape[1:]), x.dtype.str, id(model.compiled_loss), len(model.layers))
+    if step_fn.probed != key:
+        out_shape = C.probe(model, x[:1], where)
+        step_fn.resolve(len(out_shape))
+        step_fn.probed, step_fn.out_shape = key, out_shape
+    y = C.check_targets(y, step_fn.out_shape, model.compiled_loss, where)
+    return x, y, sw
+
+
+def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
+                   return_dict=False):
+    """Model.train_on_batch (see its docstring)."""
+    where = "train_on_batch"
+    step_fn = _check_compiled(model, where)
+    x, y, sw = batch_arrays(model, x, y, sample_weight, where)
+    sw = C.class_weights(class_weight, y, sw, len(x))
+    step_fn.prepare()
+    if reset_metrics:
+        _reset(model.compiled_metrics)
+    lent = lend_rng(model, training_rng(model, None))
+    try:
+        loss = step_fn(x, y, sw)
+    finally:
+        return_rng(lent)
+    return _result(model, _logs(model, loss), return_dict)
+
+
+def test_on_batch(model, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+    """Model.test_on_batch (see its docstring)."""
+    where = "test_on_batch"
+    step_fn = _check_compiled(model, where, need_optimizer=False)
+    x, y, sw = batch_arrays(model, x, y, sample_weight, where)
+    step_fn.prepare()
+    if reset_metrics:
+        _reset(model.compiled_metrics)
+    loss = step_fn.test(x, y, sw, step_fn.weight_penalty())
+    return _result(model, _logs(model, loss), return_dict)
+
+
+def predict_on_batch(model, x):
+    """Model.predict_on_batch (see its docstring)."""
+    x = C.check_x(model, x, "predict_on_batch")
+    model.build_from_data(x)
+    with no_grad():
+        return backend.to_numpy(model.forward(Tensor(x), training=False).data)
+
+
+def compute_loss_and_grads(model, x, y, sample_weight=None, training=True):
+    """Model.compute_loss_and_grads (see its docstring)."""
+    step_fn = _check_compiled(model, "compute_loss_and_grads", need_optimizer=False)
+    if not (isinstance(x, np.ndarray) and x.dtype == np.dtype(backend.floatx())
+            and step_fn.probed is not None and step_fn.probed[0] == tuple(x.shape[1:])
+            and isinstance(y, np.ndarray) and step_fn.params):
+        # first call, or data not yet in the training format: check it
+        x, y, sample_weight = batch_arrays(model, x, y, sample_weight, "compute_loss_and_grads")
+        step_fn.prepare()
+    return step_fn.loss_and_grads(x, y, sample_weight, training)

@@ -1,0 +1,192 @@
+"""The loss a compiled model minimizes, and the one training step every trainer uses.
+
+On a batch (x, y) of n samples with sample weights s:
+
+    z = pre-activation of the last layer,  a = activation(z)     forward
+    C = w·loss(y, a; s) + Σ_θ penalty(θ) + Σ activity penalties   w = compile's loss_weights
+    ∂C/∂θ for every trainable weight θ                           one backward sweep
+    θ ← optimizer(θ, ∂C/∂θ)                                      one update
+
+When the last layer's activation is softmax and the loss categorical (or sparse categorical)
+cross-entropy on probabilities, C is computed by the fused `softmax_cross_entropy(z, y)`: the
+same number, computed stably from z, with the output-layer error δ = (a − y)/n of the notes
+(no division by a, no softmax Jacobian); likewise sigmoid + binary cross-entropy. The metrics
+read a (computed from z once), so nothing is forwarded twice.
+
+The step hands the optimizer a closure that re-evaluates C and ∂C/∂θ on the current batch
+(torch's convention: zero the gradients, forward, backward, return C). A first-order method
+(SGD ... Adam) calls it once and applies the gradients; a method that needs more (Newton,
+BFGS, L-BFGS, coordinate descent, any line search) calls it as often as it needs through
+`optimizer.step(closure)`. So every optimizer trains inside fit, and fit, train_on_batch,
+the parameter-server workers, gradcheck_model and the tuning tools all run this one step.
+"""
+import tidu.functional as F
+from tidu import backend, losses as L
+from tidu.autograd import Tensor, no_grad
+
+__all__ = ["TrainStep"]
+
+_FUSED = {("softmax", L.CategoricalCrossentropy): "softmax",
+          ("softmax", L.SparseCategoricalCrossentropy): "sparse_softmax",
+          ("sigmoid", L.BinaryCrossentropy): "sigmoid"}
+
+
+class TrainStep:
+    """A compiled model's loss C(θ; batch), its closure, and one optimizer step.
+
+    fused: which fused loss C uses ('softmax', 'sparse_softmax', 'sigmoid' or None), chosen by
+    `resolve(out_ndim)` once the output's rank is known. `prepare(n)` fixes the lists a step
+    reads (trainable weights, regularized weights, layers with activity penalties) at the start
+    of a fit (n: the training-set size, for the notes' λ/2n penalties).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.fused = None
+        self.params, self.reg_params, self.activity_layers = [], [], []
+        self.probed, self.out_shape = None, None   # train_on_batch's probe: (input key, output shape)
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def resolve(self, out_ndim):
+        """Choose the fused loss for an output of rank `out_ndim`; returns it (or None)."""
+        model, self.fused = self.model, None
+        last = model.output_layer
+        loss = model.compiled_loss
+        if (last is None or not hasattr(last, "pre_activation")
+                or getattr(last, "activity_regularizer", None) is not None
+                or getattr(loss, "from_logits", True) or out_ndim != 2):
+            return None
+        self.fused = _FUSED.get((getattr(last, "activation_name", None), type(loss)))
+        return self.fused
+
+    def prepare(self, n_train=None):
+        """The lists a step reads; with n_train, tell regularizers the training-set size."""
+        model = self.model
+        self.params = model.trainable_weights
+        self.reg_params = [p for p in self.params if getattr(p, "regularizer", None) is not None]
+        self.activity_layers = [l for l in model.layers
+                                if getattr(l, "activity_regularizer", None) is not None]
+        if n_train:
+            for p in self.reg_params:
+                set_size = getattr(p.regularizer, "set_training_size", None)
+                if set_size is not None:
+                    set_size(int(n_train))
+
+    # --- the loss -------------------------------------------------------------------------------
+    def forward(self, x, training):
+        """The network's output for array x: z (pre-activation) when fused, else a."""
+        return self.model.forward(Tensor._node(backend.as_array(x), None), training=training,
+                                  logits=self.fused is not None)
+
+    def data_loss(self, out, y, sw):
+        """w·loss(y, a; s), from z when fused."""
+        fused = self.fused
+        if fused == "softmax":
+            loss = F.softmax_cross_entropy(out, y, sample_weight=sw)
+        elif fused == "sparse_softmax":
+            loss = F.sparse_softmax_cross_entropy(out, y, sample_weight=sw)
+        elif fused == "sigmoid":
+            loss = F.sigmoid_binary_cross_entropy(out, y, sample_weight=sw)
+        else:
+            loss = self.model.compiled_loss(y, out, sw)
+        w = self.model.loss_weight
+        return loss if w is None else loss * w
+
+    def penalty(self):
+        """Σ_θ penalty(θ) + the activity penalties of the last forward pass (a Tensor, or None)."""
+        total = None
+        for p in self.reg_params:
+            r = p.regularizer(p)
+            total = r if total is None else total + r
+        for layer in self.activity_layers:
+            for r in layer.losses:
+                total = r if total is None else total + r
+        return total
+
+    def loss(self, x, y, sw=None, training=True):
+        """(C as a 0-d Tensor with its graph, the output): the forward pass and the loss."""
+        out = self.forward(x, training)
+        loss = self.data_loss(out, y, sw)
+        if self.reg_params or self.activity_layers:
+            penalty = self.penalty()
+            if penalty is not None:
+                loss = loss + penalty
+        return loss, out
+
+    def closure(self, x, y, sw=None, training=True):
+        """A closure for `optimizer.step`: zero the gradients, C and ∂C/∂θ at the current θ
+        (in each parameter's .grad), return C. `closure.outputs` holds the first call's output
+        (at the starting point, what the metrics read)."""
+        params, outputs = self.params, []
+
+        def closure():
+            for p in params:
+                p.grad = None
+            loss, out = self.loss(x, y, sw, training)
+            loss.backward()
+            if not outputs:
+                outputs.append(out)
+            return loss
+
+        closure.outputs = outputs
+        return closure
+
+    def loss_and_grads(self, x, y, sw=None, training=True):
+        """(C as a float, [∂C/∂θ per trainable weight]) at the current θ; nothing updated."""
+        closure = self.closure(x, y, sw, training)
+        loss = closure()
+        xp = backend.xp
+        grads = [p.grad if p.grad is not None else xp.zeros_like(p.data) for p in self.params]
+        for p in self.params:
+            p.grad = None
+        return float(loss.data), grads
+
+    # --- one step ---------------------------------------------------------------------------------
+    def __call__(self, x, y, sw=None):
+        """One optimizer step on the batch; the metrics see the output at the starting point.
+        Returns C at the starting point."""
+        params, opt = self.params, self.model.optimizer
+        closure = self.closure(x, y, sw)
+        if opt.requires_closure:
+            value = opt.step(closure, params=params)
+        else:
+            value = float(closure().data)
+            xp = backend.xp
+            opt.apply_gradients([(p.grad if p.grad is not None else xp.zeros_like(p.data), p)
+                                 for p in params])
+        for p in params:
+            p.grad = None
+        self.update_metrics(y, closure.outputs[0], sw)
+        return float(value)
+
+    def test(self, x, y, sw=None, penalty=0.0):
+        """C on the batch in inference mode (`penalty`: the weight penalties, computed once)."""
+        with no_grad():
+            out = self.forward(x, False)
+            value = float(self.data_loss(out, y, sw).data)
+            for layer in self.activity_layers:
+                for r in layer.losses:
+                    value += float(r.data)
+        self.update_metrics(y, out, sw)
+        return value + penalty
+
+    def weight_penalty(self):
+        """Σ_θ penalty(θ) as a float (0.0 without regularizers)."""
+        if not self.reg_params:
+            return 0.0
+        with no_grad():
+            return float(sum(float(p.regularizer(p).data) for p in self.reg_params))
+
+    def predictions(self, out):
+        """a as an array: the last layer's activation applied to z when fused."""
+        if self.fused is None:
+            return out.data
+        with no_grad():
+            return self.model.output_layer.activation(out).data
+
+    def update_metrics(self, y, out, sw):
+        metrics = self.model.compiled_metrics
+        if metrics:
+            y_pred = self.predictions(out)
+            for m in metrics:
+                m.update_state(y, y_pred, sw)
