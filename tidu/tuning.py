@@ -17,23 +17,7 @@ import time
 
 import numpy as np
 
-
-class _Snapshot:
-    """The model's weights and optimizer state, to restore between trials."""
-
-    def __init__(self, model):
-        self.model = model
-        self.weights = model.get_weights()
-        opt = model.optimizer
-        self.opt_state = opt.state_dict() if opt is not None and hasattr(opt, "state_dict") else None
-        self.lr = opt.learning_rate
-
-    def restore(self):
-        self.model.set_weights(self.weights)
-        opt = self.model.optimizer
-        if self.opt_state is not None:
-            opt.load_state_dict(self.opt_state)
-        opt.learning_rate = self.lr
+from tidu.saving import Snapshot
 
 
 def _check(model, x, y, batch_size):
@@ -125,13 +109,13 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
         raise ValueError(f"lr_find: expected method 'decade' or 'range', got {method!r}")
     if not 0 < min_lr < start_lr:
         raise ValueError(f"lr_find: expected 0 < min_lr < start_lr, got min_lr={min_lr}, start_lr={start_lr}")
-    snap = _Snapshot(model)
+    snap = Snapshot.of(model)
     table = []
     try:
         if method == "decade":
             lr_base, lr = None, start_lr
             while lr >= min_lr * (1 - 1e-9):
-                snap.restore()
+                snap.restore(model)
                 model.optimizer.learning_rate = lr
                 losses = _train_steps(model, x, y, batch_size, steps, np.random.default_rng(seed))
                 k = max(1, len(losses) // 5)
@@ -147,7 +131,7 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
                 lr_base = min(table, key=lambda r: (not r["falls"], r["oscillation"]))["learning_rate"]
             return LRFindResult("decade", lr_base, table)
 
-        snap.restore()
+        snap.restore(model)
         rng = np.random.default_rng(seed)
         factor = (max_lr / min_lr) ** (1 / max(steps - 1, 1))
         smoothed, best, avg, beta = [], math.inf, 0.0, 0.9
@@ -175,7 +159,7 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
             lr_base = float(table[int(np.argmin(slope[:lowest + 1]))]["learning_rate"])
         return LRFindResult("range", lr_base, table)
     finally:
-        snap.restore()
+        snap.restore(model)
 
 
 def batch_size_search(model, x, y, lr_base, candidates=(32, 64, 128, 256), seconds=2.0, eval_size=1000,
@@ -190,14 +174,14 @@ def batch_size_search(model, x, y, lr_base, candidates=(32, 64, 128, 256), secon
         _check(model, x, y, b)
     if not lr_base > 0:
         raise ValueError(f"batch_size_search: expected lr_base > 0, got {lr_base!r}")
-    snap = _Snapshot(model)
+    snap = Snapshot.of(model)
     rng = np.random.default_rng(seed)
     ev = rng.choice(len(x), min(eval_size, len(x)), replace=False)
     xe, ye = x[ev], y[ev]
     table = []
     try:
         for b in candidates:
-            snap.restore()
+            snap.restore(model)
             model.optimizer.learning_rate = lr_base
             before = _loss_of(model.evaluate(xe, ye, batch_size=256, verbose=0))
             trial_rng = np.random.default_rng(seed)
@@ -213,4 +197,4 @@ def batch_size_search(model, x, y, lr_base, candidates=(32, 64, 128, 256), secon
         best = max(table, key=lambda r: r["loss_decrease_per_second"])["batch_size"]
         return best, table
     finally:
-        snap.restore()
+        snap.restore(model)

@@ -212,6 +212,14 @@ class Dropout(Layer):
         self.rate, self.noise_shape, self.seed, self.mode = rate, noise_shape, seed, mode
         self._rng = backend.rng(seed) if seed is not None else None
 
+    @property
+    def rng(self):  # [save-branch alias] the public name of the layer's generator
+        return self._rng
+
+    @rng.setter
+    def rng(self, value):
+        self._rng = value
+
     def call(self, inputs, training=False):
         noise_shape = None
         if self.noise_shape is not None:

@@ -107,6 +107,22 @@ class Model(Layer):
         if inputs is not None or outputs is not None:
             self._init_graph(inputs, outputs)
 
+    # --- contracts used by tidu.saving (aliases until the training/ rewrite lands) --- [save-branch alias]
+    @property
+    def rng(self):
+        return self._rng
+
+    @rng.setter
+    def rng(self, value):
+        self._rng = value
+
+    @property
+    def fit_state(self):
+        return self._fit_state
+
+    def all_layers(self):
+        return self._all_layers()
+
     # --- structure -------------------------------------------------------------------------
     def _init_graph(self, inputs, outputs):
         def single(t, what):
@@ -690,7 +706,7 @@ class Model(Layer):
         sampler = _Sampler(n, bs, shuffle, rng) if steps_per_epoch else None
         state = None
         if ps is None:  # what ModelCheckpoint records (tidu.checkpoint)
-            from tidu.checkpoint import FitState
+            from tidu.saving.checkpoints import FitState
             state = FitState(epochs, n, bs, shuffle, steps_per_epoch, scores is not None, callbacks or [])
             state.sampler = sampler
         self._fit_state = state
@@ -895,7 +911,7 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     def _evaluate_arrays(self, x, y, sw, bs, verbose=0):
-        from tidu.models.progress import Progbar
+        from tidu.callbacks.progress import Progbar
 
         for m in self.compiled_metrics:
             m.reset_state()
@@ -926,7 +942,7 @@ class Model(Layer):
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         """The model's outputs for x, batch by batch in inference mode, as one NumPy array."""
-        from tidu.models.progress import Progbar
+        from tidu.callbacks.progress import Progbar
 
         where = "predict"
         bs = 32 if batch_size is None else _check_int(where, "batch_size", batch_size, 1)
@@ -1217,7 +1233,7 @@ class _Sampler:
 
 def _rng_json(rng):
     """The generator's state for a checkpoint (None when it is not a PCG64 one)."""
-    from tidu.checkpoint import rng_state
+    from tidu.saving.checkpoints import rng_state
     try:
         return rng_state(rng)
     except ValueError:
