@@ -15,8 +15,9 @@ A layer's arguments are checked against the layer class itself, not against a se
         '*_regularizer' / '*_constraint' also null, 'activation' / '*_activation' a name;
       - else the kind of the constructor's default (True -> true or false, 2 -> an int,
         0.5 -> a number, 'valid' -> a str, (2, 2) -> an int or a list of ints), or, for a
-        required argument, of the value a probe instance reports in get_config();
-        an int's lower bound is the smallest of 1, 0 the constructor itself accepts;
+        required argument, of the value a probe instance reports in get_config(); an int is a
+        number when the constructor takes 1.5 too, and its lower bound is the smallest of
+        -1, 0, 1 the constructor accepts;
       - arguments whose default is None (no kind to read) take Layer's own kinds (name,
         dtype, input shapes) or any plain JSON of bounded size;
   * the values: the layer is constructed from the config (its own validation); an error is
@@ -203,7 +204,7 @@ def _smallest_accepted(cls, probe, key, make):
 
 def _kind_of_value(cls, key, value, probe):
     """The kind of `value` (a default or a probe's), refined by what the constructor accepts:
-    for ints, whether it takes an int, a list, or both, and the lower bound of each."""
+    for ints, whether it takes any number, an int, a list, or both, and the lower bound of each."""
     if isinstance(value, bool):
         return BOOL
     if isinstance(value, float):
@@ -218,6 +219,8 @@ def _kind_of_value(cls, key, value, probe):
         return None
     if probe is None:
         return int_kind(ints=not isinstance(value, (tuple, list)), lists=isinstance(value, (tuple, list)))
+    if _accepts(cls, {**probe, key: many[0] + 0.5}):  # an int default or probe of a number
+        return NUMBER
     ints = _accepts(cls, {**probe, key: many[0]})
     lists = _accepts(cls, {**probe, key: many})
     if not ints and not lists:
