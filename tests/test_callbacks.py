@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tidu import callbacks, layers, models
-from tidu.models.progress import final_line, format_duration, keras_bar
+from tidu.callbacks.progress import final_line, format_duration, keras_bar
 from tidu.optimizers import SGD
 
 

@@ -102,7 +102,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(case, data, tmp_path):
     sa, sb = reference.optimizer.state_dict(), resumed.optimizer.state_dict()
     assert sorted(sa) == sorted(sb) and all(np.array_equal(sa[k], sb[k]) for k in sa)
     assert h.history == h_ref.history and h.epoch == h_ref.epoch
-    assert resumed._rng.bit_generator.state == reference._rng.bit_generator.state
+    assert resumed.rng.bit_generator.state == reference.rng.bit_generator.state
     assert resumed.optimizer.learning_rate == reference.optimizer.learning_rate
 
 

@@ -329,7 +329,7 @@ def test_load_from_a_file_object_and_generators_with_their_own_seed(data, tmp_pa
     buf.write((tmp_path / "m.tidu").read_bytes())
     buf.seek(0)
     loaded = models.load_model(buf)
-    assert loaded.layers[1]._rng.bit_generator.state == model.layers[1]._rng.bit_generator.state
+    assert loaded.layers[1].rng.bit_generator.state == model.layers[1].rng.bit_generator.state
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
     loaded.fit(x, y, epochs=1, batch_size=32, verbose=0)
     assert weights_equal(model, loaded)  # the same dropout masks after loading

@@ -17,23 +17,7 @@ import time
 
 import numpy as np
 
-
-class _Snapshot:
-    """The model's weights and optimizer state, to restore between trials."""
-
-    def __init__(self, model):
-        self.model = model
-        self.weights = model.get_weights()
-        opt = model.optimizer
-        self.opt_state = opt.state_dict() if opt is not None and hasattr(opt, "state_dict") else None
-        self.lr = opt.learning_rate
-
-    def restore(self):
-        self.model.set_weights(self.weights)
-        opt = self.model.optimizer
-        if self.opt_state is not None:
-            opt.load_state_dict(self.opt_state)
-        opt.learning_rate = self.lr
+from tidu.saving import Snapshot
 
 
 def _check(model, x, y, batch_size):
@@ -69,13 +53,28 @@ def _train_steps(model, x, y, batch_size, steps, rng):
     return np.array(losses)
 
 
-def _oscillation(losses):
-    """How much the loss goes up along the way, relative to its level: mean rise per step over
-    mean loss (0 for a loss that only falls). Infinite for a loss that diverged."""
+def smoothed(losses, beta=0.9):
+    """The loss's trend: an exponential moving average with bias correction (as in Smith's LR
+    range test), s_t = a_t / (1 − β^t) with a_t = β·a_{t−1} + (1 − β)·loss_t, a_0 = 0."""
+    out, avg = np.empty(len(losses)), 0.0
+    for t, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        out[t - 1] = avg / (1 - beta**t)
+    return out
+
+
+def _oscillation(losses, beta=0.9):
+    """How far the loss jumps above its own trend, relative to its level:
+        mean over t of max(loss_t − s_{t−1}, 0) / mean loss,
+    with s the smoothed loss (`smoothed`, about the last 1/(1 − β) = 10 batches). A loss that
+    falls stays below the trend of the batches before it (0); a loss that jumps about does not.
+    Batch-to-batch noise alone scores about half the noise of raw differences, and a steady
+    fall hides it, which raw differences (loss_t − loss_{t−1}) do not. Infinite for a loss that
+    diverged."""
     if len(losses) < 2 or not np.all(np.isfinite(losses)):
         return math.inf
-    d = np.diff(losses)
-    return float(np.clip(d, 0, None).mean() / max(np.abs(losses).mean(), 1e-12))
+    rise = np.clip(losses[1:] - smoothed(losses, beta)[:-1], 0, None)
+    return float(rise.mean() / max(np.abs(losses).mean(), 1e-12))
 
 
 class LRFindResult:
@@ -113,8 +112,10 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
 
     method='decade' (the notes): for lr = start_lr, start_lr/10, ... down to min_lr, train
     `steps` updates from the same starting point; the first lr whose loss falls (last fifth of
-    the run below the first fifth) and oscillates by at most `tolerance` (mean rise per step
-    over mean loss) is lr_base.
+    the run below the first fifth) and oscillates by at most `tolerance` (how far the batch
+    losses land above their smoothed trend, over the mean loss; see _oscillation: judged
+    against the trend, not the previous batch, so mini-batch noise alone does not reject a
+    rate whose loss falls) is lr_base.
     method='range' (Smith 2017): one run of `steps` updates with lr rising exponentially from
     min_lr to max_lr, stopped once the smoothed loss exceeds 4× its best; lr_base is where the
     smoothed loss falls fastest (steepest negative slope against log lr, before its lowest point).
@@ -125,13 +126,13 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
         raise ValueError(f"lr_find: expected method 'decade' or 'range', got {method!r}")
     if not 0 < min_lr < start_lr:
         raise ValueError(f"lr_find: expected 0 < min_lr < start_lr, got min_lr={min_lr}, start_lr={start_lr}")
-    snap = _Snapshot(model)
+    snap = Snapshot.of(model)
     table = []
     try:
         if method == "decade":
             lr_base, lr = None, start_lr
             while lr >= min_lr * (1 - 1e-9):
-                snap.restore()
+                snap.restore(model)
                 model.optimizer.learning_rate = lr
                 losses = _train_steps(model, x, y, batch_size, steps, np.random.default_rng(seed))
                 k = max(1, len(losses) // 5)
@@ -147,10 +148,10 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
                 lr_base = min(table, key=lambda r: (not r["falls"], r["oscillation"]))["learning_rate"]
             return LRFindResult("decade", lr_base, table)
 
-        snap.restore()
+        snap.restore(model)
         rng = np.random.default_rng(seed)
         factor = (max_lr / min_lr) ** (1 / max(steps - 1, 1))
-        smoothed, best, avg, beta = [], math.inf, 0.0, 0.9
+        best, losses = math.inf, []
         n = len(x)
         for i in range(steps):
             lr = min_lr * factor ** i
@@ -159,8 +160,8 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
             loss = _loss_of(model.train_on_batch(x[idx], y[idx]))
             if not math.isfinite(loss):
                 break
-            avg = beta * avg + (1 - beta) * loss
-            s = avg / (1 - beta ** (i + 1))
+            losses.append(loss)
+            s = float(smoothed(losses)[-1])
             table.append({"learning_rate": lr, "loss": loss, "smoothed_loss": s})
             best = min(best, s)
             if s > 4 * best:
@@ -175,7 +176,7 @@ def lr_find(model, x, y, method="decade", batch_size=32, start_lr=1.0, min_lr=1e
             lr_base = float(table[int(np.argmin(slope[:lowest + 1]))]["learning_rate"])
         return LRFindResult("range", lr_base, table)
     finally:
-        snap.restore()
+        snap.restore(model)
 
 
 def batch_size_search(model, x, y, lr_base, candidates=(32, 64, 128, 256), seconds=2.0, eval_size=1000,
@@ -190,14 +191,14 @@ def batch_size_search(model, x, y, lr_base, candidates=(32, 64, 128, 256), secon
         _check(model, x, y, b)
     if not lr_base > 0:
         raise ValueError(f"batch_size_search: expected lr_base > 0, got {lr_base!r}")
-    snap = _Snapshot(model)
+    snap = Snapshot.of(model)
     rng = np.random.default_rng(seed)
     ev = rng.choice(len(x), min(eval_size, len(x)), replace=False)
     xe, ye = x[ev], y[ev]
     table = []
     try:
         for b in candidates:
-            snap.restore()
+            snap.restore(model)
             model.optimizer.learning_rate = lr_base
             before = _loss_of(model.evaluate(xe, ye, batch_size=256, verbose=0))
             trial_rng = np.random.default_rng(seed)
@@ -213,4 +214,4 @@ def batch_size_search(model, x, y, lr_base, candidates=(32, 64, 128, 256), secon
         best = max(table, key=lambda r: r["loss_decrease_per_second"])["batch_size"]
         return best, table
     finally:
-        snap.restore()
+        snap.restore(model)

@@ -210,7 +210,8 @@ class Dropout(Layer):
             raise TypeError(f"Dropout: expected seed to be an int or None, got {seed!r}")
         super().__init__(**kwargs)
         self.rate, self.noise_shape, self.seed, self.mode = rate, noise_shape, seed, mode
-        self._rng = backend.rng(seed) if seed is not None else None
+        # the generator of the masks: its own for a seed, else (None) the one fit lends it
+        self.rng = backend.rng(seed) if seed is not None else None
 
     def call(self, inputs, training=False):
         noise_shape = None
@@ -220,7 +221,7 @@ class Dropout(Layer):
                                  f"fit an input of shape {inputs.shape}")
             noise_shape = tuple(n if d is None else d for d, n in zip(self.noise_shape, inputs.shape))
         return F.dropout(inputs, self.rate, training=bool(training), mode=self.mode,
-                         rng=self._rng, noise_shape=noise_shape)
+                         rng=self.rng, noise_shape=noise_shape)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -11,6 +11,8 @@ from tidu.models.model import Model
 from tidu.models.sequential import Sequential
 from tidu.models.ensemble import Ensemble
 from tidu.models.cloning import clone_model
-from tidu.saving import load_model
+from tidu.saving import load_model, register_model_class
+
+register_model_class(Model, Sequential)  # model files name them (tidu.saving.schema)
 
 __all__ = ["Model", "Sequential", "Ensemble", "clone_model", "load_model"]

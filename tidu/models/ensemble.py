@@ -62,7 +62,7 @@ class Ensemble:
         """The loss and metrics of the averaged prediction: the loss alone without metrics,
         else [loss, *metrics]; a dict with return_dict=True."""
         from tidu import metrics as M
-        from tidu.models.progress import format_logs
+        from tidu.callbacks.progress import format_logs
 
         ref = next((m for m in self.models if m.compiled_loss is not None), None)
         loss = self.loss or (ref.compiled_loss if ref is not None else None)

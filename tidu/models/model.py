@@ -392,8 +392,3 @@ def deserialize_layer(config, custom_objects=None):
         return custom_objects[name].from_config(dict(config.get("config") or {}))
     return _deserialize_registered(config)
 
-
-# TEMP-SHIM (removed when the saving branch lands)
-Model._all_layers = Model.all_layers
-Model._rng = property(lambda self: self.rng, lambda self, v: setattr(self, "rng", v))
-Model._fit_state = property(lambda self: self.fit_state)

@@ -13,7 +13,7 @@ import numpy as np
 
 from tidu import backend
 from tidu.data import curriculum_order
-from tidu.checkpoint import rng_state  # MERGE: tidu.saving.checkpoints
+from tidu.saving.checkpoints import rng_state
 
 __all__ = ["EpochIterator", "Sampler"]
 

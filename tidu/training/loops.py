@@ -18,8 +18,8 @@ import numpy as np
 from tidu import backend
 from tidu.autograd import Tensor, no_grad
 from tidu.callbacks import CallbackList, History, ProgbarLogger
-from tidu.models.progress import Progbar  # MERGE: tidu.callbacks.progress
-from tidu.checkpoint import FitState  # MERGE: tidu.saving.checkpoints
+from tidu.callbacks.progress import Progbar
+from tidu.saving.checkpoints import FitState
 from tidu.training import checks as C
 from tidu.training.iterator import EpochIterator
 

@@ -4,7 +4,7 @@
     model.fit(x, y, epochs=10, seed=0, callbacks=[ckpt])               # killed at any point
     model.fit(x, y, epochs=10, seed=0, callbacks=[ckpt], resume_from="run.tidu")
 
-A checkpoint is a model file (tidu.saving: JSON + safetensors, written atomically) whose
+A checkpoint is a model file (saving.model_file: JSON + safetensors, written atomically) whose
 config.json also records, under training.fit, where fit was:
 
     epoch, step         the epoch in progress (0-based) and how many of its steps are done
@@ -140,7 +140,7 @@ def _callback_key(cb, counts):
 
 def capture(model):
     """The training.fit record for `model` now, or None when it is not inside `fit`."""
-    st = getattr(model, "_fit_state", None)
+    st = model.fit_state
     if st is None:
         return None
     done = st.epoch_done
@@ -290,11 +290,11 @@ class Resume:
             p.data[...] = value
         model.optimizer.reset()
         model.optimizer.load_state_dict(self.opt_state)
-        model._rng = make_rng(self.rng_state)
-        by_name = {layer.name: layer for layer in model._all_layers()}
+        model.rng = make_rng(self.rng_state)
+        by_name = {layer.name: layer for layer in model.all_layers()}
         for name, state in self.layer_rngs.items():
-            by_name[name]._rng = make_rng(state)
-        return model._rng
+            by_name[name].rng = make_rng(state)
+        return model.rng
 
     def restore_history(self, history):
         p = self.progress

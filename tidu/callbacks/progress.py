@@ -14,6 +14,8 @@ import time
 
 from tqdm import tqdm
 
+from tidu.callbacks.base import Callback
+
 BAR_WIDTH = 30
 
 
@@ -122,3 +124,44 @@ class Progbar:
             print(final_line(n or self.total, self.total, elapsed, logs or {}, self.verbose),
                   file=self.file, flush=True)
         return elapsed
+
+
+class ProgbarLogger(Callback):
+    """Prints `Epoch i/N` and Keras' progress line (Progbar above)."""
+
+    def __init__(self, verbose=None):
+        super().__init__()
+        self.verbose = verbose
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        if self.verbose is None:
+            self.verbose = self.params.get("verbose", 1)
+        self.epochs = self.params.get("epochs", 1)
+        self.steps = self.params.get("steps")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose:
+            self.steps = self.params.get("steps", self.steps)  # a curriculum changes it per epoch
+            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+            self.bar = Progbar(self.steps or 1, verbose=self.verbose)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar is not None:
+            self.bar.update(batch + 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.bar.finish(logs, n=self.bar.n or self.steps)
+            self.bar = None
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:  # training stopped mid-epoch
+            self.bar.finish(logs)
+            self.bar = None
+
+    def _cleanup(self):
+        """After an exception: take the live bar off the screen, print nothing more."""
+        if self.bar is not None and self.bar.bar is not None:
+            self.bar.bar.close()
+        self.bar = None
