@@ -4,6 +4,8 @@
     y = F.relu(F.dense(x, W, b))
 """
 from tidu.functional.math import *  # noqa: F401,F403
+from tidu.functional.reductions import *  # noqa: F401,F403
+from tidu.functional.shape import *  # noqa: F401,F403
 from tidu.functional.dense import *  # noqa: F401,F403
 from tidu.functional.activations import *  # noqa: F401,F403
 from tidu.functional.losses import *  # noqa: F401,F403

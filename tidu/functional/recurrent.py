@@ -32,7 +32,7 @@ from tidu.autograd.function import Function
 from tidu.errors import ShapeError
 from tidu.kernels import lstm_steps
 from tidu.functional.dense import column_sums
-from tidu.functional.math import getitem
+from tidu.functional.shape import getitem
 
 __all__ = ["simple_rnn", "lstm", "gru"]
 
