@@ -236,10 +236,12 @@ class AutoAccuracy(MeanMetricWrapper):
     def __init__(self, name="accuracy", dtype=None, loss=None):
         self.loss_hint = None
         if loss is not None:
-                kind = type(losses.get(loss)).__name__
-            self.loss_hint = {"BinaryCrossentropy": binary_accuracy,
-                              "CategoricalCrossentropy": categorical_accuracy,
-                              "SparseCategoricalCrossentropy": sparse_categorical_accuracy}.get(kind)
+            loss = losses.get(loss)
+            for cls, accuracy in ((losses.BinaryCrossentropy, binary_accuracy),
+                                  (losses.CategoricalCrossentropy, categorical_accuracy),
+                                  (losses.SparseCategoricalCrossentropy, sparse_categorical_accuracy)):
+                if isinstance(loss, cls):
+                    self.loss_hint = accuracy
         super().__init__(self.loss_hint or self._pick, name, dtype)
 
     def _pick(self, y_true, y_pred):
@@ -324,7 +326,7 @@ def serialize(metric):
         return metric.name
     if isinstance(metric, LossMetric):
         return metric.name if metric.name in _LOSS_NAMES else metric.get_config()["loss"]["class_name"]
-    if type(metric).__name__ in _CLASSES:
+    if _CLASSES.get(type(metric).__name__) is type(metric):    # a built-in class, not a namesake
         return to_config(metric)
     raise ValueError(f"metrics.serialize: {metric!r} is a custom metric; only built-in metrics "
                      f"can be written to a model file")
