@@ -24,12 +24,27 @@ CONV = (3, 3, 64, 128)    # fan_in = 576, fan_out = 1152
     ("random_normal", BIG, 0.05),
     ("random_uniform", BIG, 0.1 / math.sqrt(12)),
     ("truncated_normal", BIG, 0.05 * 0.8796256610342398),
+    ("xavier_normal", BIG, math.sqrt(2 / (800 + 600))),      # Glorot (fan_avg), as Keras/torch
+    ("xavier_uniform", BIG, math.sqrt(2 / (800 + 600))),
+    ("xavier_notes", BIG, math.sqrt(1 / 800)),                # the notes' randn / √fan_in
+    ("xavier_notes", CONV, math.sqrt(1 / 576)),
 ])
 def test_standard_deviation_follows_the_formula(name, shape, expected_std):
     w = I.get(name)(shape)
     assert w.shape == shape and w.dtype == np.float32
     assert abs(w.mean()) < 0.01 * expected_std * 10
     np.testing.assert_allclose(w.std(), expected_std, rtol=0.015)
+
+
+def test_xavier_notes_is_the_notes_untruncated_randn_over_sqrt_fan_in():
+    # w = np.random.randn(fan_in, fan_out) / np.sqrt(fan_in): the same draws from the same seed
+    w = I.get("xavier_notes")
+    assert isinstance(w, I.XavierNotes) and I.xavier_notes is I.XavierNotes
+    got = I.XavierNotes(seed=3)((800, 600), dtype="float64")
+    want = np.random.default_rng(3).standard_normal((800, 600)) / np.sqrt(800)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.abs(got).max() > 3 / np.sqrt(800)               # not truncated at 2σ, as lecun_normal
+    assert I.deserialize(I.serialize(I.XavierNotes(seed=3))).get_config() == {"seed": 3}
 
 
 def test_uniform_bounds_and_truncation():

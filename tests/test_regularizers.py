@@ -85,3 +85,32 @@ def test_bad_values():
         R.notes_l2(0.1, 0)
     with pytest.raises(ValueError, match="only with convention='notes'"):
         R.L2(0.1, n=100)
+
+
+def test_each_fit_sets_its_own_training_size(w):
+    # a fit on 10 samples, then one on 1,000: the second penalty is λ/(2·1000)·Σw², not the
+    # first fit's n kept forever (100× too strong)
+    reg = R.L2(0.5, convention="notes")
+    reg.set_training_size(10)
+    np.testing.assert_allclose(_value_and_grad(reg, w)[0], 0.5 / (2 * 10) * (w ** 2).sum(), rtol=1e-12)
+    reg.set_training_size(1000)
+    value, grad = _value_and_grad(reg, w)
+    np.testing.assert_allclose(value, 0.5 / (2 * 1000) * (w ** 2).sum(), rtol=1e-12)
+    np.testing.assert_allclose(grad, 0.5 / 1000 * w, rtol=1e-12)
+    assert reg.get_config()["n"] is None           # the fit's n is not the user's: not saved
+
+
+def test_an_n_given_to_the_constructor_is_kept_by_every_fit(w):
+    reg = R.L1(0.5, convention="notes", n=40)
+    reg.set_training_size(1000)
+    np.testing.assert_allclose(_value_and_grad(reg, w)[0], 0.5 / 40 * np.abs(w).sum(), rtol=1e-12)
+    assert reg.get_config()["n"] == 40
+    again = R.deserialize(R.serialize(reg))
+    again.set_training_size(7)
+    assert again.n == 40
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True, None])
+def test_set_training_size_rejects_a_non_positive_int(n):
+    with pytest.raises(ValueError, match=r"L2\.set_training_size: expected a positive int"):
+        R.L2(0.1, convention="notes").set_training_size(n)

@@ -16,19 +16,24 @@ fan_out = out; a conv kernel (kh, kw, in, out) has fan_in = kh·kw·in, fan_out 
     random_uniform   U(minval, maxval)                       [-0.05, 0.05]
     truncated_normal N(mean, stddev²) redrawn beyond 2·stddev
     small_random     0.01·N(0, 1)                            the notes' `0.01 * randn(fan_in, fan_out)`
-    glorot_uniform   U(-a, a), a = √(6 / (fan_in + fan_out))    Var = 2 / (fan_in + fan_out)   (Xavier)
+    glorot_uniform   U(-a, a), a = √(6 / (fan_in + fan_out))    Var = 2 / (fan_in + fan_out)
     glorot_normal    truncated normal, Var = 2 / (fan_in + fan_out)
+    xavier_uniform, xavier_normal   Glorot's (fan_avg) under Glorot & Bengio's other name, as
+                     Keras and torch use it; NOT the notes' "Xavier init", which is xavier_notes
+    xavier_notes     N(0, 1) / √fan_in, untruncated          Var = 1 / fan_in
+                     the notes' `w = np.random.randn(fan_in, fan_out) / np.sqrt(fan_in)`
     he_uniform       U(-a, a), a = √(6 / fan_in)               Var = 2 / fan_in
     he_normal        truncated normal, Var = 2 / fan_in
     lecun_uniform    U(-a, a), a = √(3 / fan_in)               Var = 1 / fan_in
-    lecun_normal     truncated normal, Var = 1 / fan_in       (the notes' randn(...) / √fan_in)
+    lecun_normal     truncated normal, Var = 1 / fan_in       (xavier_notes's variance, truncated)
     orthogonal(gain) gain · Q of the QR decomposition of a Gaussian matrix
     identity(gain)   gain · I (2-D only)
 
 "Truncated normal" with a target standard deviation σ draws N(0, (σ/0.8796…)²) and redraws
 values beyond two of its standard deviations; 0.87962566 is the standard deviation of a unit
 normal truncated to [-2, 2], so the result has standard deviation σ (Keras' VarianceScaling).
-The notes' plain, untruncated 1/√n_in is `VarianceScaling(1.0, 'fan_in', 'untruncated_normal')`.
+The notes' plain, untruncated 1/√n_in is xavier_notes, i.e.
+`VarianceScaling(1.0, 'fan_in', 'untruncated_normal')`.
 
 The lower-case names are the classes themselves, as in Keras: `initializers.he_normal(seed=1)`
 is `HeNormal(seed=1)`.
@@ -42,10 +47,10 @@ from tidu._registry import Configurable, Registry
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "SmallRandom", "VarianceScaling", "GlorotUniform", "GlorotNormal",
-           "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal", "Identity",
+           "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "XavierNotes", "Orthogonal", "Identity",
            "zeros", "ones", "constant", "random_normal", "random_uniform", "truncated_normal",
            "small_random", "variance_scaling", "glorot_uniform", "glorot_normal", "he_normal",
-           "he_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "identity",
+           "he_uniform", "lecun_normal", "lecun_uniform", "xavier_notes", "orthogonal", "identity",
            "compute_fans", "get", "serialize", "deserialize"]
 
 _TRUNCATED_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
@@ -275,9 +280,14 @@ def _preset(class_name, scale, mode, distribution, doc):
 
 
 GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform",
-                        "Xavier/Glorot uniform: U(-a, a), a = √(6/(fan_in + fan_out)).")
+                        "Glorot uniform ('xavier_uniform'): U(-a, a), a = √(6/(fan_in + fan_out)).")
 GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal",
-                       "Xavier/Glorot normal: truncated normal with Var = 2/(fan_in + fan_out).")
+                       "Glorot normal ('xavier_normal'): truncated normal with Var = "
+                       "2/(fan_in + fan_out). The notes' \"Xavier init\" is XavierNotes, Var = 1/fan_in.")
+XavierNotes = _preset("XavierNotes", 1.0, "fan_in", "untruncated_normal",
+                      "The notes' Xavier init ('xavier_notes'): w = N(0, 1)/√fan_in, untruncated, "
+                      "Var = 1/fan_in;\n    the notes' `np.random.randn(fan_in, fan_out) / "
+                      "np.sqrt(fan_in)`. Keras' and torch's xavier_* are Glorot (fan_avg).")
 HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform", "He uniform: U(-a, a), a = √(6/fan_in).")
 HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal",
                    "He normal: truncated normal with Var = 2/fan_in (for relu).")
@@ -335,19 +345,20 @@ random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, T
 small_random, variance_scaling = SmallRandom, VarianceScaling
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_normal, he_uniform, lecun_normal, lecun_uniform = HeNormal, HeUniform, LecunNormal, LecunUniform
+xavier_notes = XavierNotes
 orthogonal, identity = Orthogonal, Identity
 
 _CLASSES = [Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, SmallRandom,
             VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal,
-            LecunUniform, Orthogonal, Identity]
+            LecunUniform, XavierNotes, Orthogonal, Identity]
 _NAMES = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
     "small_random": SmallRandom, "variance_scaling": VarianceScaling,
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
     "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
-    "orthogonal": Orthogonal, "identity": Identity,
-    # aliases: Keras' short names, and Xavier for Glorot
+    "orthogonal": Orthogonal, "identity": Identity, "xavier_notes": XavierNotes,
+    # aliases: Keras' short names, and Xavier for Glorot (the notes' Xavier is xavier_notes)
     "zero": Zeros, "one": Ones, "normal": RandomNormal, "uniform": RandomUniform,
     "xavier_uniform": GlorotUniform, "xavier_normal": GlorotNormal,
 }

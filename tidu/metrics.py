@@ -20,7 +20,7 @@ is also a metric: the sample-weighted average of the batch losses.
 """
 import numpy as np
 
-from tidu import backend
+from tidu import backend, losses
 from tidu._registry import Configurable, did_you_mean, split_config, to_config
 from tidu.autograd import Tensor, no_grad
 
@@ -215,7 +215,6 @@ class LossMetric(Mean):
     """A loss used as a metric: the sample-weighted average of its batch values."""
 
     def __init__(self, loss, name=None, dtype=None):
-        from tidu import losses
         self.loss = losses.get(loss)
         super().__init__(name=name or self.loss.name, dtype=dtype)
 
@@ -227,7 +226,6 @@ class LossMetric(Mean):
         self.count += n
 
     def get_config(self):
-        from tidu import losses
         return {"name": self.name, "loss": losses.serialize(self.loss)}
 
 
@@ -238,11 +236,12 @@ class AutoAccuracy(MeanMetricWrapper):
     def __init__(self, name="accuracy", dtype=None, loss=None):
         self.loss_hint = None
         if loss is not None:
-            from tidu import losses
-            kind = type(losses.get(loss)).__name__
-            self.loss_hint = {"BinaryCrossentropy": binary_accuracy,
-                              "CategoricalCrossentropy": categorical_accuracy,
-                              "SparseCategoricalCrossentropy": sparse_categorical_accuracy}.get(kind)
+            loss = losses.get(loss)
+            for cls, accuracy in ((losses.BinaryCrossentropy, binary_accuracy),
+                                  (losses.CategoricalCrossentropy, categorical_accuracy),
+                                  (losses.SparseCategoricalCrossentropy, sparse_categorical_accuracy)):
+                if isinstance(loss, cls):
+                    self.loss_hint = accuracy
         super().__init__(self.loss_hint or self._pick, name, dtype)
 
     def _pick(self, y_true, y_pred):
@@ -327,7 +326,7 @@ def serialize(metric):
         return metric.name
     if isinstance(metric, LossMetric):
         return metric.name if metric.name in _LOSS_NAMES else metric.get_config()["loss"]["class_name"]
-    if type(metric).__name__ in _CLASSES:
+    if _CLASSES.get(type(metric).__name__) is type(metric):    # a built-in class, not a namesake
         return to_config(metric)
     raise ValueError(f"metrics.serialize: {metric!r} is a custom metric; only built-in metrics "
                      f"can be written to a model file")

@@ -14,9 +14,12 @@ notes, the cost of the notes (and Nielsen's book) with n the training-set size:
     L1:  C = C0 + λ/n·Σ|w|      gradient λ/n·sign(w)
   made with `L2(λ, convention='notes', n=60000)` or `notes_l2(λ, n)` (and `notes_l1`). C0 is
   the mean loss over a batch, so adding λ/(2n)Σw² to each batch loss gives the notes' C
-  exactly. If n is left None, a trainer may set `regularizer.n` before fitting (len of x).
+  exactly. If n is left None, the training loop calls `regularizer.set_training_size(len(x))`
+  at the start of every fit, so each fit uses its own n; an n given to the constructor is kept.
 Weights only: the notes (and Keras' defaults) do not penalize biases.
 """
+import numpy as np
+
 import tidu.functional as F
 from tidu._registry import Configurable, Registry
 from tidu.autograd import Tensor
@@ -54,7 +57,27 @@ class L1L2(Regularizer):
                              f"got {n!r}")
         if convention == "keras" and n is not None:
             raise ValueError(f"{cls}: n is used only with convention='notes', got n={n!r}")
-        self.convention, self.n = convention, n
+        self.convention = convention
+        self.n_given = n          # the constructor's n: kept by every fit, and what is saved
+        self.training_size = None  # the size of the current fit's training set
+
+    @property
+    def n(self):
+        """The n of the notes' penalty: the constructor's n if given, else the training-set size
+        of the current fit (set_training_size), else None."""
+        return self.n_given if self.n_given is not None else self.training_size
+
+    @n.setter
+    def n(self, value):
+        self.set_training_size(value)
+
+    def set_training_size(self, n):
+        """Called by the training loop at the start of every fit with the number of training
+        samples; it becomes the penalty's n unless the constructor was given one."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f"{type(self).__name__}.set_training_size: expected a positive int "
+                             f"(the number of training samples), got {n!r}")
+        self.training_size = int(n)
 
     def factors(self):
         """(a, b) with penalty = a·Σ|w| + b·Σw²."""
@@ -62,7 +85,7 @@ class L1L2(Regularizer):
             return self.l1, self.l2
         if self.n is None:
             raise ValueError(f"{type(self).__name__}: convention='notes' needs n, the training-set "
-                             f"size; pass n= or set .n before training")
+                             f"size; pass n= or call set_training_size(n) before training")
         return self.l1 / self.n, self.l2 / (2 * self.n)
 
     def __call__(self, x):
@@ -79,7 +102,7 @@ class L1L2(Regularizer):
     def get_config(self):
         config = {"l1": self.l1, "l2": self.l2}
         if self.convention != "keras":
-            config.update(convention=self.convention, n=self.n)
+            config.update(convention=self.convention, n=self.n_given)
         return config
 
 

@@ -115,6 +115,20 @@ def test_known_values():
     np.testing.assert_allclose(F.softsign(x).data, [-2 / 3, -1 / 3, 0, 0.6])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_of_a_negative_is_plus_zero(dtype):
+    # x·[x > 0] is −0.0 for x < 0, and 1/relu(x) would be −inf
+    x = np.array([-2.0, -1e-30, -3e38, -0.0, 0.0, 3.0], dtype)
+    y = F.relu(x).data
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, [0, 0, 0, 0, 0, 3])
+    assert not np.signbit(y).any()
+    assert not np.signbit(F.relu(-2.0).data)
+    with np.errstate(divide="ignore"):
+        assert 1 / F.relu(-2.0).data == np.inf
+    assert np.isnan(F.relu(np.array([np.nan])).data).all()      # NaN stays NaN
+
+
 def test_relu_gradient_at_zero_is_zero():
     x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
     F.relu(x).backward(np.ones(3))

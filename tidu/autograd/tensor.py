@@ -6,19 +6,32 @@
 Operators and methods (+ - * / @ ** neg, indexing, sum mean max min reshape transpose exp log
 sqrt abs clip tanh sigmoid relu softmax ...) are the ops of `tidu.functional`; this module only
 holds the data structure. `Parameter` is a named, trainable leaf (a layer's weight).
+
+autograd sits below functional and never imports it: the operators and methods below call the
+op table `_ops`, which tidu.functional fills with itself when it is imported
+(`install_ops(tidu.functional)`; `import tidu` does it). The methods stay written out here, so
+the class shows its whole interface, and each costs one lookup in the table.
 """
 from tidu import backend
 from tidu.autograd import function as _function
 
-_M = None  # tidu.functional, bound on first use (it imports this module)
+
+class _NoOps:
+    """The op table before tidu.functional is imported: any op says what is missing."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"Tensor: the op {name!r} comes from tidu.functional, which is not "
+                           f"imported yet; import tidu (or tidu.functional) first")
 
 
-def _F():
-    global _M
-    if _M is None:
-        import tidu.functional as F
-        _M = F
-    return _M
+_ops = _NoOps()
+
+
+def install_ops(ops):
+    """Make `ops` (a module or namespace with add, mul, sum, exp, ...: tidu.functional) the
+    table Tensor's operators and methods call. tidu.functional calls this when imported."""
+    global _ops
+    _ops = ops
 
 
 class Tensor:
@@ -83,7 +96,7 @@ class Tensor:
         return Tensor._node(self.data, None)
 
     def astype(self, dtype):
-        return _F().astype(self, dtype)
+        return _ops.astype(self, dtype)
 
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) (times `gradient` for a non-scalar self) into every leaf's .grad."""
@@ -97,22 +110,22 @@ class Tensor:
         self.grad = g if self.grad is None else self.grad + g
 
     # --- operators -----------------------------------------------------------------------
-    def __add__(self, other): return _F().add(self, other)
-    def __radd__(self, other): return _F().add(other, self)
-    def __sub__(self, other): return _F().sub(self, other)
-    def __rsub__(self, other): return _F().sub(other, self)
-    def __mul__(self, other): return _F().mul(self, other)
-    def __rmul__(self, other): return _F().mul(other, self)
-    def __truediv__(self, other): return _F().div(self, other)
-    def __rtruediv__(self, other): return _F().div(other, self)
-    def __matmul__(self, other): return _F().matmul(self, other)
-    def __rmatmul__(self, other): return _F().matmul(other, self)
-    def __pow__(self, other): return _F().pow(self, other)
-    def __rpow__(self, other): return _F().pow(other, self)
-    def __neg__(self): return _F().neg(self)
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.sub(self, other)
+    def __rsub__(self, other): return _ops.sub(other, self)
+    def __mul__(self, other): return _ops.mul(self, other)
+    def __rmul__(self, other): return _ops.mul(other, self)
+    def __truediv__(self, other): return _ops.div(self, other)
+    def __rtruediv__(self, other): return _ops.div(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __pow__(self, other): return _ops.pow(self, other)
+    def __rpow__(self, other): return _ops.pow(other, self)
+    def __neg__(self): return _ops.neg(self)
     def __pos__(self): return self
-    def __abs__(self): return _F().abs(self)
-    def __getitem__(self, index): return _F().getitem(self, index)
+    def __abs__(self): return _ops.abs(self)
+    def __getitem__(self, index): return _ops.getitem(self, index)
 
     # comparisons give boolean tensors outside the graph
     def _cmp(self, other, op):
@@ -128,26 +141,26 @@ class Tensor:
     __hash__ = object.__hash__
 
     # --- methods -------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False): return _F().sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return _F().mean(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _F().max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _F().min(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False): return _ops.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return _ops.min(self, axis=axis, keepdims=keepdims)
     def reshape(self, *shape):
-        return _F().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+        return _ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
     def transpose(self, *axes):
-        return _F().transpose(self, (axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes) or None)
-    T = property(lambda self: _F().transpose(self))
-    def flatten(self): return _F().reshape(self, (-1,))
-    def exp(self): return _F().exp(self)
-    def log(self): return _F().log(self)
-    def sqrt(self): return _F().sqrt(self)
-    def abs(self): return _F().abs(self)
-    def clip(self, lo, hi): return _F().clip(self, lo, hi)
-    def tanh(self): return _F().tanh(self)
-    def sigmoid(self): return _F().sigmoid(self)
-    def relu(self): return _F().relu(self)
-    def softmax(self, axis=-1): return _F().softmax(self, axis=axis)
-    def log_softmax(self, axis=-1): return _F().log_softmax(self, axis=axis)
+        return _ops.transpose(self, (axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes) or None)
+    T = property(lambda self: _ops.transpose(self))
+    def flatten(self): return _ops.reshape(self, (-1,))
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def abs(self): return _ops.abs(self)
+    def clip(self, lo, hi): return _ops.clip(self, lo, hi)
+    def tanh(self): return _ops.tanh(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def relu(self): return _ops.relu(self)
+    def softmax(self, axis=-1): return _ops.softmax(self, axis=axis)
+    def log_softmax(self, axis=-1): return _ops.log_softmax(self, axis=axis)
 
 
 class Parameter(Tensor):

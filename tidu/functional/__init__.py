@@ -4,6 +4,8 @@
     y = F.relu(F.dense(x, W, b))
 """
 from tidu.functional.math import *  # noqa: F401,F403
+from tidu.functional.reductions import *  # noqa: F401,F403
+from tidu.functional.shape import *  # noqa: F401,F403
 from tidu.functional.dense import *  # noqa: F401,F403
 from tidu.functional.activations import *  # noqa: F401,F403
 from tidu.functional.losses import *  # noqa: F401,F403
@@ -12,3 +14,9 @@ from tidu.functional.norm import *  # noqa: F401,F403
 from tidu.functional.dropout import *  # noqa: F401,F403
 from tidu.functional.embedding import *  # noqa: F401,F403
 from tidu.functional.recurrent import *  # noqa: F401,F403
+
+import sys as _sys  # noqa: E402
+
+from tidu.autograd.tensor import install_ops as _install_ops  # noqa: E402
+
+_install_ops(_sys.modules[__name__])  # Tensor's operators and methods are these ops

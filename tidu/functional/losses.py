@@ -22,7 +22,7 @@ from tidu import backend
 from tidu.autograd.function import Function
 from tidu.autograd.tensor import Tensor
 from tidu.errors import ShapeError
-from tidu.functional import math as M
+from tidu.functional import math as M, reductions as R, shape as S
 
 __all__ = ["mean_squared_error", "mse", "quadratic_cost", "mean_absolute_error", "mae",
            "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
@@ -44,7 +44,7 @@ def _target(y_true, a, name):
     """y_true as a Tensor of a's dtype and shape (a differentiable cast if it needs a gradient)."""
     if isinstance(y_true, Tensor):
         y = y_true if y_true.dtype == a.dtype else (
-            M.astype(y_true, a.dtype) if y_true.requires_grad else Tensor(y_true.data.astype(a.dtype)))
+            S.astype(y_true, a.dtype) if y_true.requires_grad else Tensor(y_true.data.astype(a.dtype)))
     else:
         y = Tensor(backend.as_array(y_true, a.dtype))
     if y.shape != a.shape:
@@ -104,8 +104,8 @@ def _weighted_mean(l, sample_weight, name):
     """The reduction for composed losses: mean(l) or Σ w·l / count, as Tensor ops."""
     w = _weights(sample_weight, l.shape, l.dtype, name)
     if w is None:
-        return M.mean(l)
-    return M.sum(l * w) / l.size
+        return R.mean(l)
+    return R.sum(l * w) / l.size
 
 
 # --- regression --------------------------------------------------------------------------
@@ -504,7 +504,7 @@ def sigmoid_binary_cross_entropy(logits, y_true, sample_weight=None):
 
 # --- composed ----------------------------------------------------------------------------
 def _per_sample_mean(e):
-    return M.mean(e, axis=-1) if e.ndim >= 2 else e
+    return R.mean(e, axis=-1) if e.ndim >= 2 else e
 
 
 def hinge(y_pred, y_true, sample_weight=None):
@@ -530,7 +530,7 @@ def kl_divergence(y_pred, y_true, sample_weight=None):
     y = _target(y_true, a, name)
     yc, ac = M.clip(y, EPSILON, 1), M.clip(a, EPSILON, 1)
     e = yc * (M.log(yc) - M.log(ac))
-    l = M.sum(e, axis=-1) if e.ndim >= 2 else e
+    l = R.sum(e, axis=-1) if e.ndim >= 2 else e
     return _weighted_mean(l, sample_weight, name)
 
 

@@ -30,9 +30,9 @@ import numpy as np
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
-from tidu.functional._fast_recurrent import lstm_steps as _lstm_steps
+from tidu.kernels import lstm_steps
 from tidu.functional.dense import column_sums
-from tidu.functional.math import getitem
+from tidu.functional.shape import getitem
 
 __all__ = ["simple_rnn", "lstm", "gru"]
 
@@ -299,9 +299,9 @@ class LSTM(Function):
         dW = Σ_t x_tᵀ dz_t,  db = Σ dz_t,  dU = Σ_t h_{t−1}ᵀ dz_t,  dx_t = dz_t Wᵀ.
     With return_state the output is (N, T_out + 1, u): the outputs, then c_T as the last row.
     With numba installed (the extra `fast`) each timestep's element-wise work, forward and
-    backward, is one pass of a kernel in tidu.functional._fast_recurrent (same formulas; a
-    vectorized float32 exp within ~1 ulp of np.exp); the NumPy loop is the reference and runs
-    when numba is missing, TIDU_FAST=0 or tidu.optimizers.fused.enabled is False.
+    backward, is one pass of a kernel in tidu.kernels.recurrent (same formulas; a vectorized float32
+    exp within ~1 ulp of np.exp); the NumPy loop is the reference and runs when
+    tidu.kernels.enabled() is False (numba missing, TIDU_FAST=0 or set_enabled(False)).
     """
 
     @staticmethod
@@ -322,7 +322,7 @@ class LSTM(Function):
         K = ws.empty((T, N, u), dtype)                          # tanh(c_t)
         H[0] = 0 if h0 is None else h0
         C[0] = 0 if c0 is None else c0
-        fast = _lstm_steps(dtype)                               # numba kernels, or None
+        fast = lstm_steps(dtype)                               # numba kernels, or None
         tmp = (xp.zeros if fast else xp.empty)((N, 4 * u), dtype=dtype)    # fast adds it at t = 0
         ig = xp.empty((N, u), dtype=dtype)
         with np.errstate(over="ignore"):
@@ -370,7 +370,7 @@ class LSTM(Function):
         dZ = ws.empty(A.shape, A.dtype)                        # dz_t, gates o, i, f, c
         dZ4 = dZ.reshape(T, N, 4, u)
         dh, tmp = xp.zeros((N, u), dtype=A.dtype), xp.empty((N, u), dtype=A.dtype)
-        fast = _lstm_steps(A.dtype)
+        fast = lstm_steps(A.dtype)
         for t in range(T - 1, -1, -1):                          # one step's data stays in cache
             gt = _state_grad(gy, t, T, return_sequences)
             if t < T - 1:

@@ -14,6 +14,7 @@ import numpy as np
 from tidu import backend
 from tidu.autograd import Parameter, Tensor
 from tidu.errors import NotBuiltError, ShapeError
+from tidu.layers.symbolic import is_symbolic, symbolic_call
 
 _name_counts = defaultdict(int)
 
@@ -41,7 +42,12 @@ class Layer:
     Keyword arguments every layer takes: name, trainable, dtype, input_shape (the shape of one
     sample, without the batch axis, for the first layer of a Sequential), batch_input_shape,
     input_dim (Dense's shorthand for input_shape=(input_dim,)).
+
+    accepts_integer_input: whether the layer takes integer arrays as they are (ids, as
+    Embedding); False, the default, means a model casts integer inputs to floatx first.
     """
+
+    accepts_integer_input = False
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, **kwargs):
@@ -133,10 +139,7 @@ class Layer:
 
     def __call__(self, inputs, training=False, **kwargs):
         if not isinstance(inputs, Tensor):
-            if getattr(inputs, "_tidu_symbolic", False) or (
-                    isinstance(inputs, (list, tuple)) and inputs
-                    and getattr(inputs[0], "_tidu_symbolic", False)):
-                from tidu.layers.input_layer import symbolic_call  # functional-model graph
+            if is_symbolic(inputs):                     # a functional model's graph
                 return symbolic_call(self, inputs, training=training, **kwargs)
             if not isinstance(inputs, (list, tuple)):
                 inputs = Tensor(inputs)

@@ -75,8 +75,9 @@ class Conv2D(ActivityRegularized, Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
         (kh, kw), (sh, sw) = self._span(), self.strides
-        return (n, conv_output_length(h, kh, sh, self.padding),
-                conv_output_length(w, kw, sw, self.padding), self.filters)
+        shape = (n, conv_output_length(h, kh, sh, self.padding),
+                 conv_output_length(w, kw, sw, self.padding), self.filters)
+        return activations.output_shape(self.activation, shape, self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,

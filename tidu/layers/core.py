@@ -73,7 +73,9 @@ class Dense(ActivityRegularized, Layer):
         return self._regularize_activity(self.activation(self.pre_activation(inputs, training)))
 
     def compute_output_shape(self, input_shape):
-        return (*tuple(input_shape)[:-1], self.units)
+        """(..., units), or what the activation makes of it (activation='maxout' halves it)."""
+        return activations.output_shape(self.activation, (*tuple(input_shape)[:-1], self.units),
+                                        self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
@@ -98,12 +100,17 @@ class _ElementwiseActivation(Layer):
 
 
 class Activation(_ElementwiseActivation):
-    """outputs = activation(inputs), shape unchanged."""
+    """outputs = activation(inputs): shape unchanged, except for a shape-changing activation
+    (maxout, or any callable: its output shape is found by applying it)."""
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
         self.activation_name = activations.name_of(self.activation)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape, or what a shape-changing activation (maxout) makes of it."""
+        return activations.output_shape(self.activation, input_shape, self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "activation": serialize_activation(self.activation)}

@@ -20,6 +20,8 @@ class Embedding(Layer):
     Float ids with integral values are accepted (Keras casts them); mask_zero is not supported.
     """
 
+    accepts_integer_input = True  # ids reach the layer as integers, not cast to floatx
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, activity_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, input_length=None, **kwargs):

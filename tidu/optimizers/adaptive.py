@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from tidu.optimizers import fused as _fused
+from tidu.kernels import update_kernel
 from tidu.optimizers.base import (Optimizer, check_int, check_nonnegative, check_positive,
                                   check_unit_interval)
 
@@ -106,7 +106,7 @@ class RMSprop(Optimizer):
     steps θ −= η·b', the same for a constant η). RMSprop(learning_rate=η, rho=α, momentum=μ,
     epsilon=ε, centered=c) follows torch.optim.RMSprop(lr=η, alpha=α, eps=ε, momentum=μ, centered=c).
     With numba installed (the extra `fast`), the plain form runs as one fused pass with the same
-    bits (tidu.optimizers.fused).
+    bits (tidu.kernels.optimizers).
     Reference: Tieleman & Hinton, Coursera "Neural Networks for Machine Learning", lecture 6.5,
     2012; Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, 2013.
     """
@@ -151,8 +151,8 @@ class RMSprop(Optimizer):
         return theta, state
 
     def fused(self):
-        """The plain form (not centered, no momentum) in one pass: tidu.optimizers.fused."""
-        return None if self.centered or self.momentum else _fused.kernel("rmsprop")
+        """The plain form (not centered, no momentum) in one pass: tidu.kernels.optimizers."""
+        return None if self.centered or self.momentum else update_kernel("rmsprop")
 
 
 def _series(cache, key, factor, t):

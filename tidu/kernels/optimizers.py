@@ -13,12 +13,12 @@ LSTM the update is under 5% of a step. The kernels are single-threaded: numba's 
 next to OpenBLAS's (whose workers spin between GEMMs) made the MLP step 2× slower.
 
 The NumPy rule stays the reference and the default whenever numba is not installed, the
-environment says TIDU_FAST=0, or `enabled` is set to False; an Optimizer asks `kernel(name)`.
+fast paths are off (tidu.kernels.enabled() False: TIDU_FAST=0 or set_enabled(False)); an
+Optimizer asks `update_kernel(name)`.
 """
 import math
-import os
 
-enabled = os.environ.get("TIDU_FAST", "1") != "0"
+from tidu.kernels.switch import enabled
 
 _kernels = None
 
@@ -50,11 +50,11 @@ def _compile():
     return {"rmsprop": rmsprop_update}
 
 
-def kernel(name):
+def update_kernel(name):
     """The one-pass update `name(opt, theta, g, state, t, lr)`, updating theta and the state in
     place (1-D contiguous arrays of one float dtype), or None when the fast path is off."""
     global _kernels
-    if not enabled:
+    if not enabled():
         return None
     if _kernels is None:
         _kernels = _compile()

@@ -22,10 +22,10 @@ within 1.4 ulp). In float64 (gradient checks) the kernels call libm's scalar exp
 The backward step does NumPy's operations in NumPy's order: the same bits from the same
 gates. The kernels are single-threaded (OpenBLAS's workers spin between GEMMs).
 
-recurrent.LSTM asks `lstm_steps(dtype)` and runs its NumPy loop, the reference, whenever
-that is None: numba missing, TIDU_FAST=0 or tidu.optimizers.fused.enabled False (the one
-switch of the fast path, asked first, so numba is not even imported when it is off),
-another array backend, or a dtype other than float32 and float64. The kernels are compiled
+tidu.functional.recurrent's LSTM asks `lstm_steps(dtype)` and runs its NumPy loop, the
+reference, whenever that is None: the fast paths off (tidu.kernels.enabled() False: numba
+missing, TIDU_FAST=0 or set_enabled(False); asked first, so numba is not even imported when
+it is off), another array backend, or a dtype other than float32 and float64. The kernels are compiled
 on first use and cached on disk by numba.
 """
 import math
@@ -35,6 +35,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from tidu import backend
+from tidu.kernels.switch import enabled
 
 Steps = namedtuple("Steps", "forward backward")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -53,9 +54,8 @@ _TANH_Q = tuple(np.float32(q) for q in (-5.70498872745e-3, 2.06390887954e-2, -5.
 
 def lstm_steps(dtype):
     """Steps(forward, backward) of the compiled kernels, or None: numba missing, the fast path
-    off (TIDU_FAST=0, fused.enabled False), another array backend or another dtype."""
-    from tidu.optimizers import fused          # the fast path's one switch (imported here:
-    if not fused.enabled:                      # functional/ sits above optimizers/)
+    off (tidu.kernels.enabled() False), another array backend or another dtype."""
+    if not enabled():
         return None
     if backend.xp is not np or np.dtype(dtype) not in _DTYPES:
         return None

@@ -1,4 +1,4 @@
-"""The fused one-pass kernels (tidu.optimizers.fused, extra `fast`) against the NumPy rules.
+"""The fused one-pass kernels (tidu.kernels.optimizers, extra `fast`) against the NumPy rules.
 
 The rule is the reference: a kernel must give the same numbers to float32 rounding (it does
 the same operations in the same order, so in practice the same bits), through the kernel
@@ -9,13 +9,21 @@ import numpy as np
 import pytest
 
 from tidu.autograd import Parameter
-from tidu.optimizers import RMSprop, fused
+from tidu import kernels
+from tidu.optimizers import RMSprop
+
+
+@pytest.fixture(autouse=True)
+def _restore_switch():
+    """Each test sets the fast paths' switch; put it back as it was afterwards."""
+    before = kernels.set_enabled(True)
+    yield
+    kernels.set_enabled(before)
 
 
 @pytest.fixture
-def kernels(monkeypatch):
+def with_numba():
     pytest.importorskip("numba")
-    monkeypatch.setattr(fused, "enabled", True)
 
 
 def _assert_same(a, b, dtype):
@@ -24,7 +32,7 @@ def _assert_same(a, b, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rmsprop_kernel_matches_the_rule(kernels, rng, dtype):
+def test_rmsprop_kernel_matches_the_rule(with_numba, rng, dtype):
     opt = RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-6)
     kernel = opt.fused()
     assert kernel is not None
@@ -40,8 +48,8 @@ def test_rmsprop_kernel_matches_the_rule(kernels, rng, dtype):
         _assert_same(state["v"], ref_state["v"], dtype)
 
 
-def _train(rng_seed, fast, monkeypatch, **kwargs):
-    monkeypatch.setattr(fused, "enabled", fast)
+def _train(rng_seed, fast, **kwargs):
+    kernels.set_enabled(fast)
     rng = np.random.default_rng(rng_seed)
     params = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
               for i, s in enumerate([(7, 5), (5,), (3, 4, 2), (140000,)])]   # the last alone
@@ -55,9 +63,9 @@ def _train(rng_seed, fast, monkeypatch, **kwargs):
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1}, {"clipnorm": 0.5}, {"centered": True}])
-def test_apply_gradients_is_the_same_with_and_without_kernels(kernels, monkeypatch, kwargs):
-    slow, slow_state = _train(7, False, monkeypatch, **kwargs)
-    fast, fast_state = _train(7, True, monkeypatch, **kwargs)
+def test_apply_gradients_is_the_same_with_and_without_kernels(with_numba, kwargs):
+    slow, slow_state = _train(7, False, **kwargs)
+    fast, fast_state = _train(7, True, **kwargs)
     for a, b in zip(fast, slow):
         _assert_same(a, b, np.float32)
     assert fast_state.keys() == slow_state.keys()
@@ -66,9 +74,9 @@ def test_apply_gradients_is_the_same_with_and_without_kernels(kernels, monkeypat
             _assert_same(fast_state[k], slow_state[k], np.float32)
 
 
-def test_no_kernel_when_disabled_or_not_plain(monkeypatch):
-    monkeypatch.setattr(fused, "enabled", False)
+def test_no_kernel_when_disabled_or_not_plain():
+    kernels.set_enabled(False)
     assert RMSprop().fused() is None
-    monkeypatch.setattr(fused, "enabled", True)
+    kernels.set_enabled(True)
     assert RMSprop(momentum=0.9).fused() is None
     assert RMSprop(centered=True).fused() is None

@@ -1,4 +1,4 @@
-"""The LSTM's numba timestep kernels (tidu.functional._fast_recurrent, extra `fast`) against the
+"""The LSTM's numba timestep kernels (tidu.kernels.recurrent, extra `fast`) against the
 NumPy loop, the reference: the float32 exp and tanh to about an ulp over the whole float range,
 and the op's output and every gradient with the fast path on and off, float32 and float64."""
 import math
@@ -8,10 +8,19 @@ import pytest
 
 import tidu.functional as F
 from tidu import Tensor, gradcheck
-from tidu.functional import _fast_recurrent as fr
-from tidu.optimizers import fused
+from tidu import kernels
+from tidu.kernels import recurrent as fr
 
 numba = pytest.importorskip("numba")
+
+
+@pytest.fixture(autouse=True)
+def _restore_switch():
+    """Each test sets the fast paths' switch; put it back as it was afterwards."""
+    before = kernels.set_enabled(True)
+    yield
+    kernels.set_enabled(before)
+
 _k = fr.kernels()
 expf, tanhf, exp, tanh = _k.expf, _k.tanhf, _k.exp, _k.tanh     # globals, for numba to call
 
@@ -75,9 +84,9 @@ def test_float64_uses_libm():
     assert out[0] == 0
 
 
-def _run(fast, dtype, seed, monkeypatch, n=16, t=28, d=28, u=32, states=True, **options):
+def _run(fast, dtype, seed, n=16, t=28, d=28, u=32, states=True, **options):
     """Output and gradients of lstm with the fast path on or off, from the same inputs."""
-    monkeypatch.setattr(fused, "enabled", fast)
+    kernels.set_enabled(fast)
     assert (fr.lstm_steps(dtype) is not None) == fast
     r = np.random.default_rng(seed)
     shapes = [(n, t, d), (d, 4 * u), (u, 4 * u), (4 * u,)] + [(n, u)] * (2 if states else 0)
@@ -94,60 +103,60 @@ def _run(fast, dtype, seed, monkeypatch, n=16, t=28, d=28, u=32, states=True, **
 @pytest.mark.parametrize("options", [{}, {"return_sequences": True},
                                      {"return_sequences": True, "return_state": True}])
 @pytest.mark.parametrize("states", [False, True])
-def test_float32_fast_path_matches_numpy_loop(monkeypatch, options, states):
-    slow = _run(False, np.float32, 5, monkeypatch, states=states, **options)
-    fast = _run(True, np.float32, 5, monkeypatch, states=states, **options)
+def test_float32_fast_path_matches_numpy_loop(options, states):
+    slow = _run(False, np.float32, 5, states=states, **options)
+    fast = _run(True, np.float32, 5, states=states, **options)
     for got, want in zip(fast, slow):      # float32 rounding: ~2e-7 of the largest entry apart,
         assert got.dtype == np.float32      # as each is from the float64 result
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * np.abs(want).max())
 
 
-def test_float64_fast_path_matches_numpy_loop(monkeypatch):
-    slow = _run(False, np.float64, 6, monkeypatch, return_sequences=True, return_state=True)
-    fast = _run(True, np.float64, 6, monkeypatch, return_sequences=True, return_state=True)
+def test_float64_fast_path_matches_numpy_loop():
+    slow = _run(False, np.float64, 6, return_sequences=True, return_state=True)
+    fast = _run(True, np.float64, 6, return_sequences=True, return_state=True)
     for got, want in zip(fast, slow):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
-def test_backward_kernel_gives_the_numpy_loops_bits(rng, monkeypatch):
+def test_backward_kernel_gives_the_numpy_loops_bits(rng):
     # the same forward's gates through both backward loops: the kernel does NumPy's operations
     # in NumPy's order, so the two gradients are equal and their sum is exactly twice either
     ours = [Tensor((0.4 * rng.standard_normal(s)).astype(np.float32), requires_grad=True)
             for s in [(8, 10, 6), (6, 64), (16, 64), (64,), (8, 16), (8, 16)]]
     y = F.lstm(*ours, return_sequences=True, return_state=True)[0]
     g = rng.standard_normal(y.shape).astype(np.float32)
-    monkeypatch.setattr(fused, "enabled", True)
+    kernels.set_enabled(True)
     y.backward(g, retain_graph=True)
     first = [a.grad.copy() for a in ours]
-    monkeypatch.setattr(fused, "enabled", False)
+    kernels.set_enabled(False)
     y.backward(g)
     for a, f in zip(ours, first):
         np.testing.assert_array_equal(a.grad, 2 * f)
 
 
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_gradcheck_through_the_kernels(rng, monkeypatch, return_sequences):
-    monkeypatch.setattr(fused, "enabled", True)
+def test_gradcheck_through_the_kernels(rng, return_sequences):
+    kernels.set_enabled(True)
     args = [0.5 * rng.standard_normal(s) for s in [(2, 3, 4), (4, 12), (3, 12), (12,), (2, 3), (2, 3)]]
     gradcheck(lambda *a: F.lstm(*a, return_sequences=return_sequences), *args)
 
 
-def test_saturated_gates_stay_finite(rng, monkeypatch):
-    monkeypatch.setattr(fused, "enabled", True)
+def test_saturated_gates_stay_finite(rng):
+    kernels.set_enabled(True)
     x = rng.standard_normal((4, 6, 3)).astype(np.float32)
     W = (1e4 * rng.standard_normal((3, 20))).astype(np.float32)
     U = rng.standard_normal((5, 20)).astype(np.float32)
     y = F.lstm(x, W, U, return_sequences=True).data
-    monkeypatch.setattr(fused, "enabled", False)
+    kernels.set_enabled(False)
     with np.errstate(over="ignore"):
         want = F.lstm(x, W, U, return_sequences=True).data
     assert np.isfinite(y).all()
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
 
 
-def test_the_switch_and_other_dtypes_fall_back_to_numpy(monkeypatch):
-    monkeypatch.setattr(fused, "enabled", True)
+def test_the_switch_and_other_dtypes_fall_back_to_numpy():
+    kernels.set_enabled(True)
     assert fr.lstm_steps(np.float32) is not None and fr.lstm_steps(np.float64) is not None
     assert fr.lstm_steps(np.float16) is None
-    monkeypatch.setattr(fused, "enabled", False)
+    kernels.set_enabled(False)
     assert fr.lstm_steps(np.float32) is None

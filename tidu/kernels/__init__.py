@@ -1,0 +1,18 @@
+"""Optional compiled fast paths (numba, the extra `fast`) and the one switch that turns them off.
+
+    kernels.enabled()          True when the fast paths run: the switch is on (the environment
+                               variable TIDU_FAST is not "0", and set_enabled(False) was not
+                               called) and numba imports
+    kernels.set_enabled(flag)  turn them on or off in this process; returns the previous setting
+    lstm_steps(dtype)          the LSTM's per-timestep kernels (kernels.recurrent), or None
+    update_kernel(name)        an optimizer's one-pass update (kernels.optimizers), or None
+
+Nothing above this package depends on it: each op asks one function here and runs its NumPy
+code, the reference, whenever the answer is None. The switch is asked before numba is imported,
+so with TIDU_FAST=0 numba is never loaded.
+"""
+from tidu.kernels.switch import enabled, set_enabled
+from tidu.kernels.recurrent import lstm_steps
+from tidu.kernels.optimizers import update_kernel
+
+__all__ = ["enabled", "set_enabled", "lstm_steps", "update_kernel"]

@@ -1,0 +1,29 @@
+"""The one switch of the compiled fast paths: enabled() and set_enabled(flag) (see tidu.kernels)."""
+import os
+
+_switch = os.environ.get("TIDU_FAST", "1") != "0"
+_numba = None  # whether numba imports, found on the first enabled() with the switch on
+
+
+def enabled():
+    """True when the compiled fast paths are on: the switch is on and numba imports."""
+    global _numba
+    if not _switch:
+        return False
+    if _numba is None:
+        try:
+            import numba  # noqa: F401
+            _numba = True
+        except ImportError:
+            _numba = False
+    return _numba
+
+
+def set_enabled(flag):
+    """Turn the fast paths on (True) or off (False) for this process; returns the previous
+    setting of the switch. Turning it on without numba installed leaves enabled() False."""
+    global _switch
+    if not isinstance(flag, bool):
+        raise TypeError(f"kernels.set_enabled: expected True or False, got {flag!r}")
+    previous, _switch = _switch, flag
+    return previous
