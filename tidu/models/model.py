@@ -114,7 +114,7 @@ class Model(Layer):
     def takes_integer_input(self):
         """Whether the first layer reads integer ids (Embedding), so data stays integer."""
         first = self._layers[0] if self._layers else None
-        return bool(getattr(first, "takes_integer_input", False))
+        return bool(first is not None and first.accepts_integer_input)
 
     def get_layer(self, name=None, index=None):
         if index is not None:
