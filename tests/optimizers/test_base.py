@@ -487,7 +487,7 @@ def test_segments_update_like_one_flat_call(name, rng):
         for gs in grads:
             opt.apply_gradients(zip(gs, params))
         results.append([p.data for p in params])
-    assert [(a, b, j - i) for a, b, i, j in opt._group.segments] == \
+    assert [(a, b, j - i) for a, b, i, j, _ in opt._group.segments] == \
         [(0, 3, 1), (3, 160003, 1), (160003, 160017, 2), (160017, 300017, 1)]
     for segmented, flat in zip(*results):
         np.testing.assert_array_max_ulp(segmented, flat, maxulp=1)

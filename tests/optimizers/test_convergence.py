@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tidu.optimizers import (ALIASES, AMSGrad, BFGS, GD, LBFGS, SGD, SWATS, AdaGrad, Adadelta, Adagrad,
-                             Adam, Adamax, AdaptiveGain, CoordinateDescent, Momentum, Nadam, Nesterov,
+                             Adam, Adamax, AdaptiveGain, CoordinateDescent, DeltaBarDelta, Momentum, Nadam, Nesterov,
                              Newton, RMSprop, Rprop)
 from tidu.optimizers.schedules import CosineDecay, ExponentialDecay
 
@@ -72,8 +72,12 @@ TABLE = {
               "rosenbrock": (lambda: Rprop(0.01), 2000, 0.1)},
     "AdaptiveGain": {"quadratic": (lambda: AdaptiveGain(0.001), 2000, 1e-6),
                      "rosenbrock": (lambda: AdaptiveGain(0.0005), 2000, 0.1)},
-    "Newton": {"quadratic": (lambda: Newton(), 1, 1e-8),
-               "rosenbrock": (lambda: Newton(), 10, 1e-8)},
+    "DeltaBarDelta": {"quadratic": (lambda: DeltaBarDelta(0.0005, kappa=1e-5), 2000, 1e-6),
+                      "rosenbrock": (lambda: DeltaBarDelta(0.0005, kappa=1e-5), 2000, 0.1)},
+    "Newton": {"quadratic": (lambda: Newton(damping=0.0), 1, 1e-8),          # undamped: one step
+               "rosenbrock": (lambda: Newton(), 40, 1e-8)},
+    "Newton-CG": {"quadratic": (lambda: Newton(method="cg", damping=0.0), 10, 1e-8),
+                  "rosenbrock": (lambda: Newton(method="cg"), 60, 1e-8)},
     "BFGS": {"quadratic": (lambda: BFGS(), 20, 1e-8),
              "rosenbrock": (lambda: BFGS(), 60, 1e-6)},
     "LBFGS": {"quadratic": (lambda: LBFGS(tolerance_change=0.0), 3, 1e-8),

@@ -1,10 +1,10 @@
-"""Rules without a PyTorch twin, worked by hand: AdaptiveGain, SWATS, SGD's moving-average form,
+"""Rules without a PyTorch twin, worked by hand: AdaptiveGain, DeltaBarDelta, SWATS, SGD's moving-average form,
 Adamax; and the closure path of Rprop (full-batch)."""
 import numpy as np
 import pytest
 
 from tidu.autograd import Parameter
-from tidu.optimizers import SGD, SWATS, Adamax, AdaptiveGain, Rprop
+from tidu.optimizers import SGD, SWATS, Adamax, AdaptiveGain, DeltaBarDelta, Rprop, get
 
 
 def test_adaptive_gain_hand_worked_example():
@@ -116,3 +116,47 @@ def test_rprop_full_batch_through_step_closure():
         opt.step(lambda: (0.0, [2 * (y - a)]), params=[y])
         seen.append(y[0])
     np.testing.assert_allclose(seen, [0.1, 0.22, 0.364], rtol=1e-14)
+
+
+def test_delta_bar_delta_hand_worked_example():
+    # one weight, ε0 = 0.1, κ = 0.05, φ = 0.5, ϑ = 0.5, θ0 = 0, gradients 1, 1, −1, −1, 0.5:
+    #   k  δ     δ̄_prev   δ̄_prev·δ   ε                        θ                        δ̄ = ½δ + ½δ̄_prev
+    #   1  1     0        0          0.1                      0 − 0.1       = −0.1     0.5
+    #   2  1     0.5      +          0.1 + 0.05 = 0.15        −0.1 − 0.15   = −0.25    0.75
+    #   3  −1    0.75     −          0.15·0.5 = 0.075         −0.25 + 0.075 = −0.175   −0.125
+    #   4  −1    −0.125   +          0.075 + 0.05 = 0.125     −0.175 + 0.125 = −0.05   −0.5625
+    #   5  0.5   −0.5625  −          0.125·0.5 = 0.0625       −0.05 − 0.03125 = −0.08125
+    theta, opt = np.zeros(1), DeltaBarDelta(0.1, kappa=0.05, phi=0.5, theta=0.5)
+    rates, thetas = [], []
+    for g in (1.0, 1.0, -1.0, -1.0, 0.5):
+        opt.update({"w": theta}, {"w": np.array([g])})
+        rates.append(opt.state_dict()["key:w/rate"][0])
+        thetas.append(theta[0])
+    np.testing.assert_allclose(rates, [0.1, 0.15, 0.075, 0.125, 0.0625], rtol=1e-14)
+    np.testing.assert_allclose(thetas, [-0.1, -0.25, -0.175, -0.05, -0.08125], rtol=1e-13, atol=1e-16)
+    assert type(get("delta_bar_delta")) is DeltaBarDelta and type(get("adaptive_gain")) is AdaptiveGain
+
+
+def test_swats_criterion_fires_on_float32_models_with_many_weights():
+    """A linear loss (constant g) makes γ constant: the paper's criterion holds at k = 2. With
+    400,000 float32 weights (the MNIST MLP's size) the dot products must be accumulated in
+    float64 to see it (in float32 their rounding, ~1e-8 here, exceeds τ = 1e-9)."""
+    c = np.random.default_rng(0).standard_normal(400_000).astype(np.float32)
+    p = Parameter(np.zeros(400_000, np.float32))
+    opt = SWATS(0.01)
+    for _ in range(2):
+        opt.apply_gradients([(c.copy(), p)])
+    assert opt.switched
+
+
+def test_swats_criterion_does_not_fire_where_it_is_not_met():
+    """On a rotated quadratic γ drifts: with the defaults the closest |λ/(1 − β2^k) − γ| gets is
+    7.4e-9 (at k = 2) > τ = 1e-9, so 5,000 Adam steps and no switch; τ = 1e-8 switches at k = 2."""
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    R = np.array([[c, -s], [s, c]])
+    Q = R @ np.diag([1.0, 50.0]) @ R.T
+    quad = lambda x: 0.5 * x @ Q @ x  # noqa: E731
+    r = SWATS().minimize(quad, [-1.5, 1.0], lambda x: Q @ x, steps=5000)
+    assert not r.optimizer.switched and r.fun < quad(np.array([-1.5, 1.0]))
+    r = SWATS(switch_tolerance=1e-8).minimize(quad, [-1.5, 1.0], lambda x: Q @ x, steps=2)
+    assert r.optimizer.switched

@@ -4,6 +4,7 @@ import pytest
 
 from tidu.autograd import Parameter, Tensor
 from tidu.optimizers import BFGS, LBFGS, CoordinateDescent, Newton
+from tidu.lab.functions import FUNCTIONS
 from tidu.optimizers import line_search as ls
 
 
@@ -23,9 +24,9 @@ def rosenbrock_grad(x):
 def test_newton_solves_a_positive_definite_quadratic_in_one_step(rng):
     Q, b = _spd(rng, 6), rng.standard_normal(6)
     x_star = np.linalg.solve(Q, b)
-    r = Newton().minimize(lambda x: 0.5 * x @ Q @ x - b @ x, rng.standard_normal(6), lambda x: Q @ x - b, steps=1)
+    r = Newton(damping=0.0).minimize(lambda x: 0.5 * x @ Q @ x - b @ x, rng.standard_normal(6), lambda x: Q @ x - b, steps=1)
     np.testing.assert_allclose(r.x, x_star, rtol=1e-8, atol=1e-10)
-    assert r.nfev == 1 + 2 * 6                                  # the gradient, then 2 per Hessian column
+    assert r.nfev == 1 + 2 * 6 + 1          # the gradient, 2 per Hessian column, the trial point
 
 
 def test_newton_on_a_float32_model_differences_in_float64(rng):
@@ -39,7 +40,7 @@ def test_newton_on_a_float32_model_differences_in_float64(rng):
         loss = 0.5 * ((At @ W - Bt) ** 2).sum()
         loss.backward()
         return loss
-    opt = Newton()
+    opt = Newton(damping=0.0)
     opt.step(closure, params=[W])
     assert W.data.dtype == np.float32
     expected = np.linalg.lstsq(A.astype(np.float64), B.astype(np.float64), rcond=None)[0]
@@ -49,16 +50,64 @@ def test_newton_on_a_float32_model_differences_in_float64(rng):
 
 def test_newton_pseudo_inverse_ignores_flat_directions():
     # f = (x0 − 1)²: the Hessian diag(2, 0) is singular; the SVD pseudo-inverse leaves x1 alone
-    r = Newton().minimize(lambda x: (x[0] - 1) ** 2, [5.0, 3.0], lambda x: np.array([2 * (x[0] - 1), 0.0]), steps=1)
+    r = Newton(damping=0.0).minimize(lambda x: (x[0] - 1) ** 2, [5.0, 3.0], lambda x: np.array([2 * (x[0] - 1), 0.0]), steps=1)
     np.testing.assert_allclose(r.x, [1.0, 3.0], atol=1e-8)
 
 
-def test_newton_refuses_big_models_before_calling_the_closure():
+def test_explicit_newton_refuses_big_models_before_calling_the_closure():
     p = Parameter(np.zeros(3000))
     calls = []
-    with pytest.raises(ValueError, match=r"Newton: 3000 parameters is too many for Newton \(max_params=2000\).*LBFGS"):
-        Newton().step(lambda: calls.append(1) or 0.0, params=[p])
-    assert not calls and (p.data == 0).all()
+    with pytest.raises(ValueError, match=r"Newton: 3000 parameters is too many for method='explicit' "
+                                         r"\(max_explicit=500\).*method='cg'.*LBFGS"):
+        Newton(method="explicit").step(lambda: calls.append(1) or 0.0, params=[p])
+    assert calls == []
+
+
+def test_bfgs_refuses_a_model_too_big_for_its_matrix_before_calling_the_closure():
+    p = Parameter(np.zeros(6000))
+    calls = []
+    with pytest.raises(ValueError, match=r"BFGS: 6000 parameters is too many for BFGS \(max_params=5000\): "
+                                         r"it stores an 6000×6000 matrix; use LBFGS"):
+        BFGS().step(lambda: calls.append(1) or 0.0, params=[p])
+    assert calls == []
+
+
+@pytest.mark.parametrize("method", ["explicit", "cg"])
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_damped_newton_never_raises_the_loss_on_the_lab_functions(name, method):
+    # undamped, Newton went from 170 to 181.6 on Himmelblau from (0, 0) (a jump to a saddle
+    # or a maximum); damped, every accepted step lowers f and a rise is rejected
+    fn = FUNCTIONS[name]
+    for start in (fn.start, (0.5, -0.5), (-1.0, 2.0)):
+        r = Newton(method=method).minimize(fn, np.array(start, float), fn.gradient, steps=30)
+        assert np.all(np.diff(r.losses) <= 0), (name, method, start, r.losses)
+        assert r.fun <= fn(np.array(start, float))
+    st = r.optimizer.state_dict()
+    assert st["iterations"] == 30 and "global/damping" in st
+
+
+def test_newton_cg_never_forms_a_matrix(monkeypatch):
+    # 20,000 parameters, separable quartic Σ (x_i² + x_i⁴/4): auto picks CG; an n×n array would be 3.2 GB
+    monkeypatch.setattr(Newton, "hessian_at", lambda *a: pytest.fail("formed a Hessian"))
+    r = Newton().minimize(lambda x: float(np.sum(x**2 + x**4 / 4)), np.full(20_000, 2.0),
+                          lambda x: 2 * x + x**3, steps=15)
+    assert r.fun < 1e-10 and r.optimizer.hessian is None
+    assert Newton().get_config()["method"] == "auto"
+
+
+def test_newton_hessian_vector_product_matches_the_hessian(rng):
+    Q, b = _spd(rng, 5), rng.standard_normal(5)
+
+    class P:                                    # a problem: (loss, gradient) at x
+        def __call__(self, x):
+            return 0.5 * x @ Q @ x - b @ x, Q @ x - b
+
+        def set(self, x):
+            pass
+    x, v = rng.standard_normal(5), rng.standard_normal(5)
+    for hvp in ("forward", "central"):
+        hv = Newton(hvp=hvp).hessian_vector(P(), x, Q @ x - b, v)
+        np.testing.assert_allclose(hv, Q @ v, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("make, steps", [(lambda: BFGS(), 60), (lambda: LBFGS(tolerance_change=0.0), 5),

@@ -24,7 +24,7 @@ __all__ = ["Optimizer", "MinimizeResult", "numerical_gradient", "schedules", "Le
            "LBFGS", "CoordinateDescent", "get", "serialize", "deserialize", "ALIASES"]
 
 _CLASSES = {cls.__name__: cls for cls in (GD, SGD, Momentum, Nesterov, Adagrad, AdaGrad, Adadelta, RMSprop, Adam,
-                                           AMSGrad, Adamax, Nadam, SWATS, Rprop, AdaptiveGain, Newton, BFGS,
+                                           AMSGrad, Adamax, Nadam, SWATS, Rprop, AdaptiveGain, DeltaBarDelta, Newton, BFGS,
                                            LBFGS, CoordinateDescent)}
 
 #: lower-case names (Keras's where Keras has the optimizer) -> class
@@ -33,7 +33,7 @@ ALIASES = {
     "adagrad": Adagrad, "adadelta": Adadelta, "rmsprop": RMSprop, "adam": Adam, "amsgrad": AMSGrad,
     "adamax": Adamax, "nadam": Nadam, "swats": SWATS, "rprop": Rprop,
     "adaptive_gain": AdaptiveGain, "delta_bar_delta": DeltaBarDelta,
-    "newton": Newton, "bfgs": BFGS, "lbfgs": LBFGS, "l-bfgs": LBFGS, "coordinate_descent": CoordinateDescent,
+    "newton": Newton, "newton_cg": Newton, "bfgs": BFGS, "lbfgs": LBFGS, "l-bfgs": LBFGS, "coordinate_descent": CoordinateDescent,
 }
 
 

@@ -352,13 +352,18 @@ class SWATS(Optimizer):
         if pᵀg ≠ 0:
             γ = pᵀp / (−pᵀg)                                   SGD step size whose projection is p
             λ = β2·λ + (1 − β2)·γ
-            if k > 1 and |λ/(1 − β2^k) − γ| < ε:  switch, Λ = λ/(1 − β2^k)
+            if k > 1 and |λ/(1 − β2^k) − γ| < τ:  switch, Λ = λ/(1 − β2^k)
     SGD phase (momentum β1, v starts at 0 at the switch):
         v = β1·v + g
         θ = θ − (1 − β1)·Λ·(η/η_s)·v
     with η = learning_rate (η_s its value at the switch, so a schedule keeps scaling the SGD step,
-    as the paper decays Λ with η), β1 = beta_1, β2 = beta_2, ε = epsilon. Dot products run over
-    all parameters at once (the paper's global variant), so this rule sees the flat vector.
+    as the paper decays Λ with η), β1 = beta_1, β2 = beta_2, ε = epsilon, τ = switch_tolerance
+    (None: ε, the paper's choice). Dot products run over all parameters at once (the paper's
+    global variant, accumulated in float64), so this rule sees the flat vector.
+    The paper's τ = 1e-9 is an absolute tolerance on a step size of the order of η: it holds
+    where γ is constant (a linear loss: the switch comes at k = 2), but as soon as the curvature
+    changes γ drifts by more than that and the switch does not come (on a rotated quadratic with
+    η = 1e-3 the closest is 7.4e-9, at k = 2); raise τ (e.g. 1e-5) or use switch_step/switch_epoch.
     switch_step=s / switch_epoch=e switch for good after step s / at the start of epoch e (the
     training loop reports epochs through `on_epoch_begin`), with Λ = sgd_learning_rate if given,
     else the current estimate λ/(1 − β2^k) when there is one, else η.
@@ -369,9 +374,11 @@ class SWATS(Optimizer):
     elementwise = False
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-9, switch_step=None,
-                 switch_epoch=None, sgd_learning_rate=None, **kwargs):
+                 switch_epoch=None, sgd_learning_rate=None, switch_tolerance=None, **kwargs):
         _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
         owner = type(self).__name__
+        self.switch_tolerance = (self.epsilon if switch_tolerance is None
+                                 else check_positive(owner, "switch_tolerance", switch_tolerance))
         self.switch_step = None if switch_step is None else check_int(owner, "switch_step", switch_step, 0)
         self.switch_epoch = None if switch_epoch is None else check_int(owner, "switch_epoch", switch_epoch, 0)
         self.sgd_learning_rate = (None if sgd_learning_rate is None
@@ -412,12 +419,13 @@ class SWATS(Optimizer):
         p *= -lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         theta += p                                          # θ = θ + p
         new = dict(state)
-        pg = float(np.dot(p, g))
+        p64 = p.astype(np.float64, copy=False)              # dot products accumulated in float64
+        pg = float(np.dot(p64, g.astype(np.float64, copy=False)))
         if pg != 0:
-            gamma = float(np.dot(p, p)) / -pg               # γ = pᵀp / (−pᵀg)
+            gamma = float(np.dot(p64, p64)) / -pg           # γ = pᵀp / (−pᵀg)
             lam = b2 * float(state["lam"]) + (1 - b2) * gamma   # λ = β2·λ + (1 − β2)·γ
             new["lam"] = lam
-            if t > 1 and abs(lam / (1 - b2**t) - gamma) < eps:
+            if t > 1 and abs(lam / (1 - b2**t) - gamma) < self.switch_tolerance:
                 new.update(phase=1.0, Lam=lam / (1 - b2**t), lr_switch=lr)
                 new["v"][...] = 0
         return theta, new

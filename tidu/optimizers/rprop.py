@@ -1,7 +1,7 @@
-"""Sign-based per-weight step sizes: Rprop and the notes' adaptive gains (delta-bar-delta)."""
+"""Sign-based per-weight step sizes: Rprop, Jacobs's delta-bar-delta and the notes' adaptive gains."""
 import numpy as np
 
-from tidu.optimizers.base import Optimizer, check_positive
+from tidu.optimizers.base import Optimizer, check_nonnegative, check_positive, check_unit_interval
 
 
 def _pair(owner, name, value, check):
@@ -68,8 +68,8 @@ class AdaptiveGain(Optimizer):
     with η = learning_rate, increment = 0.05, decay = 0.95, (γmin, γmax) = gain_bounds =
     (0.1, 10). As the notes say, use full batches or very large mini-batches so the sign of the
     gradient is not mostly sampling noise. (Jacobs's delta-bar-delta compares g with an average
-    of past gradients, δ̄ = (1 − θ)·g + θ·δ̄, instead of the last one; this is the simplified
-    form of the notes and of Hinton's lecture; `get('delta_bar_delta')` gives this class.)
+    of past gradients instead of the last one: `DeltaBarDelta`; this is the simplified form of
+    the notes and of Hinton's lecture, `get('adaptive_gain')`.)
     Reference: Jacobs, "Increased Rates of Convergence Through Learning Rate Adaptation", Neural
     Networks 1988; Hinton, Coursera "Neural Networks for Machine Learning", lecture 6.4, 2012.
     """
@@ -101,4 +101,39 @@ class AdaptiveGain(Optimizer):
         return theta, state
 
 
-DeltaBarDelta = AdaptiveGain
+
+class DeltaBarDelta(Optimizer):
+    """Jacobs's delta-bar-delta: a learning rate per weight, raised additively while the gradient
+    agrees with its recent average and cut multiplicatively when it disagrees.
+
+    Each weight has its own rate ε (starts at learning_rate) and an average δ̄ of its past
+    gradients (starts at 0). With δ = g this step:
+        ε = ε + κ            if δ̄·δ > 0             (additive increase)
+        ε = (1 − φ)·ε        if δ̄·δ < 0             (multiplicative decrease; unchanged if 0)
+        θ = θ − ε·δ
+        δ̄ = (1 − ϑ)·δ + ϑ·δ̄                          (exponential average, after its use)
+    with κ = kappa, φ = phi, ϑ = theta. Like Rprop it is meant for full-batch gradients. A
+    schedule on learning_rate only sets the rates' starting value.
+    Reference: Jacobs, "Increased Rates of Convergence Through Learning Rate Adaptation",
+    Neural Networks 1(4), 1988, eqs. (4)–(5).
+    """
+
+    def __init__(self, learning_rate=0.01, kappa=0.001, phi=0.1, theta=0.7, **kwargs):
+        owner = type(self).__name__
+        self.kappa = check_nonnegative(owner, "kappa", kappa)
+        self.phi = check_unit_interval(owner, "phi", phi)
+        self.theta = check_unit_interval(owner, "theta", theta)
+        super().__init__(learning_rate, **kwargs)
+
+    def init_state(self, theta):
+        return {"rate": np.full_like(theta, self.learning_rate), "bar": np.zeros_like(theta)}
+
+    def rule(self, theta, g, state, t, lr):
+        rate, bar = state["rate"], state["bar"]
+        agree = bar * g                                     # δ̄·δ
+        rate[...] = np.where(agree > 0, rate + self.kappa,  # ε = ε + κ
+                             np.where(agree < 0, (1 - self.phi) * rate, rate))   # ε = (1 − φ)·ε
+        theta -= rate * g                                   # θ = θ − ε·δ
+        bar *= self.theta                                   # δ̄ = (1 − ϑ)·δ + ϑ·δ̄
+        bar += (1 - self.theta) * g
+        return theta, state

@@ -32,28 +32,60 @@ class _ClosureMethod(Optimizer):
 
 
 class Newton(_ClosureMethod):
-    """Newton's method: jump to the minimum of the local quadratic model.
+    """Damped Newton: the step minimizes a local quadratic model, with Levenberg–Marquardt damping.
 
-        H_ij = ∂²L/∂θ_i∂θ_j ≈ (g_i(θ + h_j e_j) − g_i(θ − h_j e_j)) / 2h_j    central differences of
-                                                                            the gradient, in float64
-        H ← (H + Hᵀ)/2
-        θ = θ − η·H⁺·g                      H⁺ = V·diag(1/σ_i, σ_i > rcond·σ_max; else 0)·Uᵀ
-    with η = learning_rate, h_j = fd_step·max(1, |θ_j|). The pseudo-inverse from the SVD (the
-    notes: 可用SVD求伪逆以保证数值稳定性) drops directions the Hessian cannot resolve. A positive-
-    definite quadratic is minimized in one step with η = 1. On a non-convex loss the step goes
-    to the stationary point of the model, which may be a saddle or a maximum.
-    Cost per step: 1 + 2n gradient evaluations and an n×n SVD, so it refuses more than
-    max_params parameters (default 2000).
-    Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., 2006, §3.3 and §8.1.
+    At θ with loss L and gradient g, the step d solves (B + λI)·d = −g, where B is the curvature
+    and λ >= 0 the damping (kept in the state as 'global/damping', starting at `damping`):
+      method 'explicit' (n <= max_explicit, or asked for): B = |H|, from the finite-difference
+        Hessian and its SVD (the notes: 可用SVD求伪逆以保证数值稳定性),
+            H_ij ≈ (g_i(θ + h_j e_j) − g_i(θ − h_j e_j)) / 2h_j,  h_j = fd_step·max(1, |θ_j|),
+            H ← (H + Hᵀ)/2 = U·diag(s)·Vᵀ,   d = −V·diag(1/(s_i + λ))·Vᵀ·g
+        dropping directions with s_i <= rcond·max(s) (flat ones). For symmetric H, V·diag(s)·Vᵀ
+        is |H| (eigenvalues made positive), so a saddle is escaped rather than jumped to.
+        Cost: 1 + 2n gradient evaluations and an n×n SVD.
+      method 'cg' (n > max_explicit): truncated Newton (Newton-CG, Hessian-free). No matrix is
+        formed; conjugate gradients on (H + λI)·d = −g from d = 0, with Hessian-vector products
+        by finite differences of the gradient in float64,
+            H·v ≈ (g(θ + εv) − g(θ)) / ε,   ε = √ε_mach·(1 + ‖θ‖)/‖v‖        (hvp='forward')
+            H·v ≈ (g(θ + εv) − g(θ − εv)) / 2ε,   ε = ∛ε_mach·(1 + ‖θ‖)/‖v‖  (hvp='central')
+        stopping when ‖r‖ <= min(1/2, √‖g‖)·‖g‖ (the forcing term, superlinear convergence), after
+        max_cg iterations, or at a direction p with pᵀ(H + λI)p <= 0 (negative curvature: the
+        iterate so far; on the first iteration d = −α·g, α = ‖g‖²/|gᵀ(H + λI)g|, the model's
+        minimum along −g with the curvature's sign flipped, as |H| above).
+        Cost: 1 + (1 or 2)·(CG iterations) + 1 gradient evaluations.
+    Then θ' = θ + η·d (η = learning_rate) is tried, and with the model's predicted decrease
+    pred = −(gᵀd + ½·dᵀ(B + λI)·d) and ρ = (L(θ) − L(θ')) / pred:
+        ρ > 3/4: λ ← λ/3         ρ < 1/4: λ ← max(2λ, 1e-6)          (else λ unchanged)
+    and a step that does not lower the loss is rejected (θ stays). A positive-definite quadratic
+    is minimized in one step with damping=0 and η = 1. The Hessian is differenced in float64 (the
+    parameters are float64 copies meanwhile), so float32 models work; with a mini-batch closure
+    each step() uses its own batch, λ carries over. 'newton_cg' is another name for this class.
+    References: Martens, "Deep learning via Hessian-free optimization", ICML 2010 (CG on the
+    damped model, λ from the reduction ratio ρ); Nocedal & Wright, "Numerical Optimization",
+    2nd ed., 2006, §3.4 (modified Newton), §4.1 (ρ) and ch. 7 (Algorithm 7.1, Newton-CG).
     """
 
-    def __init__(self, learning_rate=1.0, fd_step=1e-5, rcond=1e-10, max_params=2000, **kwargs):
+    def __init__(self, learning_rate=1.0, method="auto", max_explicit=500, damping=1.0, max_cg=10,
+                 hvp="forward", fd_step=1e-5, rcond=1e-10, **kwargs):
         owner = type(self).__name__
+        self.method = check_choice(owner, "method", method, ("auto", "explicit", "cg"))
+        self.max_explicit = check_int(owner, "max_explicit", max_explicit, minimum=0)
+        self.damping = check_nonnegative(owner, "damping", damping)
+        self.max_cg = check_int(owner, "max_cg", max_cg)
+        self.hvp = check_choice(owner, "hvp", hvp, ("forward", "central"))
         self.fd_step = check_positive(owner, "fd_step", fd_step)
         self.rcond = check_nonnegative(owner, "rcond", rcond)
-        self.max_params = check_int(owner, "max_params", max_params)
         self.hessian = None
         super().__init__(learning_rate, **kwargs)
+
+    def _explicit(self, n):
+        return self.method == "explicit" or (self.method == "auto" and n <= self.max_explicit)
+
+    def _check_closure_size(self, problem):
+        if self.method == "explicit" and problem.n > self.max_explicit:
+            raise ValueError(f"{self.name}: {problem.n} parameters is too many for method='explicit' "
+                             f"(max_explicit={self.max_explicit}): it forms an {problem.n}×{problem.n} "
+                             f"Hessian; use method='cg' (Newton-CG, no matrix) or LBFGS for large models")
 
     def hessian_at(self, problem, x):
         """The symmetrized finite-difference Hessian at x (2n evaluations; parameters left at x)."""
@@ -70,16 +102,77 @@ class Newton(_ClosureMethod):
         problem.set(x)
         return 0.5 * (H + H.T)
 
+    def hessian_vector(self, problem, x, g, v):
+        """H·v at x by finite differences of the gradient (g = ∇L(x)); parameters left at x."""
+        nv = float(np.linalg.norm(v))
+        if nv == 0:
+            return np.zeros_like(v)
+        scale = 1.0 + float(np.linalg.norm(x))
+        if self.hvp == "forward":
+            eps = np.sqrt(np.finfo(np.float64).eps) * scale / nv
+            hv = (problem(x + eps * v)[1] - g) / eps             # (g(θ + εv) − g(θ)) / ε
+        else:
+            eps = np.cbrt(np.finfo(np.float64).eps) * scale / nv
+            hv = (problem(x + eps * v)[1] - problem(x - eps * v)[1]) / (2 * eps)
+        problem.set(x)
+        return hv
+
+    def _explicit_step(self, problem, x, g, lam):
+        H = self.hessian = self.hessian_at(problem, x)
+        _, s, Vt = np.linalg.svd(H)                         # H = U·diag(s)·Vᵀ, |H| = V·diag(s)·Vᵀ
+        keep = s > self.rcond * (s[0] if s.size else 0.0)
+        coef = np.where(keep, 1.0 / np.where(keep, s + lam, 1.0), 0.0)
+        c = Vt @ g
+        d = -(Vt.T @ (coef * c))                            # d = −V·diag(1/(s + λ))·Vᵀ·g
+        return d, 0.5 * float(np.sum(coef * c * c))        # pred = ½·Σ (v_iᵀg)²/(s_i + λ)
+
+    def _cg_step(self, problem, x, g, lam):
+        """Truncated CG on (H + λI)·d = −g; returns d and the damped model's predicted decrease."""
+        d, Ad = np.zeros_like(g), np.zeros_like(g)
+        r = -g                                              # r = −g − (H + λI)·d
+        p, rr = r.copy(), float(r @ r)
+        gnorm = np.sqrt(rr)
+        tol = min(0.5, np.sqrt(gnorm)) * gnorm              # forcing term η_k·‖g‖
+        for k in range(self.max_cg):
+            Ap = self.hessian_vector(problem, x, g, p) + lam * p
+            pAp = float(p @ Ap)
+            if pAp <= 0:                                    # negative curvature along p
+                if k == 0:                                  # along −g, with the curvature's size
+                    alpha = rr / -pAp if pAp < 0 else 1.0   # α = ‖g‖²/|gᵀ(H + λI)g|
+                    return -alpha * g, 0.5 * alpha * rr     # pred = ½·α·‖g‖²
+                break
+            alpha = rr / pAp
+            d += alpha * p
+            Ad += alpha * Ap
+            r -= alpha * Ap
+            rr_new = float(r @ r)
+            if np.sqrt(rr_new) <= tol:
+                break
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+        return d, -(float(g @ d) + 0.5 * float(d @ Ad))    # pred = −(gᵀd + ½·dᵀ(H + λI)·d)
+
     def _closure_step(self, problem, lr):
+        st = self._globals
+        lam = float(st["damping"]) if "damping" in st else self.damping
         with problem.float64():
             x = problem.get()
             loss, g = problem(x)
-            H = self.hessian = self.hessian_at(problem, x)
-        U, sigma, Vt = np.linalg.svd(H)
-        keep = sigma > self.rcond * (sigma[0] if sigma.size else 0.0)
-        inv = np.where(keep, 1.0 / np.where(keep, sigma, 1.0), 0.0)
-        step = Vt.T @ (inv * (U.T @ g))                     # H⁺·g
-        problem.set(x - lr * step)                          # θ = θ − η·H⁺·g
+            if not np.any(g):
+                return loss
+            if self._explicit(x.size):
+                d, pred = self._explicit_step(problem, x, g, lam)
+            else:
+                d, pred = self._cg_step(problem, x, g, lam)
+            new_loss, _ = problem(x + lr * d)               # θ' = θ + η·d
+            rho = (loss - new_loss) / pred if pred > 0 else -np.inf
+            if rho > 0.75:
+                lam = lam / 3                               # the model is good: trust it more
+            elif not rho >= 0.25:
+                lam = max(2 * lam, 1e-6)                    # poor (or a rise): damp more
+            if not new_loss < loss:                         # rejected: θ stays
+                problem.set(x)
+        st["damping"] = np.array(lam)
         return loss
 
 
@@ -286,9 +379,10 @@ class LBFGS(_ClosureMethod):
 
 
 class CoordinateDescent(_ClosureMethod):
-    """Coordinate descent: minimize the loss along one coordinate axis at a time.
+    """Coordinate descent: minimize the loss along one coordinate (or one block) at a time.
 
-    One step() sweeps every coordinate i once (order 'cyclic': 0, 1, ..., n−1; 'random': a fresh
+    blocks='coordinates' (the default 'auto' for plain NumPy arrays: `minimize` on the lab's
+    functions): one step() sweeps every coordinate i once (order 'cyclic': 0, 1, ..., n−1; 'random': a fresh
     permutation each sweep), each time solving the one-dimensional problem
         α* = argmin_α L(θ + α·e_i)          bracketed by a golden-ratio walk from
                                             α = ±initial_step·max(1, |θ_i|), then located by
@@ -300,13 +394,24 @@ class CoordinateDescent(_ClosureMethod):
     probe; on a strictly convex quadratic it converges (Gauss-Seidel), slowly when
     coordinates are strongly coupled. 'random' draws from seed (None: a seed drawn once and
     kept in the state, so a resumed run draws the same orders).
+
+    blocks='parameters' (the default 'auto' for Parameters, i.e. a model, as fit drives it): one
+    step() is one step of block coordinate descent. Block b = (number of steps so far) mod
+    (number of parameter tensors) (order 'random': a permutation per cycle), with g_b the
+    closure's gradient for that tensor:
+        α* = argmin_{α >= 0} L(θ_b − α·g_b)     bracketed from α = initial_step·max(1, max|θ_b|)/max|g_b|
+                                                (divided by 4 until the loss falls there), located
+                                                as above, the other tensors held fixed
+        θ_b = θ_b − η·α*·g_b
+    (a line search along the block's negative gradient; never a rise of the loss).
     Reference: Wright, "Coordinate descent algorithms", Math. Programming 2015; Brent,
     "Algorithms for Minimization without Derivatives", 1973, ch. 5.
     """
 
     def __init__(self, learning_rate=1.0, order="cyclic", line_search="brent", tol=1.5e-8, initial_step=0.1,
-                 seed=None, **kwargs):
+                 seed=None, blocks="auto", **kwargs):
         owner = type(self).__name__
+        self.blocks = check_choice(owner, "blocks", blocks, ("auto", "coordinates", "parameters"))
         self.order = check_choice(owner, "order", order, ("cyclic", "random"))
         self.line_search = check_choice(owner, "line_search", line_search, ("brent", "golden"))
         self.tol = check_positive(owner, "tol", tol)
@@ -323,9 +428,46 @@ class CoordinateDescent(_ClosureMethod):
         rng = np.random.default_rng([int(self._globals["seed"]), self.iterations])
         return rng.permutation(n)
 
+    def _block_step(self, problem, lr, x, loss, g):
+        k = len(problem.params)
+        cycle, pos = divmod(self.iterations, k)
+        if self.order == "cyclic":
+            b = pos
+        else:
+            if "seed" not in self._globals:
+                seed = self.seed if self.seed is not None else int(backend.rng().integers(2**63))
+                self._globals["seed"] = np.array(seed, dtype=np.int64)
+            b = int(np.random.default_rng([int(self._globals["seed"]), cycle]).permutation(k)[pos])
+        start, stop, _ = problem.flat.ranges()[b]
+        gb = g[start:stop]
+        scale = float(np.max(np.abs(gb), initial=0.0))
+        if scale == 0:
+            return loss
+        search = _ls.brent if self.line_search == "brent" else _ls.golden
+        xb = x[start:stop].copy()
+
+        def phi(a):
+            x[start:stop] = xb - a * gb                     # θ_b − α·g_b
+            return problem(x)[0]
+
+        h = self.initial_step * max(1.0, float(np.max(np.abs(xb)))) / scale
+        for _ in range(30):                                 # −g_b is downhill: shrink h until it shows
+            if phi(h) < loss:
+                break
+            h /= 4
+        a, mid, c, fa, fb, fc, _ = _ls.bracket(phi, 0.0, h, fa=loss)
+        alpha, f_alpha, _ = search(phi, a, mid, c, fb, tol=self.tol, abs_tol=self.tol * h)
+        if not (alpha > 0 and f_alpha < loss):              # never worse than staying
+            alpha = 0.0
+        x[start:stop] = xb - lr * alpha * gb                # θ_b = θ_b − η·α*·g_b
+        problem.set(x)
+        return loss
+
     def _closure_step(self, problem, lr):
         x = problem.get()
-        loss, _ = problem(x)
+        loss, g = problem(x)
+        if self.blocks == "parameters" or (self.blocks == "auto" and problem.tensors):
+            return self._block_step(problem, lr, x, loss, g)
         fx = loss
         search = _ls.brent if self.line_search == "brent" else _ls.golden
         for i in self._order(x.size):
