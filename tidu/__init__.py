@@ -1,6 +1,6 @@
 """tidu (梯度, "gradient"): deep learning on NumPy with its own reverse-mode autodiff,
 a Keras-compatible API, every classic optimizer, and parameter-server training."""
-__version__ = "0.1.0"
+from tidu.version import __version__
 
 from tidu import backend
 from tidu.backend import floatx, set_floatx, set_backend

@@ -154,7 +154,7 @@ def run_train(args):
 # --- entry point ---------------------------------------------------------------------------
 def build_parser():
     parser = argparse.ArgumentParser(prog="tidu", description="tidu (梯度): deep learning on NumPy")
-    from tidu import __version__
+    from tidu.version import __version__
     parser.add_argument("--version", action="version", version=f"tidu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:

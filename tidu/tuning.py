@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from tidu.saving import Snapshot
+from tidu.utils import pyplot
 
 
 def _check(model, x, y, batch_size):
@@ -87,9 +88,8 @@ class LRFindResult:
         return f"LRFindResult(method={self.method!r}, lr_base={self.lr_base:.3g}, trials={len(self.table)})"
 
     def plot(self, path):
-        from tidu.lab.plots import _pyplot
 
-        plt = _pyplot()
+        plt = pyplot("LRFindResult.plot")
         fig, ax = plt.subplots(figsize=(7, 4.5))
         lrs = [r["learning_rate"] for r in self.table]
         key = "smoothed_loss" if self.method == "range" else "final_loss"

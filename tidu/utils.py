@@ -1,5 +1,5 @@
-"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`; and
-`atomic_write`, how tidu writes a file (model files, the MNIST cache)."""
+"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`; `atomic_write`,
+how tidu writes a file (model files, the MNIST cache); and `pyplot`, how tidu draws."""
 import os
 import tempfile
 
@@ -84,3 +84,16 @@ def atomic_write(path, write):
         pass
     finally:
         os.close(dfd)
+
+
+def pyplot(who, headless=True):
+    """matplotlib.pyplot (the extra `plot`), on the file-only Agg backend when `headless`; an
+    ImportError naming `who` (what wanted to draw) and the extra when matplotlib is missing."""
+    try:
+        import matplotlib
+        if headless:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError(f"{who} needs matplotlib; install it with `pip install tidu[plot]`") from e
+    return plt

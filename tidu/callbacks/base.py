@@ -2,6 +2,8 @@
 History (the epoch logs, returned by fit), LambdaCallback, and the monitor helpers the
 callbacks that watch a logged value share. See tidu.callbacks for the hooks' contract."""
 
+from tidu.utils import pyplot
+
 __all__ = ["Callback", "CallbackList", "History", "LambdaCallback"]
 
 
@@ -152,14 +154,7 @@ class History(Callback):
     def plot(self, path=None, metrics=None, title=None):
         """Save (or, with path=None, return) a figure of the training and validation loss,
         and of each metric, per epoch. Needs matplotlib (the `plot` extra)."""
-        try:
-            import matplotlib
-            if path is not None:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
-        except ImportError as e:
-            raise ImportError("History.plot needs matplotlib; install it with "
-                              "`pip install tidu[plot]`") from e
+        plt = pyplot("History.plot", headless=path is not None)
         keys = [k for k in self.history if not k.startswith("val_") and k not in ("lr", "learning_rate")]
         if metrics is not None:
             keys = [k for k in keys if k in metrics or k == "loss"]

@@ -5,16 +5,11 @@ process (exact, reproducible) or on Ray actors across machines.
               distributed=tidu.distributed.ParameterServer(DCASGD(0.1), num_workers=8))
     model.fit(x, y, distributed='dcasgd')       # a rule name: default settings
 
-See docs/distributed.md for running on several machines, and `experiment.compare` for the
+See docs/distributed.md for running on several machines, and `tidu.distributed.experiment.compare` for the
 ASGD-vs-DC-ASGD study (`tidu distributed` on the command line).
 """
 from tidu.distributed.rules import ASGD, DCASGD, Downpour, Rule, SyncSGD
 from tidu.distributed.server import ParameterServer, get
 
-__all__ = ["ASGD", "DCASGD", "Downpour", "ParameterServer", "Rule", "SyncSGD", "compare", "get"]
+__all__ = ["ASGD", "DCASGD", "Downpour", "ParameterServer", "Rule", "SyncSGD", "get"]
 
-
-def compare(*args, **kwargs):
-    """tidu.distributed.experiment.compare (imported on first use)."""
-    from tidu.distributed.experiment import compare as _compare
-    return _compare(*args, **kwargs)

@@ -19,6 +19,7 @@ import numpy as np
 
 from tidu.distributed import rules as R
 from tidu.distributed.server import ParameterServer
+from tidu.utils import pyplot
 
 TASKS = ("mnist-mlp", "mnist-mlp-small")
 
@@ -183,13 +184,7 @@ def format_table(rows):
 
 
 def plot(rows, curves, out, title=""):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError("compare(out=...): plotting needs matplotlib; install the extra with "
-                          "`pip install tidu[plot]`, or pass out=None") from e
+    plt = pyplot("compare(out=...) (or pass out=None)")
     workers = sorted({r["M"] for r in rows})
     labels = list(dict.fromkeys(r["rule"] for r in rows))
     baseline = next((curves[(lab, 1)] for lab in labels if lab == "SyncSGD" and (lab, 1) in curves), None)

@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+from tidu.utils import pyplot
+
 TASKS = ("mnist-mlp", "mnist-cnn")
 
 
@@ -105,9 +107,8 @@ def format_table(table):
 
 
 def plot_comparison(table, curves, out, task):
-    from tidu.lab.plots import _pyplot
 
-    plt = _pyplot()
+    plt = pyplot("tidu compare")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, losses in curves.items():
         k = max(1, len(losses) // 50)

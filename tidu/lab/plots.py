@@ -5,16 +5,11 @@ matplotlib is the extra `plot` (`pip install tidu[plot]`); it is imported only h
 import numpy as np
 
 from tidu.lab.functions import get
+from tidu.utils import pyplot
 
 
 def _pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError("tidu.lab plots need matplotlib: pip install tidu[plot]") from e
-    return plt
+    return pyplot("tidu.lab plots")
 
 
 def _contour(ax, fn):

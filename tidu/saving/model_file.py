@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from tidu.version import __version__
 from tidu import backend
 from tidu.errors import ModelFileError
 from tidu.utils import atomic_write
@@ -130,11 +131,7 @@ def save_weights(model, filepath, overwrite=True):
 
 
 def _version():
-    try:
-        from tidu import __version__
-        return __version__
-    except ImportError:  # pragma: no cover
-        return None
+    return __version__
 
 
 # --- building ------------------------------------------------------------------------------
