@@ -169,7 +169,7 @@ CASES = [
     ("compile with an unknown argument", lambda m, t: m.compile("sgd", "mse", run_eagerlyy=True), TypeError,
      r"unexpected keyword argument\(s\) run_eagerlyy"),
     # --- hyperparameters
-    ("Dense units 0", lambda m, t: layers.Dense(0), ValueError, r"expected units to be a positive int, got 0"),
+    ("Dense units 0", lambda m, t: layers.Dense(0), ValueError, r"expected units to be an int >= 1, got units=0"),
     ("Dropout rate 1.5", lambda m, t: layers.Dropout(1.5), ValueError, r"rate.*1.5"),
     ("Conv2D kernel_size 0", lambda m, t: layers.Conv2D(2, 0), ValueError, r"kernel_size.*0"),
     ("Adam beta_1 1.2", lambda m, t: Adam(beta_1=1.2), ValueError, r"Adam: expected 0 <= beta_1 < 1, got beta_1=1.2"),

@@ -24,6 +24,7 @@ fn's output (a layer's compute_output_shape asks it), for any callable.
 import numpy as np
 
 import tidu.functional as F
+from tidu._checks import check_int
 from tidu import backend
 from tidu._registry import Configurable, did_you_mean, split_config, to_config
 from tidu.autograd import Tensor, no_grad
@@ -125,8 +126,7 @@ class Maxout(Configurable):
     {'pieces': p}}: `Dense(12, activation=activations.Maxout(3))` has 4 outputs."""
 
     def __init__(self, pieces=2):
-        if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
-            raise ValueError(f"activations.Maxout: expected pieces to be a positive int, got {pieces!r}")
+        pieces = check_int("activations.Maxout", "pieces", pieces, minimum=1)
         self.pieces = int(pieces)
 
     def __call__(self, x):

@@ -21,6 +21,7 @@ Weights only: the notes (and Keras' defaults) do not penalize biases.
 import numpy as np
 
 import tidu.functional as F
+from tidu._checks import check_int, check_nonnegative
 from tidu._registry import Configurable, Registry
 from tidu.autograd import Tensor
 
@@ -28,12 +29,6 @@ __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "notes_l1", "
            "get", "serialize", "deserialize"]
 
 _CONVENTIONS = ("keras", "notes")
-
-
-def _check_factor(cls, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{cls}: expected {name} to be a non-negative number, got {value!r}")
-    return float(value)
 
 
 class Regularizer(Configurable):
@@ -48,13 +43,11 @@ class L1L2(Regularizer):
 
     def __init__(self, l1=0.0, l2=0.0, convention="keras", n=None):
         cls = type(self).__name__
-        self.l1 = _check_factor(cls, "l1", l1)
-        self.l2 = _check_factor(cls, "l2", l2)
+        self.l1 = check_nonnegative(cls, "l1", l1)
+        self.l2 = check_nonnegative(cls, "l2", l2)
         if convention not in _CONVENTIONS:
             raise ValueError(f"{cls}: expected convention in {_CONVENTIONS}, got {convention!r}")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
-            raise ValueError(f"{cls}: expected n (the training-set size) to be a positive int, "
-                             f"got {n!r}")
+        n = check_int(cls, "n (the training-set size)", n, minimum=1, allow_none=True)
         if convention == "keras" and n is not None:
             raise ValueError(f"{cls}: n is used only with convention='notes', got n={n!r}")
         self.convention = convention
@@ -74,10 +67,8 @@ class L1L2(Regularizer):
     def set_training_size(self, n):
         """Called by the training loop at the start of every fit with the number of training
         samples; it becomes the penalty's n unless the constructor was given one."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"{type(self).__name__}.set_training_size: expected a positive int "
-                             f"(the number of training samples), got {n!r}")
-        self.training_size = int(n)
+        self.training_size = check_int(f"{type(self).__name__}.set_training_size",
+                                       "n (the number of training samples)", n, minimum=1)
 
     def factors(self):
         """(a, b) with penalty = a·Σ|w| + b·Σw²."""

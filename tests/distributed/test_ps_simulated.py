@@ -221,7 +221,7 @@ def test_rule_names_give_default_settings(make_mlp, blobs):
 # --- bad input ------------------------------------------------------------------------------
 @pytest.mark.parametrize("make, error, match", [
     (lambda: ParameterServer("asgd", num_workers=0), ValueError, "num_workers"),
-    (lambda: ParameterServer("asgd", num_workers=2.5), ValueError, "num_workers"),
+    (lambda: ParameterServer("asgd", num_workers=2.5), TypeError, "num_workers"),
     (lambda: Downpour(0.1, n_push=0), ValueError, "n_push"),
     (lambda: Downpour(0.1, n_fetch=0), ValueError, "n_fetch"),
     (lambda: Downpour(0.1, server="adam"), ValueError, "server"),

@@ -265,5 +265,5 @@ def test_maxout_tie_sends_gradient_to_first_piece():
 def test_maxout_errors():
     with pytest.raises(ShapeError, match="multiple of pieces=4.*shape \\(2, 6\\)"):
         F.maxout(Tensor(np.zeros((2, 6))), 4)
-    with pytest.raises(ValueError, match="pieces to be a positive int"):
+    with pytest.raises(ValueError, match="pieces to be an int >= 1"):
         F.maxout(Tensor(np.zeros((2, 6))), 0)

@@ -51,7 +51,7 @@ def test_conv2d_config_round_trip_and_set_weights(rng):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(filters=0, kernel_size=3), "Conv2D: expected filters to be a positive int, got 0"),
+    (dict(filters=0, kernel_size=3), "Conv2D: expected filters to be an int >= 1, got filters=0"),
     (dict(filters=4, kernel_size=(3, 3, 3)), "kernel_size"),
     (dict(filters=4, kernel_size=3, strides=0), "strides"),
     (dict(filters=4, kernel_size=3, padding="full"), "padding 'valid' or 'same'"),

@@ -61,16 +61,16 @@ def test_dense_shape_error_names_layer_and_shapes():
         Dense(3)(np.zeros(4))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(units=-3), "Dense: expected units to be a positive int, got -3"),
-    (dict(units=2.5), "positive int"),
-    (dict(units=True), "positive int"),
-    (dict(units=3, activation="relux"), "did you mean 'relu'"),
-    (dict(units=3, kernel_initializer="glorot_unifrom"), "did you mean 'glorot_uniform'"),
-    (dict(units=3, kernel_regularizer="l3"), "did you mean 'l2'"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(units=-3), ValueError, "Dense: expected units to be an int >= 1, got units=-3"),
+    (dict(units=2.5), TypeError, "expected units to be an int, got units=2.5"),
+    (dict(units=True), TypeError, "expected units to be an int, got units=True"),
+    (dict(units=3, activation="relux"), ValueError, "did you mean 'relu'"),
+    (dict(units=3, kernel_initializer="glorot_unifrom"), ValueError, "did you mean 'glorot_uniform'"),
+    (dict(units=3, kernel_regularizer="l3"), ValueError, "did you mean 'l2'"),
 ])
-def test_dense_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_dense_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         Dense(**kwargs)
     with pytest.raises(TypeError, match="unexpected keyword"):
         Dense(3, kernal_initializer="zeros")

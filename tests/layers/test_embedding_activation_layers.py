@@ -34,7 +34,7 @@ def test_embedding_shapes_init_and_config(rng):
 
 
 def test_embedding_bad_arguments_and_ids():
-    with pytest.raises(ValueError, match="Embedding: expected input_dim to be a positive int"):
+    with pytest.raises(ValueError, match="Embedding: expected input_dim to be an int >= 1"):
         Embedding(0, 3)
     with pytest.raises(ValueError, match="mask_zero"):
         Embedding(5, 3, mask_zero=True)
@@ -102,7 +102,7 @@ def test_maxout_is_dense_then_max_over_pieces(rng, float64):
     assert round_trip(layer).pieces == 4
     with pytest.raises(ShapeError, match=r"Maxout\(3, 4\) .* last dimension 2"):
         layer(rng.standard_normal((5, 3)))
-    with pytest.raises(ValueError, match="Maxout: expected pieces to be a positive int"):
+    with pytest.raises(ValueError, match="Maxout: expected pieces to be an int >= 1"):
         Maxout(3, 0)
 
 

@@ -60,7 +60,7 @@ def test_config_round_trip(layer):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(units=0), "expected units to be a positive int"),
+    (dict(units=0), "expected units to be an int >= 1"),
     (dict(units=3, dropout=0.2), "dropout=0.2 is not supported"),
     (dict(units=3, recurrent_dropout=0.1), "recurrent_dropout=0.1 is not supported"),
     (dict(units=3, stateful=True), "stateful"),

@@ -63,7 +63,7 @@ def test_maxout_activation_values_and_registry():
     assert activations.serialize(activations.get("maxout")) == "maxout"
     assert activations.serialize(three) == {"class_name": "Maxout", "config": {"pieces": 3}}
     assert activations.deserialize(activations.serialize(three)).pieces == 3
-    with pytest.raises(ValueError, match="pieces to be a positive int"):
+    with pytest.raises(ValueError, match="pieces to be an int >= 1"):
         activations.Maxout(0)
 
 

@@ -23,20 +23,9 @@ shard, all rules here are element-wise, so a shard updates its slice on its own)
 """
 import numpy as np
 
+from tidu._checks import check_int, check_positive
+
 __all__ = ["Rule", "SyncSGD", "ASGD", "DCASGD", "Downpour", "get"]
-
-
-def _positive(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: expected {name} to be a positive number, got {name}={value!r}")
-    return float(value)
-
-
-def _count(owner, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{owner}: expected {name} to be an int >= {minimum}, got {name}={value!r}")
-    return int(value)
 
 
 class Rule:
@@ -55,7 +44,7 @@ class Rule:
     local_steps = False
 
     def __init__(self, learning_rate=0.01):
-        self.learning_rate = _positive(type(self).__name__, "learning_rate", learning_rate)
+        self.learning_rate = check_positive(type(self).__name__, "learning_rate", learning_rate)
 
     def init_state(self, w, num_workers):
         return {}
@@ -107,7 +96,7 @@ class SyncSGD(Rule):
 
     def __init__(self, learning_rate=0.01, backup_workers=0):
         super().__init__(learning_rate)
-        self.backup_workers = _count("SyncSGD", "backup_workers", backup_workers, 0)
+        self.backup_workers = check_int("SyncSGD", "backup_workers", backup_workers, 0)
 
     def apply(self, state, w, g, m, tmp):
         step = np.multiply(g, self.learning_rate, out=tmp[0])   # η g
@@ -166,7 +155,7 @@ class DCASGD(Rule):
         self.variant = variant
         self.lam, self.lambda0 = float(lam), float(lambda0)
         self.ms_decay = float(ms_decay)
-        self.epsilon = _positive("DCASGD", "epsilon", epsilon)
+        self.epsilon = check_positive("DCASGD", "epsilon", epsilon)
 
     def init_state(self, w, num_workers):
         state = {f"backup/{m}": w.copy() for m in range(num_workers)}
@@ -228,12 +217,12 @@ class Downpour(Rule):
 
     def __init__(self, learning_rate=0.01, n_fetch=1, n_push=1, server="adagrad", epsilon=1e-7):
         super().__init__(learning_rate)
-        self.n_fetch = _count("Downpour", "n_fetch", n_fetch, 1)
-        self.n_push = _count("Downpour", "n_push", n_push, 1)
+        self.n_fetch = check_int("Downpour", "n_fetch", n_fetch, 1)
+        self.n_push = check_int("Downpour", "n_push", n_push, 1)
         if server not in ("adagrad", "sgd"):
             raise ValueError(f"Downpour: expected server 'adagrad' or 'sgd', got {server!r}")
         self.server = server
-        self.epsilon = _positive("Downpour", "epsilon", epsilon)
+        self.epsilon = check_positive("Downpour", "epsilon", epsilon)
         self.local_steps = self.n_fetch > 1   # with a fetch before every step, w' is replaced anyway
 
     def init_state(self, w, num_workers):

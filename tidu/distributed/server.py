@@ -17,19 +17,11 @@ import os
 
 import numpy as np
 
+from tidu._checks import check_int
 from tidu.distributed import rules as _rules
 from tidu.distributed import checkpoint as ckpt
 
 BACKENDS = ("simulated", "ray")
-
-
-def _int(owner, name, value, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{owner}: expected {name} to be an int >= {minimum}"
-                         f"{' or None' if allow_none else ''}, got {name}={value!r}")
-    return int(value)
 
 
 def ray_available():
@@ -69,18 +61,18 @@ class ParameterServer:
         if num_workers is None:
             tau = schedule[1] if isinstance(schedule, (tuple, list)) and len(schedule) == 2 else delay
             num_workers = tau + 1 if isinstance(tau, int) and not isinstance(tau, bool) and tau >= 0 else 4
-        self.num_workers = _int(owner, "num_workers", num_workers, 1)
+        self.num_workers = check_int(owner, "num_workers", num_workers, 1)
         if backend not in BACKENDS:
             raise ValueError(f"{owner}: unknown backend {backend!r}; expected one of {BACKENDS}")
         self.backend_name = backend
-        self.num_shards = _int(owner, "num_shards", num_shards, 1)
-        self.max_staleness = _int(owner, "max_staleness", max_staleness, 0, allow_none=True)
-        self.checkpoint_every = _int(owner, "checkpoint_every", checkpoint_every, 1, allow_none=True)
-        self.max_restarts = _int(owner, "max_restarts", max_restarts, 0)
-        self.num_cpus = _int(owner, "num_cpus", num_cpus, 1, allow_none=True)
-        self.keep_checkpoints = _int(owner, "keep_checkpoints", keep_checkpoints, 1)
+        self.num_shards = check_int(owner, "num_shards", num_shards, 1)
+        self.max_staleness = check_int(owner, "max_staleness", max_staleness, 0, allow_none=True)
+        self.checkpoint_every = check_int(owner, "checkpoint_every", checkpoint_every, 1, allow_none=True)
+        self.max_restarts = check_int(owner, "max_restarts", max_restarts, 0)
+        self.num_cpus = check_int(owner, "num_cpus", num_cpus, 1, allow_none=True)
+        self.keep_checkpoints = check_int(owner, "keep_checkpoints", keep_checkpoints, 1)
         if seed is not None:
-            seed = _int(owner, "seed", seed, 0)
+            seed = check_int(owner, "seed", seed, 0)
         self.seed = seed
         if checkpoint_every is not None and checkpoint_dir is None:
             raise ValueError(f"{owner}: checkpoint_every={checkpoint_every} needs a checkpoint_dir")
@@ -126,7 +118,7 @@ class ParameterServer:
             raise ValueError(f"{owner}: unknown schedule {schedule!r}; expected 'round_robin', "
                              f"'random' or ('fixed', τ)")
         if delay is not None:
-            delay = _int(owner, "delay", delay, 0)
+            delay = check_int(owner, "delay", delay, 0)
             if schedule != "round_robin" or speeds is not None:
                 raise ValueError(f"{owner}: delay={delay} is a round-robin schedule; it does not go with "
                                  f"schedule={schedule!r} or speeds")
@@ -165,11 +157,11 @@ class ParameterServer:
                              f"worker (a dead one would stall it), got {type(self.rule).__name__}")
         out = {}
         for m, t in failures.items():
-            m = _int(owner, "failures worker", m, 0)
+            m = check_int(owner, "failures worker", m, 0)
             if m >= self.num_workers:
                 raise ValueError(f"{owner}: failures names worker {m}; expected one of "
                                  f"0..{self.num_workers - 1}")
-            out[m] = _int(owner, f"failures[{m}]", t, 0)
+            out[m] = check_int(owner, f"failures[{m}]", t, 0)
         if len(out) >= self.num_workers:
             raise ValueError(f"{owner}: failures would kill all {self.num_workers} workers; at least "
                              f"one must survive")
@@ -215,7 +207,7 @@ class ParameterServer:
         from tidu import backend as _backend
         if _backend.name != "numpy":
             raise ValueError(f"ParameterServer: runs on the numpy backend, got backend {_backend.name!r}")
-        batch_size = _int("ParameterServer.train_epoch", "batch_size", batch_size, 1)
+        batch_size = check_int("ParameterServer.train_epoch", "batch_size", batch_size, 1)
         if self._backend is None:
             seed = self.seed
             if seed is None:
@@ -236,7 +228,7 @@ class ParameterServer:
             self._backend, self._restore_from, self._n = backend, None, len(x)
         if steps is None:
             steps = -(-self._n // batch_size)
-        steps = _int("ParameterServer.train_epoch", "steps", steps, 1)
+        steps = check_int("ParameterServer.train_epoch", "steps", steps, 1)
         logs = self._backend.run_epoch(steps, model, callbacks)
         self.staleness_histogram = np.asarray(self._backend.histogram, dtype=np.int64)
         return logs

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from tidu._checks import check_int
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.autograd.tensor import Tensor
@@ -419,6 +420,5 @@ def log_softmax(x, axis=-1):
 def maxout(x, pieces, axis=-1):
     """Max over groups of `pieces` consecutive features along `axis`: (..., units·pieces, ...)
     -> (..., units, ...); feature u·pieces + k is piece k of unit u. See Maxout."""
-    if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
-        raise ValueError(f"maxout: expected pieces to be a positive int, got {pieces!r}")
+    pieces = check_int("maxout", "pieces", pieces, minimum=1)
     return Maxout.apply(_input(x), pieces=int(pieces), axis=axis)

@@ -11,6 +11,7 @@ Like Activation, the element-wise ones have `pre_activation` (the identity) and
 `activation_name`, so a model can fuse a final Softmax layer with its cross-entropy.
 """
 import tidu.functional as F
+from tidu._checks import check_nonnegative, check_number
 from tidu import activations
 from tidu.errors import ShapeError
 from tidu.layers.base import Layer
@@ -22,11 +23,8 @@ __all__ = ["LeakyReLU", "ELU", "ReLU", "Softmax", "Maxout"]
 
 
 def _check_number(layer, name, value, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            minimum is not None and not value >= minimum):
-        bound = f" >= {minimum}" if minimum is not None else ""
-        raise ValueError(f"{layer}: expected {name} to be a number{bound}, got {value!r}")
-    return float(value)
+    """A real number, >= minimum when given (0 is the only minimum used)."""
+    return check_number(layer, name, value) if minimum is None else check_nonnegative(layer, name, value)
 
 
 class LeakyReLU(_ElementwiseActivation):

@@ -2,20 +2,19 @@
 import numpy as np
 
 from tidu import activations, initializers, regularizers
+from tidu._checks import check_int, check_unit_interval
 from tidu._registry import to_config
 from tidu.errors import ShapeError
 
 
 def check_positive_int(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{layer}: expected {name} to be a positive int, got {value!r}")
-    return int(value)
+    """An int >= 1 (units, filters, ...)."""
+    return check_int(layer, name, value, minimum=1)
 
 
 def check_rate(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{layer}: expected 0 <= {name} < 1, got {name}={value!r}")
-    return float(value)
+    """0 <= value < 1 (dropout rates)."""
+    return check_unit_interval(layer, name, value)
 
 
 def normalize_tuple(layer, name, value, n=2):

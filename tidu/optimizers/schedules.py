@@ -16,15 +16,8 @@ import inspect
 import math
 import numbers
 
+from tidu._checks import check_nonnegative, check_number, check_positive
 from tidu._registry import Configurable, did_you_mean, split_config, to_config
-
-
-def _real(owner, name, value, minimum=None, strict=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a real number, got {value!r}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{owner}: expected {name} {'>' if strict else '>='} {minimum:g}, got {name}={value!r}")
-    return float(value)
 
 
 def _step(owner, step):
@@ -61,7 +54,7 @@ class Constant(LearningRateSchedule):
     """lr(step) = learning_rate."""
 
     def __init__(self, learning_rate):
-        self.learning_rate = _real("Constant", "learning_rate", learning_rate, 0.0)
+        self.learning_rate = check_nonnegative("Constant", "learning_rate", learning_rate)
 
     def __call__(self, step):
         _step("Constant", step)
@@ -79,11 +72,11 @@ class PiecewiseConstantDecay(LearningRateSchedule):
             raise ValueError(f"PiecewiseConstantDecay: expected len(values) == len(boundaries) + 1, "
                              f"got {len(values)} values for {len(boundaries)} boundaries")
         for i, b in enumerate(boundaries):
-            _real("PiecewiseConstantDecay", f"boundaries[{i}]", b)
+            check_number("PiecewiseConstantDecay", f"boundaries[{i}]", b)
         if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
             raise ValueError(f"PiecewiseConstantDecay: expected increasing boundaries, got {boundaries}")
         for i, v in enumerate(values):
-            _real("PiecewiseConstantDecay", f"values[{i}]", v, 0.0)
+            check_nonnegative("PiecewiseConstantDecay", f"values[{i}]", v)
         self.boundaries, self.values = boundaries, [float(v) for v in values]
 
     def __call__(self, step):
@@ -99,9 +92,9 @@ class StepDecay(LearningRateSchedule):
     `step_size` steps (torch.optim.lr_scheduler.StepLR counted in updates; gamma=0.5 halves)."""
 
     def __init__(self, initial_learning_rate, step_size, gamma=0.5):
-        self.initial_learning_rate = _real("StepDecay", "initial_learning_rate", initial_learning_rate, 0.0)
-        self.step_size = _real("StepDecay", "step_size", step_size, 0.0, strict=True)
-        self.gamma = _real("StepDecay", "gamma", gamma, 0.0)
+        self.initial_learning_rate = check_nonnegative("StepDecay", "initial_learning_rate", initial_learning_rate)
+        self.step_size = check_positive("StepDecay", "step_size", step_size)
+        self.gamma = check_nonnegative("StepDecay", "gamma", gamma)
 
     def __call__(self, step):
         step = _step("StepDecay", step)
@@ -113,10 +106,10 @@ class ExponentialDecay(LearningRateSchedule):
     when `staircase` (Keras)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _real("ExponentialDecay", "initial_learning_rate",
-                                           initial_learning_rate, 0.0)
-        self.decay_steps = _real("ExponentialDecay", "decay_steps", decay_steps, 0.0, strict=True)
-        self.decay_rate = _real("ExponentialDecay", "decay_rate", decay_rate, 0.0)
+        self.initial_learning_rate = check_nonnegative("ExponentialDecay", "initial_learning_rate",
+                                           initial_learning_rate)
+        self.decay_steps = check_positive("ExponentialDecay", "decay_steps", decay_steps)
+        self.decay_rate = check_nonnegative("ExponentialDecay", "decay_rate", decay_rate)
         self.staircase = bool(staircase)
 
     def __call__(self, step):
@@ -131,10 +124,10 @@ class InverseTimeDecay(LearningRateSchedule):
     floored when `staircase` (Keras; Keras 2's `decay=d` argument is decay_rate=d, decay_steps=1)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _real("InverseTimeDecay", "initial_learning_rate",
-                                           initial_learning_rate, 0.0)
-        self.decay_steps = _real("InverseTimeDecay", "decay_steps", decay_steps, 0.0, strict=True)
-        self.decay_rate = _real("InverseTimeDecay", "decay_rate", decay_rate, 0.0)
+        self.initial_learning_rate = check_nonnegative("InverseTimeDecay", "initial_learning_rate",
+                                           initial_learning_rate)
+        self.decay_steps = check_positive("InverseTimeDecay", "decay_steps", decay_steps)
+        self.decay_rate = check_nonnegative("InverseTimeDecay", "decay_rate", decay_rate)
         self.staircase = bool(staircase)
 
     def __call__(self, step):
@@ -150,11 +143,11 @@ class PolynomialDecay(LearningRateSchedule):
     instead (Keras)."""
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False):
-        self.initial_learning_rate = _real("PolynomialDecay", "initial_learning_rate",
-                                           initial_learning_rate, 0.0)
-        self.decay_steps = _real("PolynomialDecay", "decay_steps", decay_steps, 0.0, strict=True)
-        self.end_learning_rate = _real("PolynomialDecay", "end_learning_rate", end_learning_rate, 0.0)
-        self.power = _real("PolynomialDecay", "power", power)
+        self.initial_learning_rate = check_nonnegative("PolynomialDecay", "initial_learning_rate",
+                                           initial_learning_rate)
+        self.decay_steps = check_positive("PolynomialDecay", "decay_steps", decay_steps)
+        self.end_learning_rate = check_nonnegative("PolynomialDecay", "end_learning_rate", end_learning_rate)
+        self.power = check_number("PolynomialDecay", "power", power)
         self.cycle = bool(cycle)
 
     def __call__(self, step):
@@ -178,12 +171,12 @@ class CosineDecay(LearningRateSchedule):
     """
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None, warmup_steps=0):
-        self.initial_learning_rate = _real("CosineDecay", "initial_learning_rate", initial_learning_rate, 0.0)
-        self.decay_steps = _real("CosineDecay", "decay_steps", decay_steps, 0.0, strict=True)
-        self.alpha = _real("CosineDecay", "alpha", alpha, 0.0)
+        self.initial_learning_rate = check_nonnegative("CosineDecay", "initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_positive("CosineDecay", "decay_steps", decay_steps)
+        self.alpha = check_nonnegative("CosineDecay", "alpha", alpha)
         self.warmup_target = (None if warmup_target is None
-                              else _real("CosineDecay", "warmup_target", warmup_target, 0.0))
-        self.warmup_steps = _real("CosineDecay", "warmup_steps", warmup_steps, 0.0)
+                              else check_nonnegative("CosineDecay", "warmup_target", warmup_target))
+        self.warmup_steps = check_nonnegative("CosineDecay", "warmup_steps", warmup_steps)
         if self.warmup_target is not None and self.warmup_steps == 0:
             raise ValueError("CosineDecay: expected warmup_steps > 0 with a warmup_target, got warmup_steps=0")
 
