@@ -122,3 +122,28 @@ def _one_by_one(model, h, training, logits):
         h = layer(h, training=training)
     last = model.layers[-1]
     return last.pre_activation(h, training=training) if logits else last(h, training=training)
+
+
+def test_a_functional_model_pools_first_only_where_the_pool_alone_reads_the_conv(rng, float64):
+    """The one interpreter (tidu.models.graph) fuses conv→pool in functional models too, and
+    leaves the order alone where another layer also reads the conv's output."""
+    from tidu.models import graph
+
+    inp = layers.Input((10, 10, 2))
+    c1 = layers.Conv2D(3, 3, activation="relu", padding="same")(inp)
+    p1 = layers.MaxPooling2D(2)(c1)
+    c2 = layers.Conv2D(3, 3, activation="relu", padding="same")(p1)
+    p2 = layers.MaxPooling2D(2)(c2)
+    merged = layers.Flatten()(p2)
+    chain = models.Model(inp, layers.Dense(2)(merged))
+    assert graph.fusable_pairs(chain._steps)[:4] == [True, False, True, False]
+
+    conv, pool, flat = (layers.Conv2D(3, 3, activation="relu"), layers.MaxPooling2D(2),
+                        layers.Flatten())
+    read_twice = [graph.Step(conv, (-1,), {}), graph.Step(pool, (0,), {}), graph.Step(flat, (0,), {})]
+    assert graph.fusable_pairs(read_twice) == [False, False, False]
+    x = rng.standard_normal((2, 10, 10, 2))
+    h = Tensor(x)
+    for layer in chain.layers:
+        h = layer(h)
+    np.testing.assert_array_equal(chain.predict(x), h.data)

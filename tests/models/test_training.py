@@ -179,6 +179,23 @@ def test_notes_l2_gets_n_from_the_training_set(blobs):
     assert r.n == 270
 
 
+def test_notes_l2_follows_each_fits_training_set_size(rng):
+    """The notes' penalty λ/(2n)·Σw² uses the n of the fit running now: fit on 10 samples, then
+    on 1,000, and the second fit's loss carries λ/2000·Σw², not the first fit's λ/20·Σw²."""
+    lam = 5.0
+    r = tidu.regularizers.L2(lam, convention="notes")
+    model = models.Sequential([layers.Dense(3, activation="softmax", input_shape=(6,), kernel_regularizer=r)])
+    model.compile(tidu.optimizers.SGD(0.0), "sparse_categorical_crossentropy")   # weights stay put
+    x, labels = rng.standard_normal((1000, 6)).astype("float32"), rng.integers(0, 3, 1000)
+    model.fit(x[:10], labels[:10], epochs=1, verbose=0)
+    h = model.fit(x, labels, epochs=1, batch_size=1000, verbose=0, shuffle=False)
+    w = model.layers[0].kernel.data.astype(np.float64)
+    ce = tidu.losses.SparseCategoricalCrossentropy()
+    data_loss = float(ce(labels, tidu.Tensor(model.predict(x, batch_size=1000))).data)
+    assert r.n == 1000
+    np.testing.assert_allclose(h.history["loss"][0] - data_loss, lam / 2000 * (w ** 2).sum(), rtol=1e-4)
+
+
 # --- bad inputs: clear errors, before anything changes -----------------------------------------
 @pytest.fixture
 def mnist_model():
