@@ -17,6 +17,7 @@ import numpy as np
 
 from tidu import backend
 from tidu.autograd import Tensor, no_grad
+from tidu.autograd.gradcheck import directional_derivative
 from tidu.errors import GradcheckError
 from tidu.training.loops import batch_arrays
 
@@ -124,13 +125,7 @@ def _check(model, x, y, sw, eps, atol, rtol, directions, full_max, seed, raise_o
                 else:
                     v = rng.standard_normal(p.shape)
                     v /= np.linalg.norm(v)
-                base = p.data.copy()
-                p.data[...] = base + eps * v
-                lp = value()
-                p.data[...] = base - eps * v
-                lm = value()
-                p.data[...] = base
-                num = (lp - lm) / (2 * eps)
+                num = directional_derivative(value, p.data, v, eps)
                 ana = float((g * v).sum())
                 err = abs(ana - num)
                 checked += 1
