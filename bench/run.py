@@ -178,7 +178,7 @@ def write_results(args, names, impls, results, gf, reps, have_torch, load):
     if fast_rows:
         lines += ["", "## tidu[fast]: the optional extra `fast` (numba installed; one-pass RMSprop update, LSTM gate kernels)", "",
                   "The rows above are plain tidu (TIDU_FAST=0, the pure-NumPy default); here the same run "
-                  "with numba's kernels (tidu.optimizers.fused, tidu.functional._fast_recurrent).", "",
+                  "with numba's kernels (tidu.kernels).", "",
                   "| workload | tidu[fast] s/epoch | speed-up over plain tidu | tidu[fast]/torch | tidu[fast]/NumPy |",
                   "|---|---|---|---|---|"]
         for w in fast_rows:
