@@ -1,7 +1,14 @@
 """Array module and dtype policy.
 
 Every op takes its array module from here (`backend.xp`), so the same code runs on NumPy
-(the default) and on CuPy (`TIDU_BACKEND=cupy` or `set_backend("cupy")`). Floating-point
+(the default) and on CuPy (`TIDU_BACKEND=cupy` or `set_backend("cupy")`). Arrays cross
+between NumPy and the backend only through `as_array` (NumPy -> backend) and `to_numpy`
+(backend -> NumPy). `register_backend(name, module, to_numpy)` adds another array module.
+
+'numpy-traced' is the check that code keeps to this without a GPU: NumPy's arithmetic on a
+`TracedArray` (a thin ndarray subclass), and, like CuPy, a TypeError naming the operation
+when a plain NumPy array (not a scalar, not 0-d) meets one in a ufunc, a NumPy function or an
+`xp.*` call. Run any script or the test suite under `TIDU_BACKEND=numpy-traced`. Floating-point
 data defaults to float32 (`floatx()`); `set_floatx("float64")` switches the default for
 initializers and data conversion, e.g. for gradient checks.
 
@@ -13,7 +20,6 @@ import os
 
 import numpy
 
-_BACKENDS = ("numpy", "cupy")
 _FLOATX = ("float16", "float32", "float64")
 
 xp = numpy
@@ -22,22 +28,51 @@ _floatx = "float32"
 _global_rng = numpy.random.default_rng()
 
 
+def _numpy_to_numpy(x):
+    return numpy.asarray(x)
+
+
+def _load_cupy():
+    try:
+        import cupy
+    except ImportError as e:
+        raise ImportError(
+            "set_backend('cupy'): CuPy is not installed; install the extra with "
+            "`pip install tidu[gpu]` (needs a CUDA 12 GPU), or use the default 'numpy'"
+        ) from e
+    return cupy, cupy.asnumpy
+
+
+# name -> (array module, to_numpy) or a function returning that pair on first use
+_backends = {"numpy": (numpy, _numpy_to_numpy), "cupy": _load_cupy}
+_to_numpy = _numpy_to_numpy
+
+
+def register_backend(backend, module, to_numpy):
+    """Make `set_backend(backend)` use `module` as `xp`: a NumPy-like module with `ndarray`,
+    `asarray` and the functions tidu calls, and `to_numpy(array)` returning a NumPy array
+    (a copy, as CuPy's asnumpy)."""
+    if not isinstance(backend, str) or backend in ("numpy", "cupy"):
+        raise ValueError(f"register_backend: expected a new name (str), got {backend!r}")
+    for attr in ("ndarray", "asarray"):
+        if not hasattr(module, attr):
+            raise TypeError(f"register_backend({backend!r}): the module has no {attr!r}")
+    if not callable(to_numpy):
+        raise TypeError(f"register_backend({backend!r}): expected a callable to_numpy, "
+                        f"got {type(to_numpy).__name__}")
+    _backends[backend] = (module, to_numpy)
+
+
 def set_backend(backend):
-    """Switch the array module: 'numpy' or 'cupy' (needs the extra `gpu`)."""
-    global xp, name
-    if backend not in _BACKENDS:
-        raise ValueError(f"set_backend: expected one of {_BACKENDS}, got {backend!r}")
-    if backend == "cupy":
-        try:
-            import cupy
-        except ImportError as e:
-            raise ImportError(
-                "set_backend('cupy'): CuPy is not installed; install the extra with "
-                "`pip install tidu[gpu]` (needs a CUDA 12 GPU), or use the default 'numpy'"
-            ) from e
-        xp, name = cupy, "cupy"
-    else:
-        xp, name = numpy, "numpy"
+    """Switch the array module: 'numpy', 'cupy' (needs the extra `gpu`), 'numpy-traced' (NumPy
+    that refuses NumPy arrays, as CuPy does) or a name given to register_backend."""
+    global xp, name, _to_numpy
+    if backend not in _backends:
+        raise ValueError(f"set_backend: expected one of {tuple(_backends)}, got {backend!r}")
+    entry = _backends[backend]
+    if callable(entry):
+        entry = _backends[backend] = entry()
+    (xp, _to_numpy), name = entry, backend
 
 
 def floatx():
@@ -68,9 +103,9 @@ def as_array(x, dtype=None):
 
 def to_numpy(x):
     """A NumPy array holding `x` (copies from the GPU under CuPy)."""
-    if name == "cupy" and not isinstance(x, numpy.ndarray):
-        return xp.asnumpy(x)
-    return numpy.asarray(x)
+    if type(x) is numpy.ndarray:
+        return x
+    return _to_numpy(x) if isinstance(x, xp.ndarray) else numpy.asarray(x)
 
 
 def seed(s):
@@ -87,6 +122,117 @@ def rng(seed=None):
         return seed
     return numpy.random.default_rng(seed)
 
+
+class TracedArray(numpy.ndarray):
+    """An array of the 'numpy-traced' backend: NumPy's arithmetic, except that a plain NumPy
+    array (ndim > 0) meeting a TracedArray in a ufunc or a NumPy function raises TypeError,
+    as a NumPy array meeting a CuPy array does. Scalars and 0-d arrays mix freely."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        where = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        _refuse_numpy(where, _data_args(method, inputs) + (out or ()))
+        if out is not None:
+            kwargs["out"] = _plain(out)
+        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        if method == "at":
+            return None
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _traced(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        _refuse_numpy(func.__name__, (args, kwargs))
+        return _traced(func(*_plain(args), **_plain(kwargs)))
+
+
+def _data_args(method, inputs):
+    """The data among a ufunc's inputs: ufunc.at's second argument is indices, not data."""
+    return inputs[:1] + inputs[2:] if method == "at" else tuple(inputs)
+
+
+def _refuse_numpy(where, args):
+    """TypeError if `args` (nested in tuples, lists, dicts) hold a plain NumPy array, ndim > 0."""
+    if isinstance(args, (tuple, list)):
+        for a in args:
+            _refuse_numpy(where, a)
+    elif isinstance(args, dict):
+        _refuse_numpy(where, tuple(args.values()))
+    elif isinstance(args, numpy.ndarray) and not isinstance(args, TracedArray) and args.ndim:
+        raise TypeError(f"{where}: expected arrays of the backend ('numpy-traced'), got a NumPy "
+                        f"array of shape {args.shape} ({args.dtype}); convert it with "
+                        "tidu.backend.as_array, as CuPy requires")
+
+
+def _plain(obj):
+    """`obj` with every TracedArray viewed as a plain ndarray (same memory)."""
+    if isinstance(obj, TracedArray):
+        return obj.view(numpy.ndarray)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_plain(a) for a in obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _traced(obj):
+    """`obj` with every ndarray viewed as a TracedArray (same memory); a NumPy scalar becomes a
+    0-d TracedArray, as CuPy's reductions return 0-d arrays."""
+    if isinstance(obj, numpy.generic):
+        return numpy.asarray(obj).view(TracedArray)
+    if isinstance(obj, numpy.ndarray):
+        return obj if isinstance(obj, TracedArray) else obj.view(TracedArray)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_traced(a) for a in obj)
+    return obj
+
+
+class _TracedFunction:
+    """A NumPy function (or ufunc) of the 'numpy-traced' module: refuses plain NumPy arrays,
+    returns TracedArrays. A conversion (asarray, ...) takes them, copying as CuPy does."""
+
+    def __init__(self, func, where, convert=False):
+        self.func, self.where, self.convert = func, where, convert
+
+    def __call__(self, *args, **kwargs):
+        if self.convert and args and type(args[0]) is numpy.ndarray:
+            args = (args[0].copy(),) + args[1:]
+        else:
+            _refuse_numpy(self.where, (_data_args(self.where.rpartition(".")[2], args), kwargs))
+        return _traced(self.func(*_plain(args), **_plain(kwargs)))
+
+    def __getattr__(self, attr):  # a ufunc's methods: xp.add.at, xp.maximum.reduce
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        value = getattr(self.func, attr)
+        return _TracedFunction(value, f"{self.where}.{attr}") if callable(value) else value
+
+
+class _TracedModule:
+    """The 'numpy-traced' array module: NumPy's names; its functions make TracedArrays."""
+
+    ndarray = TracedArray
+    _CONVERSIONS = ("asarray", "array", "asanyarray", "ascontiguousarray")
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        value = getattr(self._module, attr)
+        if isinstance(value, type(numpy)):
+            value = _TracedModule(value)
+        elif callable(value) and not isinstance(value, type):
+            value = _TracedFunction(value, attr, convert=attr in self._CONVERSIONS)
+        setattr(self, attr, value)
+        return value
+
+
+def _traced_to_numpy(x):
+    return numpy.array(x, copy=True)  # a copy, as CuPy's asnumpy
+
+
+_backends["numpy-traced"] = (_TracedModule(numpy), _traced_to_numpy)
 
 _env = os.environ.get("TIDU_BACKEND")
 if _env:

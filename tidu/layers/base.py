@@ -122,7 +122,7 @@ class Layer:
                 raise ShapeError(f"{type(self).__name__} '{self.name}': expected weight "
                                  f"'{p.name}' of shape {p.shape}, got {tuple(np.shape(w))}")
         for p, w in zip(params, weights):
-            p.data[...] = backend.as_array(np.asarray(w), p.dtype)
+            p.data[...] = backend.as_array(w, p.dtype)
 
     def count_params(self):
         if not self.built:

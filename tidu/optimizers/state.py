@@ -27,6 +27,7 @@ import weakref
 
 import numpy as np
 
+from tidu import backend
 from tidu.autograd.flat import FlatView
 from tidu.errors import ShapeError
 
@@ -144,7 +145,7 @@ class _State:
         for k, v in list(state.items()):
             if flat and np.ndim(v) == 0:
                 if k not in self._globals:
-                    self._globals[k] = np.array(v)
+                    self._globals[k] = backend.xp.array(v)
                 del state[k]
         return state
 
@@ -157,7 +158,7 @@ class _State:
         dtype = theta.dtype if theta is not None else view.dtype
         group = _Group(names, view, dtype, theta, ids, decayed)
         flat = theta if theta is not None else view.get(dtype=dtype)
-        group.slots = {k: np.array(v, dtype=np.result_type(v), copy=True, subok=True)
+        group.slots = {k: backend.xp.array(v, dtype=np.result_type(v), copy=True)
                        for k, v in self._new_state(flat).items()}
         for i, name in enumerate(names):
             old = self._take_state(name)
@@ -172,7 +173,7 @@ class _State:
         state = self._slots.get(name)
         if state is None:
             old = self._pending.pop(name, None)
-            state = self._slots[name] = {k: np.array(v, copy=True)
+            state = self._slots[name] = {k: backend.xp.array(v, copy=True)
                                          for k, v in self._new_state(theta, flat=False).items()}
             if old:
                 for k, buf in state.items():
@@ -195,9 +196,9 @@ class _State:
             per_name.update({n: self._group.view(n) for n in self._group.names if n not in self._dead})
         for name, state in per_name.items():
             for slot, arr in state.items():
-                d[f"{name}/{slot}"] = np.array(arr, copy=True)
+                d[f"{name}/{slot}"] = np.array(backend.to_numpy(arr), copy=True)
         for k, v in self._globals.items():
-            d[f"global/{k}"] = np.array(v, copy=True)
+            d[f"global/{k}"] = np.array(backend.to_numpy(v), copy=True)
         return d
 
     def load_state_dict(self, state):
@@ -221,7 +222,7 @@ class _State:
                                  f"'iterations', 'learning_rate', 'param<i>/<slot>', 'key:<key>/<slot>' "
                                  f"or 'global/<name>'")
             owner, slot = key.split("/", 1)
-            arr = np.asarray(value)
+            arr = backend.to_numpy(value)
             if key in current and current[key].shape != arr.shape:
                 raise ShapeError(f"{self.name}.load_state_dict: {key} has shape {arr.shape}, expected "
                                  f"{current[key].shape}")
@@ -248,8 +249,8 @@ class _State:
                     if k in slots:
                         v[...] = slots[k].reshape(v.shape)
             else:
-                self._pending[name] = {k: np.array(v, copy=True) for k, v in slots.items()}
-        self._globals = {k: np.array(v, copy=True) for k, v in globals_.items()}
+                self._pending[name] = {k: backend.xp.array(v, copy=True) for k, v in slots.items()}
+        self._globals = {k: backend.xp.array(v, copy=True) for k, v in globals_.items()}
         self._cache = {}
 
     def _validate_globals(self, globals_):
@@ -299,7 +300,7 @@ class _State:
         for k, v in new_state.items():
             buf = slots.get(k)
             if buf is None:
-                self._globals[k] = np.array(v, copy=True)
+                self._globals[k] = backend.xp.array(v, copy=True)
             elif v is not buf:
                 buf[...] = v
 
@@ -310,13 +311,13 @@ class _State:
         concatenated, clipped, and the rule runs once on the whole vector."""
         clipping = self.clipnorm is not None or self.global_clipnorm is not None or self.clipvalue is not None
         if self.elementwise and not clipping and not self._globals:
-            kernel = self.fused()
+            kernel = self.fused() if backend.xp is np else None  # numba kernels take NumPy only
             self._decay_group(group, theta, lr)
             for a, b, i, j, view in group.segments:
                 if view is None:
                     g = grads[i].reshape(-1)
                     if g.dtype != group.dtype or not g.flags.c_contiguous:
-                        g = np.ascontiguousarray(g, dtype=group.dtype)
+                        g = backend.xp.ascontiguousarray(g, dtype=group.dtype)
                 else:
                     g = view.gather(grads[i:j], out=group.grad[a:b])
                 slots = {k: v[a:b] for k, v in group.slots.items()}
