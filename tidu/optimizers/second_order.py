@@ -123,12 +123,12 @@ class Newton(_ClosureMethod):
         """Truncated CG on (H + λI)·d = −g; returns d and the damped model's predicted decrease."""
         d, Ad = np.zeros_like(g), np.zeros_like(g)
         r = -g                                              # r = −g − (H + λI)·d
-        p, rr = r.copy(), float(r @ r)
+        p, rr = r.copy(), _ls.dot(r, r)
         gnorm = np.sqrt(rr)
         tol = min(0.5, np.sqrt(gnorm)) * gnorm              # forcing term η_k·‖g‖
         for k in range(self.max_cg):
             Ap = self.hessian_vector(problem, x, g, p) + lam * p
-            pAp = float(p @ Ap)
+            pAp = _ls.dot(p, Ap)
             if pAp <= 0:                                    # negative curvature along p
                 if k == 0:                                  # along −g, with the curvature's size
                     alpha = rr / -pAp if pAp < 0 else 1.0   # α = ‖g‖²/|gᵀ(H + λI)g|
@@ -138,12 +138,12 @@ class Newton(_ClosureMethod):
             d += alpha * p
             Ad += alpha * Ap
             r -= alpha * Ap
-            rr_new = float(r @ r)
+            rr_new = _ls.dot(r, r)
             if np.sqrt(rr_new) <= tol:
                 break
             p = r + (rr_new / rr) * p
             rr = rr_new
-        return d, -(float(g @ d) + 0.5 * float(d @ Ad))    # pred = −(gᵀd + ½·dᵀ(H + λI)·d)
+        return d, -(_ls.dot(g, d) + 0.5 * _ls.dot(d, Ad))    # pred = −(gᵀd + ½·dᵀ(H + λI)·d)
 
     def _closure_step(self, problem, lr):
         st = self._globals
@@ -245,11 +245,11 @@ class BFGS(_ClosureMethod):
         """D·g for D = γ₀·I updated by the pairs (S[i], Y[i]) in order (the recursion above)."""
         q, alpha = g.copy(), np.empty(rho.size)
         for i in range(rho.size - 1, -1, -1):
-            alpha[i] = rho[i] * float(S[i] @ q)             # α_i = ρ_i·s_iᵀq
+            alpha[i] = rho[i] * _ls.dot(S[i], q)             # α_i = ρ_i·s_iᵀq
             q -= alpha[i] * Y[i]                            # q = q − α_i·y_i
         r = gamma * q                                       # r = γ₀·q
         for i in range(rho.size):
-            beta = rho[i] * float(Y[i] @ r)                 # β_i = ρ_i·y_iᵀr
+            beta = rho[i] * _ls.dot(Y[i], r)                 # β_i = ρ_i·y_iᵀr
             r += (alpha[i] - beta) * S[i]                   # r = r + (α_i − β_i)·s_i
         return r
 
@@ -264,18 +264,18 @@ class BFGS(_ClosureMethod):
         D = st.get("D")
         if "x_prev" in st:
             s, y = x - st["x_prev"], g - st["g_prev"]
-            ys = float(y @ s)
+            ys = _ls.dot(y, s)
             if ys > 1e-10:
                 rho = 1.0 / ys
                 if D is None:
-                    D = (ys / float(y @ y)) * np.eye(x.size)
+                    D = (ys / _ls.dot(y, y)) * np.eye(x.size)
                 Dy = D @ y                                  # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
-                D = D + rho * ((1 + rho * float(y @ Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
+                D = D + rho * ((1 + rho * _ls.dot(y, Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
         d = -g if D is None else -(D @ g)                   # d = −D·g
-        gtd = float(g @ d)
+        gtd = _ls.dot(g, d)
         if not gtd < 0:                                     # not downhill: restart from −g
             D, d = None, -g
-            gtd = float(g @ d)
+            gtd = _ls.dot(g, d)
         if gtd == 0:                                        # g = 0: nowhere to go
             return loss
         self._move(problem, lr, x, loss, g, d, gtd, started=D is not None)
@@ -292,16 +292,16 @@ class BFGS(_ClosureMethod):
         S, Y, rho = (st[k] for k in ("S", "Y", "rho")) if "gamma" in st else (None, None, None)
         if "x_prev" in st:
             s, y = x - st["x_prev"], g - st["g_prev"]
-            ys = float(y @ s)
+            ys = _ls.dot(y, s)
             if ys > 1e-10:
                 if gamma is None:                           # D₀ = γ₀·I from the first kept pair
-                    gamma, S, Y, rho = ys / float(y @ y), np.empty((0, x.size)), np.empty((0, x.size)), np.empty(0)
+                    gamma, S, Y, rho = ys / _ls.dot(y, y), np.empty((0, x.size)), np.empty((0, x.size)), np.empty(0)
                 S, Y, rho = np.vstack([S, s]), np.vstack([Y, y]), np.append(rho, 1.0 / ys)
         d = -g if gamma is None else -self._two_loop(g, gamma, S, Y, rho)   # d = −D·g
-        gtd = float(g @ d)
+        gtd = _ls.dot(g, d)
         if not gtd < 0:                                     # not downhill: restart from −g
             gamma, d = None, -g
-            gtd = float(g @ d)
+            gtd = _ls.dot(g, d)
         if gtd == 0:                                        # g = 0: nowhere to go
             return loss
         self._move(problem, lr, x, loss, g, d, gtd, started=gamma is not None)
@@ -407,26 +407,26 @@ class LBFGS(_ClosureMethod):
             else:
                 y = flat_grad - prev_flat_grad
                 s = d * t
-                ys = float(y @ s)
+                ys = _ls.dot(y, s)
                 if ys > 1e-10:
                     if len(old_dirs) == self.history_size:
                         old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
                     old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
-                    H_diag = ys / float(y @ y)
+                    H_diag = ys / _ls.dot(y, y)
                 al = [0.0] * len(old_dirs)
                 q = -flat_grad
                 for i in range(len(old_dirs) - 1, -1, -1):
-                    al[i] = float(old_stps[i] @ q) * ro[i]          # α_i = ρ_i·s_iᵀq
+                    al[i] = _ls.dot(old_stps[i], q) * ro[i]          # α_i = ρ_i·s_iᵀq
                     q = q - al[i] * old_dirs[i]                      # q = q − α_i·y_i
                 d = r = q * H_diag                                   # r = γ·q
                 for i in range(len(old_dirs)):
-                    be_i = float(old_dirs[i] @ r) * ro[i]            # β_i = ρ_i·y_iᵀr
+                    be_i = _ls.dot(old_dirs[i], r) * ro[i]            # β_i = ρ_i·y_iᵀr
                     r += (al[i] - be_i) * old_stps[i]                # r = r + (α_i − β_i)·s_i
             prev_flat_grad = flat_grad.copy()
             prev_loss = loss
             # --- step length ---
             t = min(1.0, 1.0 / float(np.abs(flat_grad).sum())) * lr if n_total == 1 else lr
-            gtd = float(flat_grad @ d)
+            gtd = _ls.dot(flat_grad, d)
             if gtd > -tol_change:
                 break
             ls_evals, opt_cond = 0, False
