@@ -63,13 +63,101 @@ def test_explicit_newton_refuses_big_models_before_calling_the_closure():
     assert calls == []
 
 
-def test_bfgs_refuses_a_model_too_big_for_its_matrix_before_calling_the_closure():
-    p = Parameter(np.zeros(6000))
+def _wavy(rng, n=6, c=2.0):
+    """f = ½·xᵀQx + c·Σ cos(x_i): not convex, so some pairs have yᵀs <= 0 without a line search."""
+    Q = _spd(rng, n, cond=10.0)
+    return (lambda x: 0.5 * x @ Q @ x + c * np.sum(np.cos(x))), (lambda x: Q @ x - c * np.sin(x))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"line_search": None, "learning_rate": 1.0}])
+def test_bfgs_implicit_form_takes_the_dense_forms_steps(kwargs):
+    # above max_dense, D is γ₀·I plus every pair through the two-loop recursion: the same D_k
+    rng = np.random.default_rng(0)                 # a draw with skipped pairs in both settings
+    f, grad = _wavy(rng)
+    x0 = 3 * rng.standard_normal(6)
+    dense = BFGS(**kwargs).minimize(f, x0, grad, steps=25)
+    implicit = BFGS(max_dense=0, **kwargs).minimize(f, x0, grad, steps=25)
+    np.testing.assert_allclose(implicit.path, dense.path, rtol=0, atol=1e-10)
+    st_d, st_i = dense.optimizer.state_dict(), implicit.optimizer.state_dict()
+    assert "global/D" in st_d and "global/S" not in st_d
+    assert "global/D" not in st_i and st_i["global/S"].shape == st_i["global/Y"].shape == (st_i["global/rho"].size, 6)
+    assert st_i["global/rho"].size < 24           # some pairs were skipped (yᵀs <= 1e-10)
+    # D_k itself: the two-loop recursion applied to the identity's columns is the dense matrix
+    D = np.stack([BFGS._two_loop(e, float(st_i["global/gamma"]), st_i["global/S"], st_i["global/Y"],
+                                 st_i["global/rho"]) for e in np.eye(6)], axis=1)
+    np.testing.assert_allclose(D, st_d["global/D"], rtol=1e-8, atol=1e-10)
+
+
+def test_bfgs_both_forms_restart_from_minus_g_when_d_is_not_downhill():
+    # a loaded D = −I (γ₀ = −1 with no pairs) gives gᵀd > 0: both forms reset and step along −g
+    f, grad = lambda x: float(x @ x), lambda x: 2 * x
+    x0 = np.array([1.0, -2.0, 0.5])
+    after = []
+    for opt, state in ((BFGS(line_search=None), {"global/D": -np.eye(3)}),
+                       (BFGS(line_search=None, max_dense=0),
+                        {"global/gamma": np.array(-1.0), "global/S": np.empty((0, 3)),
+                         "global/Y": np.empty((0, 3)), "global/rho": np.empty(0)})):
+        x = x0.copy()
+        opt.load_state_dict({"iterations": np.array(1), "global/x_prev": x0.copy(), "global/g_prev": grad(x0),
+                             **state})                # s = 0: this step's pair is skipped
+        opt.step(lambda: (f(x), [grad(x)]), params=[x])
+        after.append(x.copy())
+        assert not any(k in opt.state_dict() for k in ("global/D", "global/gamma", "global/S"))
+    expected = x0 - min(1.0, 1.0 / np.abs(grad(x0)).sum()) * grad(x0)   # η·min(1, 1/‖g‖₁) along −g
+    np.testing.assert_allclose(after[0], expected, rtol=1e-15)
+    np.testing.assert_allclose(after[1], expected, rtol=1e-15)
+
+
+def test_bfgs_implicit_form_resumes_from_its_state_dict(rng):
+    f, grad = _wavy(rng, n=5)
+    x = 3 * rng.standard_normal(5)
+    opt = BFGS(max_dense=0)
+    for _ in range(6):
+        opt.step(lambda: (f(x), [grad(x)]), params=[x])
+    saved, x_saved = opt.state_dict(), x.copy()
+    assert saved["global/S"].shape[0] >= 4
+    path = []
+    for _ in range(6):
+        opt.step(lambda: (f(x), [grad(x)]), params=[x])
+        path.append(x.copy())
+    resumed, x = BFGS(max_dense=0), x_saved
+    resumed.load_state_dict(saved)
+    for expected in path:
+        resumed.step(lambda: (f(x), [grad(x)]), params=[x])
+        np.testing.assert_array_equal(x, expected)
+    with pytest.raises(ValueError, match=r"inconsistent history.*S \(5, 5\), Y \(4, 5\)"):
+        BFGS(max_dense=0).load_state_dict({**saved, "global/S": np.zeros((5, 5)), "global/Y": np.zeros((4, 5))})
+
+
+def test_bfgs_on_a_model_too_big_for_a_dense_matrix_keeps_pairs_instead(monkeypatch):
+    # 6,000 parameters > max_dense: no 6000×6000 matrix; the pairs reach the separable minimum
+    monkeypatch.setattr(np, "eye", lambda *a, **k: pytest.fail("formed a dense D"))
+    f, grad = (lambda x: float(np.sum(x ** 2 + x ** 4 / 4))), (lambda x: 2 * x + x ** 3)
+    r = BFGS().minimize(f, np.full(6000, 2.0), grad, steps=20)
+    assert r.fun < 1e-12
+    st = r.optimizer.state_dict()
+    assert "global/D" not in st and st["global/S"].shape[1] == 6000
+
+
+def test_bfgs_refuses_a_history_over_its_budget_before_calling_the_closure():
+    # each kept pair costs 2n numbers; the step whose pair would not fit says so and names LBFGS
+    x = np.full(100, 2.0)
+    opt = BFGS(max_dense=10, max_history_numbers=2 * 100 * 2)
     calls = []
-    with pytest.raises(ValueError, match=r"BFGS: 6000 parameters is too many for BFGS \(max_params=5000\): "
-                                         r"it stores an 6000×6000 matrix; use LBFGS"):
-        BFGS().step(lambda: calls.append(1) or 0.0, params=[p])
-    assert calls == []
+
+    def closure():
+        calls.append(1)
+        return float(np.sum(x ** 2 + x ** 4 / 4)), [2 * x + x ** 3]
+    for _ in range(2):
+        opt.step(closure, params=[x])
+    assert opt.state_dict()["global/S"].shape == (1, 100)
+    opt.step(closure, params=[x])                       # pair 2 fits, pair 3 would not
+    before, n_calls, x_before = opt.state_dict(), len(calls), x.copy()
+    with pytest.raises(ValueError, match=r"BFGS: 100 parameters is too many for full BFGS: above max_dense=10 .*"
+                                         r"pair 3 would exceed max_history_numbers=400; use LBFGS\(history_size=m\)"):
+        opt.step(closure, params=[x])
+    assert len(calls) == n_calls and np.array_equal(x, x_before)
+    assert all(np.array_equal(v, opt.state_dict()[k]) for k, v in before.items())
 
 
 @pytest.mark.parametrize("method", ["explicit", "cg"])

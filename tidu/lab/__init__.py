@@ -54,8 +54,10 @@ def _make(spec, fn_name, learning_rate):
 def trajectories(optimizers, function, start=None, steps=200, learning_rate=None):
     """Run each optimizer from `start` (default: the function's) for `steps` steps.
 
-    optimizers: names ('sgd', 'adam', 'lbfgs', ...) or Optimizer instances; a name gets the
-    lab's learning rate for that function unless `learning_rate` is given. Returns
+    optimizers: names ('sgd', 'adam', 'lbfgs', ...) or Optimizer instances; a first-order method
+    named here gets the lab's learning rate for that function, or `learning_rate` when given; a
+    closure method (newton, bfgs, lbfgs, coordinate_descent) keeps its own, and one of its steps
+    is one step() call (L-BFGS: up to max_iter iterations; coordinate descent: one sweep). Returns
     {label: path}, each path an array (steps + 1, 2) of the points visited (path[0] = start);
     a run that diverges to non-finite values stops there (its path is shorter)."""
     fn = get(function)

@@ -6,10 +6,13 @@ def add_subcommands(subparsers):
                               description="Run optimizers on a 2-D test function and draw their paths.")
     p.add_argument("--function", default="beale", help="beale, rosenbrock, saddle, himmelblau, quadratic")
     p.add_argument("--optimizers", default="sgd,momentum,nesterov,adagrad,adadelta,rmsprop,adam",
-                   help="comma-separated optimizer names")
+                   help="comma-separated optimizer names (any of tidu.optimizers', closure methods included; "
+                        "one step of lbfgs is up to max_iter=20 iterations)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--learning-rate", type=float, default=None,
-                   help="one learning rate for all (default: the lab's per-function table)")
+                   help="one learning rate for all first-order methods (default: the lab's per-function "
+                        "table); newton, bfgs, lbfgs, coordinate_descent keep their own (a line search "
+                        "or a Newton step scales it)")
     p.add_argument("--start", default=None, help="start point 'x,y' (default: the function's)")
     p.add_argument("--out", default="lab.png", help="PNG to write")
     p.add_argument("--gif", default=None, help="also write an animated GIF here")
@@ -22,6 +25,9 @@ def add_subcommands(subparsers):
     c.add_argument("--task", default="mnist-mlp", help="mnist-mlp or mnist-cnn")
     c.add_argument("--epochs", type=int, default=1)
     c.add_argument("--batch-size", type=int, default=128)
+    c.add_argument("--closure-batch-size", type=int, default=None,
+                   help="batch size for the closure methods (newton, bfgs, lbfgs, coordinate_descent; "
+                        "default: the whole training set, one step per epoch)")
     c.add_argument("--subset", action="store_true", help="use the small MNIST subset shipped with tidu")
     c.add_argument("--out", default="compare.png")
     c.set_defaults(func=run_compare)
@@ -34,10 +40,11 @@ def run_lab(args):
     paths = lab.trajectories(args.optimizers, args.function, start=start, steps=args.steps,
                              learning_rate=args.learning_rate)
     fn = lab.get(args.function)
-    print(f"{'optimizer':<14}{'final x':>12}{'final y':>12}{'f':>14}  steps")
+    w = max([14] + [len(label) + 2 for label in paths])
+    print(f"{'optimizer':<{w}}{'final x':>12}{'final y':>12}{'f':>14}  steps")
     for label, path in paths.items():
         x = path[-1]
-        print(f"{label:<14}{x[0]:>12.5f}{x[1]:>12.5f}{float(fn(x)):>14.6g}  {len(path) - 1}"
+        print(f"{label:<{w}}{x[0]:>12.5f}{x[1]:>12.5f}{float(fn(x)):>14.6g}  {len(path) - 1}"
               + ("" if len(path) == args.steps + 1 else " (diverged)"))
     lab.plot_trajectories(paths, args.function, args.out)
     print(f"wrote {args.out}")
@@ -51,7 +58,7 @@ def run_compare(args):
     from tidu.lab.compare import compare, format_table
 
     table, _ = compare(args.optimizers, task=args.task, epochs=args.epochs, batch_size=args.batch_size,
-                       out=args.out, subset=args.subset)
+                       out=args.out, subset=args.subset, closure_batch_size=args.closure_batch_size)
     print(format_table(table))
     print(f"wrote {args.out}")
     return 0

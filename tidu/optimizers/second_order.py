@@ -15,20 +15,13 @@ from tidu.optimizers.base import (Optimizer, check_choice, check_int, check_nonn
 
 class _ClosureMethod(Optimizer):
     requires_closure = True
-    max_params = None
 
     def _check_closure_size(self, problem):
-        if self.max_params is not None and problem.n > self.max_params:
-            raise ValueError(self._too_big(problem.n))
         for key in ("prev_flat_grad", "g_prev"):
             prev = self._globals.get(key)
             if prev is not None and prev.size != problem.n:
                 raise ValueError(f"{self.name}.step: the parameters now hold {problem.n} numbers, but this "
                                  f"optimizer's history is for {prev.size}; call reset() to start over")
-
-    def _too_big(self, n):
-        return (f"{self.name}: {n} parameters is too many for {type(self).__name__} "
-                f"(max_params={self.max_params}): it stores an {n}×{n} matrix; use LBFGS for large models")
 
 
 class Newton(_ClosureMethod):
@@ -130,12 +123,12 @@ class Newton(_ClosureMethod):
         """Truncated CG on (H + λI)·d = −g; returns d and the damped model's predicted decrease."""
         d, Ad = np.zeros_like(g), np.zeros_like(g)
         r = -g                                              # r = −g − (H + λI)·d
-        p, rr = r.copy(), float(r @ r)
+        p, rr = r.copy(), _ls.dot(r, r)
         gnorm = np.sqrt(rr)
         tol = min(0.5, np.sqrt(gnorm)) * gnorm              # forcing term η_k·‖g‖
         for k in range(self.max_cg):
             Ap = self.hessian_vector(problem, x, g, p) + lam * p
-            pAp = float(p @ Ap)
+            pAp = _ls.dot(p, Ap)
             if pAp <= 0:                                    # negative curvature along p
                 if k == 0:                                  # along −g, with the curvature's size
                     alpha = rr / -pAp if pAp < 0 else 1.0   # α = ‖g‖²/|gᵀ(H + λI)g|
@@ -145,12 +138,12 @@ class Newton(_ClosureMethod):
             d += alpha * p
             Ad += alpha * Ap
             r -= alpha * Ap
-            rr_new = float(r @ r)
+            rr_new = _ls.dot(r, r)
             if np.sqrt(rr_new) <= tol:
                 break
             p = r + (rr_new / rr) * p
             rr = rr_new
-        return d, -(float(g @ d) + 0.5 * float(d @ Ad))    # pred = −(gᵀd + ½·dᵀ(H + λI)·d)
+        return d, -(_ls.dot(g, d) + 0.5 * _ls.dot(d, Ad))    # pred = −(gᵀd + ½·dᵀ(H + λI)·d)
 
     def _closure_step(self, problem, lr):
         st = self._globals
@@ -177,31 +170,88 @@ class Newton(_ClosureMethod):
 
 
 class BFGS(_ClosureMethod):
-    """BFGS: quasi-Newton with a dense inverse-Hessian estimate D built from gradient changes.
+    """BFGS: quasi-Newton with an inverse-Hessian estimate D built from gradient changes.
 
     At step k, with s = θ_k − θ_{k−1}, y = g_k − g_{k−1}, ρ = 1/(yᵀs) (update skipped unless
     yᵀs > 1e-10):
-        D = (I − ρ·s·yᵀ)·D·(I − ρ·y·sᵀ) + ρ·s·sᵀ            (D before the first update: (yᵀs/yᵀy)·I)
+        D = (I − ρ·s·yᵀ)·D·(I − ρ·y·sᵀ) + ρ·s·sᵀ            (D before the first update: D₀ = γ₀·I,
+                                                              γ₀ = yᵀs/yᵀy of that first pair)
         d = −D·g                                             (−g on the first step)
         θ = θ + α·d,   α from a strong-Wolfe line search started at η (η·min(1, 1/‖g‖₁) on
                        the first step), or α = η with line_search=None
-    with η = learning_rate. A direction that is not a descent one (gᵀd >= 0) resets D to the
-    identity. Steps stop moving once max|g| <= tolerance_grad; the line search stops shrinking
-    its bracket below tolerance_change (in units of max|d|). One step()
-    is one iteration: one evaluation at the start plus the line search's.
-    Stores n² numbers: refuses more than max_params parameters (default 5000).
-    Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., Algorithm 6.1, eqs. 6.17, 6.20.
+    with η = learning_rate. A direction that is not a descent one (gᵀd >= 0) resets D (the next
+    kept pair starts it again from its own γ₀·I). Steps stop moving once max|g| <= tolerance_grad;
+    the line search stops shrinking its bracket below tolerance_change (in units of max|d|). One
+    step() is one iteration: one evaluation at the start plus the line search's.
+
+    Two forms of the same D:
+      n <= max_dense: D is a dense n×n matrix, updated by the formula above (n² numbers).
+      n > max_dense: D is kept implicitly, as γ₀ and every kept pair (s_i, y_i) since the start
+        (or the last reset), and D·g comes from the two-loop recursion over all of them:
+            q = g;  for i = newest..oldest:  α_i = ρ_i·s_iᵀq,  q = q − α_i·y_i
+            r = γ₀·q
+            for i = oldest..newest:  β_i = ρ_i·y_iᵀr,  r = r + (α_i − β_i)·s_i
+            D·g = r
+        This is the same D_k as the dense update (L-BFGS with unlimited memory and a fixed
+        D₀ = γ₀·I; Nocedal & Wright §7.2), at 2n numbers per kept pair and O(k·n) work per step.
+        The history may hold at most max_history_numbers numbers (default 5·10⁷, 400 MB in
+        float64): a step whose pair would not fit raises a ValueError before anything changes;
+        such a model is too large for full BFGS, and LBFGS(history_size=m) keeps the last m pairs.
+    Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., Algorithm 6.1, eqs. 6.17, 6.20;
+    §7.2 (the two-loop recursion, Algorithm 7.4).
     """
 
+    _HISTORY = ("gamma", "S", "Y", "rho")
+
     def __init__(self, learning_rate=1.0, line_search="strong_wolfe", tolerance_grad=1e-7,
-                 tolerance_change=1e-9, max_ls=25, max_params=5000, **kwargs):
+                 tolerance_change=1e-9, max_ls=25, max_dense=5000, max_history_numbers=50_000_000, **kwargs):
         owner = type(self).__name__
         self.line_search = check_choice(owner, "line_search", line_search, ("strong_wolfe", None))
         self.tolerance_grad = check_nonnegative(owner, "tolerance_grad", tolerance_grad)
         self.tolerance_change = check_nonnegative(owner, "tolerance_change", tolerance_change)
         self.max_ls = check_int(owner, "max_ls", max_ls)
-        self.max_params = check_int(owner, "max_params", max_params)
+        self.max_dense = check_int(owner, "max_dense", max_dense, minimum=0)
+        self.max_history_numbers = check_int(owner, "max_history_numbers", max_history_numbers)
         super().__init__(learning_rate, **kwargs)
+
+    def _dense(self, n):
+        return n <= self.max_dense
+
+    def _check_closure_size(self, problem):
+        super()._check_closure_size(problem)
+        n, st = problem.n, self._globals
+        if self._dense(n):
+            return
+        pairs = int(st["rho"].size) if "rho" in st else 0
+        if 2 * n * (pairs + 1) > self.max_history_numbers:
+            raise ValueError(
+                f"{self.name}: {n} parameters is too many for full BFGS: above max_dense={self.max_dense} "
+                f"it keeps every (s, y) pair since the start (2·{n} numbers each), and pair {pairs + 1} "
+                f"would exceed max_history_numbers={self.max_history_numbers}; use LBFGS(history_size=m), "
+                f"which keeps only the last m pairs")
+
+    def _validate_globals(self, globals_):
+        S, Y, rho = (globals_.get(k) for k in ("S", "Y", "rho"))
+        if S is None and Y is None and rho is None:
+            return
+        if (S is None or Y is None or rho is None or "gamma" not in globals_ or S.ndim != 2
+                or S.shape != Y.shape or rho.shape != (S.shape[0],)):
+            raise ValueError(f"{self.name}.load_state_dict: inconsistent history: gamma "
+                             f"{'present' if 'gamma' in globals_ else 'missing'}, S {getattr(S, 'shape', None)}, "
+                             f"Y {getattr(Y, 'shape', None)}, rho {getattr(rho, 'shape', None)}")
+
+    @staticmethod
+    def _two_loop(g, gamma, S, Y, rho):
+        """D·g for D = γ₀·I updated by the pairs (S[i], Y[i]) in order (the recursion above)."""
+        q, alpha = g.copy(), np.empty(rho.size)
+        for i in range(rho.size - 1, -1, -1):
+            alpha[i] = rho[i] * _ls.dot(S[i], q)             # α_i = ρ_i·s_iᵀq
+            q -= alpha[i] * Y[i]                            # q = q − α_i·y_i
+        r = gamma * q                                       # r = γ₀·q
+        for i in range(rho.size):
+            beta = rho[i] * _ls.dot(Y[i], r)                 # β_i = ρ_i·y_iᵀr
+            r += (alpha[i] - beta) * S[i]                   # r = r + (α_i − β_i)·s_i
+        return r
 
     def _closure_step(self, problem, lr):
         st = self._globals
@@ -209,34 +259,67 @@ class BFGS(_ClosureMethod):
         loss, g = problem(x)
         if np.max(np.abs(g), initial=0.0) <= self.tolerance_grad:
             return loss
+        if not self._dense(x.size):
+            return self._implicit_step(problem, lr, x, loss, g)
         D = st.get("D")
         if "x_prev" in st:
             s, y = x - st["x_prev"], g - st["g_prev"]
-            ys = float(y @ s)
+            ys = _ls.dot(y, s)
             if ys > 1e-10:
                 rho = 1.0 / ys
                 if D is None:
-                    D = (ys / float(y @ y)) * np.eye(x.size)
+                    D = (ys / _ls.dot(y, y)) * np.eye(x.size)
                 Dy = D @ y                                  # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
-                D = D + rho * ((1 + rho * float(y @ Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
+                D = D + rho * ((1 + rho * _ls.dot(y, Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
         d = -g if D is None else -(D @ g)                   # d = −D·g
-        gtd = float(g @ d)
+        gtd = _ls.dot(g, d)
         if not gtd < 0:                                     # not downhill: restart from −g
             D, d = None, -g
-            gtd = float(g @ d)
+            gtd = _ls.dot(g, d)
         if gtd == 0:                                        # g = 0: nowhere to go
             return loss
-        t = lr * min(1.0, 1.0 / float(np.abs(g).sum())) if D is None else lr
-        if self.line_search == "strong_wolfe":
-            _, _, t, _ = _ls.strong_wolfe(lambda a: problem(x + a * d), t, d, loss, g, gtd,
-                                          tolerance_change=self.tolerance_change, max_ls=self.max_ls)
-        problem.set(x + t * d)                              # θ = θ + α·d
-        st["x_prev"], st["g_prev"] = x, g
+        self._move(problem, lr, x, loss, g, d, gtd, started=D is not None)
         if D is None:
             st.pop("D", None)
         else:
             st["D"] = D
         return loss
+
+    def _implicit_step(self, problem, lr, x, loss, g):
+        """The same step with D kept as γ₀ and the pairs (S, Y, ρ) (the two-loop form above)."""
+        st = self._globals
+        gamma = float(st["gamma"]) if "gamma" in st else None
+        S, Y, rho = (st[k] for k in ("S", "Y", "rho")) if "gamma" in st else (None, None, None)
+        if "x_prev" in st:
+            s, y = x - st["x_prev"], g - st["g_prev"]
+            ys = _ls.dot(y, s)
+            if ys > 1e-10:
+                if gamma is None:                           # D₀ = γ₀·I from the first kept pair
+                    gamma, S, Y, rho = ys / _ls.dot(y, y), np.empty((0, x.size)), np.empty((0, x.size)), np.empty(0)
+                S, Y, rho = np.vstack([S, s]), np.vstack([Y, y]), np.append(rho, 1.0 / ys)
+        d = -g if gamma is None else -self._two_loop(g, gamma, S, Y, rho)   # d = −D·g
+        gtd = _ls.dot(g, d)
+        if not gtd < 0:                                     # not downhill: restart from −g
+            gamma, d = None, -g
+            gtd = _ls.dot(g, d)
+        if gtd == 0:                                        # g = 0: nowhere to go
+            return loss
+        self._move(problem, lr, x, loss, g, d, gtd, started=gamma is not None)
+        if gamma is None:
+            for k in self._HISTORY:
+                st.pop(k, None)
+        else:
+            st.update(gamma=np.array(gamma), S=S, Y=Y, rho=rho)
+        return loss
+
+    def _move(self, problem, lr, x, loss, g, d, gtd, started):
+        """θ = θ + α·d (α from the line search, or η); remembers θ and g for the next pair."""
+        t = lr if started else lr * min(1.0, 1.0 / float(np.abs(g).sum()))
+        if self.line_search == "strong_wolfe":
+            _, _, t, _ = _ls.strong_wolfe(lambda a: problem(x + a * d), t, d, loss, g, gtd,
+                                          tolerance_change=self.tolerance_change, max_ls=self.max_ls)
+        problem.set(x + t * d)                              # θ = θ + α·d
+        self._globals["x_prev"], self._globals["g_prev"] = x, g
 
 
 class LBFGS(_ClosureMethod):
@@ -324,26 +407,26 @@ class LBFGS(_ClosureMethod):
             else:
                 y = flat_grad - prev_flat_grad
                 s = d * t
-                ys = float(y @ s)
+                ys = _ls.dot(y, s)
                 if ys > 1e-10:
                     if len(old_dirs) == self.history_size:
                         old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
                     old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
-                    H_diag = ys / float(y @ y)
+                    H_diag = ys / _ls.dot(y, y)
                 al = [0.0] * len(old_dirs)
                 q = -flat_grad
                 for i in range(len(old_dirs) - 1, -1, -1):
-                    al[i] = float(old_stps[i] @ q) * ro[i]          # α_i = ρ_i·s_iᵀq
+                    al[i] = _ls.dot(old_stps[i], q) * ro[i]          # α_i = ρ_i·s_iᵀq
                     q = q - al[i] * old_dirs[i]                      # q = q − α_i·y_i
                 d = r = q * H_diag                                   # r = γ·q
                 for i in range(len(old_dirs)):
-                    be_i = float(old_dirs[i] @ r) * ro[i]            # β_i = ρ_i·y_iᵀr
+                    be_i = _ls.dot(old_dirs[i], r) * ro[i]            # β_i = ρ_i·y_iᵀr
                     r += (al[i] - be_i) * old_stps[i]                # r = r + (α_i − β_i)·s_i
             prev_flat_grad = flat_grad.copy()
             prev_loss = loss
             # --- step length ---
             t = min(1.0, 1.0 / float(np.abs(flat_grad).sum())) * lr if n_total == 1 else lr
-            gtd = float(flat_grad @ d)
+            gtd = _ls.dot(flat_grad, d)
             if gtd > -tol_change:
                 break
             ls_evals, opt_cond = 0, False
