@@ -6,7 +6,7 @@ import pytest
 
 from tidu import backend, layers, models
 from tidu.datasets import mnist
-from tidu.optimizers import LBFGS, SGD, Adam, RMSprop
+from tidu.optimizers import BFGS, Newton, LBFGS, SGD, Adam, RMSprop
 
 Traced = backend.TracedArray
 
@@ -45,15 +45,12 @@ def lstm():
 
 
 SHAPES = {mlp: (784,), cnn: (28, 28, 1), lstm: (28, 28)}
-LBFGS_XFAIL = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="LBFGS keeps its history as np.array(list of backend arrays), a NumPy array "
-           "(tidu/optimizers/second_order.py, LBFGS._closure_step's st.update); remove this mark "
-           "once it builds them with backend.xp")
 OPTIMIZERS = [pytest.param(lambda: Adam(0.01), id="adam"),
               pytest.param(lambda: SGD(0.05, momentum=0.9), id="sgd-momentum"),
               pytest.param(lambda: RMSprop(0.01), id="rmsprop"),
-              pytest.param(lambda: LBFGS(max_iter=3), id="lbfgs", marks=LBFGS_XFAIL)]
+              pytest.param(lambda: LBFGS(max_iter=3), id="lbfgs"),
+              pytest.param(lambda: BFGS(), id="bfgs"),
+              pytest.param(lambda: Newton(max_cg=3), id="newton-cg")]
 
 
 def all_traced(model):

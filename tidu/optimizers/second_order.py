@@ -83,7 +83,7 @@ class Newton(_ClosureMethod):
     def hessian_at(self, problem, x):
         """The symmetrized finite-difference Hessian at x (2n evaluations; parameters left at x)."""
         n = x.size
-        H = np.empty((n, n))
+        H = backend.xp.empty((n, n))
         for j in range(n):
             h = self.fd_step * max(1.0, abs(x[j]))
             xp, xm = x.copy(), x.copy()
@@ -99,7 +99,7 @@ class Newton(_ClosureMethod):
         """H·v at x by finite differences of the gradient (g = ∇L(x)); parameters left at x."""
         nv = float(np.linalg.norm(v))
         if nv == 0:
-            return np.zeros_like(v)
+            return backend.xp.zeros_like(v)
         scale = 1.0 + float(np.linalg.norm(x))
         if self.hvp == "forward":
             eps = np.sqrt(np.finfo(np.float64).eps) * scale / nv
@@ -121,7 +121,7 @@ class Newton(_ClosureMethod):
 
     def _cg_step(self, problem, x, g, lam):
         """Truncated CG on (H + λI)·d = −g; returns d and the damped model's predicted decrease."""
-        d, Ad = np.zeros_like(g), np.zeros_like(g)
+        d, Ad = backend.xp.zeros_like(g), backend.xp.zeros_like(g)
         r = -g                                              # r = −g − (H + λI)·d
         p, rr = r.copy(), _ls.dot(r, r)
         gnorm = np.sqrt(rr)
@@ -268,7 +268,7 @@ class BFGS(_ClosureMethod):
             if ys > 1e-10:
                 rho = 1.0 / ys
                 if D is None:
-                    D = (ys / _ls.dot(y, y)) * np.eye(x.size)
+                    D = (ys / _ls.dot(y, y)) * backend.xp.eye(x.size)
                 Dy = D @ y                                  # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
                 D = D + rho * ((1 + rho * _ls.dot(y, Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
         d = -g if D is None else -(D @ g)                   # d = −D·g
@@ -295,8 +295,10 @@ class BFGS(_ClosureMethod):
             ys = _ls.dot(y, s)
             if ys > 1e-10:
                 if gamma is None:                           # D₀ = γ₀·I from the first kept pair
-                    gamma, S, Y, rho = ys / _ls.dot(y, y), np.empty((0, x.size)), np.empty((0, x.size)), np.empty(0)
-                S, Y, rho = np.vstack([S, s]), np.vstack([Y, y]), np.append(rho, 1.0 / ys)
+                    xp = backend.xp
+                    gamma, S, Y, rho = ys / _ls.dot(y, y), xp.empty((0, x.size)), xp.empty((0, x.size)), xp.empty(0)
+                xp = backend.xp
+                S, Y, rho = xp.vstack([S, s]), xp.vstack([Y, y]), xp.append(rho, 1.0 / ys)
         d = -g if gamma is None else -self._two_loop(g, gamma, S, Y, rho)   # d = −D·g
         gtd = _ls.dot(g, d)
         if not gtd < 0:                                     # not downhill: restart from −g
@@ -455,7 +457,7 @@ class LBFGS(_ClosureMethod):
 
         n = flat_grad.size
         st.update(n_iter=np.array(n_total), func_evals=np.array(func_evals), t=np.array(t), d=d,
-                  old_dirs=np.array(old_dirs).reshape(-1, n), old_stps=np.array(old_stps).reshape(-1, n),
+                  old_dirs=backend.xp.array(old_dirs).reshape(-1, n), old_stps=backend.xp.array(old_stps).reshape(-1, n),
                   ro=np.array(ro, dtype=np.float64), H_diag=np.array(H_diag),
                   prev_flat_grad=prev_flat_grad, prev_loss=np.array(prev_loss))
         return orig_loss
