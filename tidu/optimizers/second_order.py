@@ -270,7 +270,7 @@ class BFGS(_ClosureMethod):
                 if D is None:
                     D = (ys / _ls.dot(y, y)) * backend.xp.eye(x.size)
                 Dy = D @ y                                  # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
-                D = D + rho * ((1 + rho * _ls.dot(y, Dy)) * np.outer(s, s) - np.outer(Dy, s) - np.outer(s, Dy))
+                D = D + rho * ((1 + rho * _ls.dot(y, Dy)) * backend.xp.outer(s, s) - backend.xp.outer(Dy, s) - backend.xp.outer(s, Dy))
         d = -g if D is None else -(D @ g)                   # d = −D·g
         gtd = _ls.dot(g, d)
         if not gtd < 0:                                     # not downhill: restart from −g
@@ -294,10 +294,9 @@ class BFGS(_ClosureMethod):
             s, y = x - st["x_prev"], g - st["g_prev"]
             ys = _ls.dot(y, s)
             if ys > 1e-10:
-                if gamma is None:                           # D₀ = γ₀·I from the first kept pair
-                    xp = backend.xp
-                    gamma, S, Y, rho = ys / _ls.dot(y, y), xp.empty((0, x.size)), xp.empty((0, x.size)), xp.empty(0)
                 xp = backend.xp
+                if gamma is None:                           # D₀ = γ₀·I from the first kept pair
+                    gamma, S, Y, rho = ys / _ls.dot(y, y), xp.empty((0, x.size)), xp.empty((0, x.size)), xp.empty(0)
                 S, Y, rho = xp.vstack([S, s]), xp.vstack([Y, y]), xp.append(rho, 1.0 / ys)
         d = -g if gamma is None else -self._two_loop(g, gamma, S, Y, rho)   # d = −D·g
         gtd = _ls.dot(g, d)
