@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import tidu
 from tidu import layers, models
 from tidu.errors import ModelFileError
 from tidu.optimizers import Adam
@@ -254,7 +255,8 @@ def test_loaded_layers_keep_their_initializers(saved, trained):
     ("use_bias", "yes", r"expected 'use_bias' to be true or false, got 'yes'"),
     ("units", 2.0, r"expected 'units' to be an int >= 1, got 2.0"),
     ("units", 2**40, r"expected 'units' to be an int >= 1, got 1099511627776"),
-    ("activation", {"class_name": "os.system"}, r"expected 'activation' to be null or an activation name"),
+    ("activation", {"class_name": "os.system"}, r"unknown activation class 'os.system'"),
+    ("activation", ["relu"], r"expected 'activation' to be null, an activation name or \{class_name, config\}"),
     ("kernel_initializer", ["zeros"], r"expected 'kernel_initializer' to be a name or \{class_name, config\}"),
     ("kernel_regularizer", {"class_name": "L2", "config": {"l2": [[[[[1]]]]]}},
      r"expected 'kernel_regularizer' to be null, a name or \{class_name, config\}"),
@@ -346,3 +348,16 @@ def test_loading_a_model_file_runs_no_code(saved, monkeypatch):
     monkeypatch.setattr(builtins, "eval", forbidden)
     monkeypatch.setattr(builtins, "exec", forbidden)
     models.load_model(saved)
+
+
+@pytest.mark.parametrize("units, activation", [(8, "maxout"), (9, tidu.activations.Maxout(3))])
+def test_a_shape_changing_activation_survives_save_and_load(tmp_path, units, activation, rng):
+    """A configured activation is saved as {class_name, config} and loads back (it was refused)."""
+    model = models.Sequential([layers.Dense(units, activation=activation, input_shape=(5,)), layers.Dense(2)])
+    model.compile("sgd", "mse")
+    x = rng.random((4, 5)).astype("float32")
+    model.save(tmp_path / "m.tidu")
+    loaded = models.load_model(tmp_path / "m.tidu")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert tidu.activations.serialize(loaded.layers[0].activation) == \
+        tidu.activations.serialize(model.layers[0].activation)

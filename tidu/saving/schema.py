@@ -12,7 +12,8 @@ A layer's arguments are checked against the layer class itself, not against a se
   * the names: those its constructor takes (and Layer's, when it forwards **kwargs);
   * the kind of each value, derived once per class (`layer_arg_kinds`):
       - the registries' naming convention: '*_initializer' a name or {class_name, config},
-        '*_regularizer' / '*_constraint' also null, 'activation' / '*_activation' a name;
+        '*_regularizer' / '*_constraint' also null, 'activation' / '*_activation' a name or
+        {class_name, config} (a configured activation, e.g. Maxout(pieces=3));
       - else the kind of the constructor's default (True -> true or false, 2 -> an int,
         0.5 -> a number, 'valid' -> a str, (2, 2) -> an int or a list of ints), or, for a
         required argument, of the value a probe instance reports in get_config(); an int is a
@@ -144,7 +145,8 @@ NAME = Kind("a non-empty str", lambda v: isinstance(v, str) and 0 < len(v) <= 25
 DTYPE = Kind(f"null or one of {', '.join(DTYPES)}", lambda v: v is None or v in DTYPES)
 SHAPE = Kind("a list of ints >= 1 (null for unknown)", lambda v: v is None or is_shape(v))
 OPT_POSITIVE = Kind("null or an int >= 1", lambda v: v is None or is_int(v, 1, MAX_DIM))
-ACTIVATION = Kind("null or an activation name", lambda v: v is None or _is_name(v))
+ACTIVATION = Kind("null, an activation name or {class_name, config}",
+                  lambda v: v is None or _is_name(v) or is_object(v))
 INITIALIZER = Kind("a name or {class_name, config}", lambda v: _is_name(v) or is_object(v))
 OPT_OBJECT = Kind("null, a name or {class_name, config}",
                   lambda v: v is None or _is_name(v) or is_object(v))
