@@ -4,14 +4,12 @@ import numpy as np
 import pytest
 
 from tidu import backend, layers, models, optimizers
-from tidu.datasets import mnist
-from tidu.utils import to_categorical
 
 
 @pytest.fixture(scope="module")
-def subset():
-    (x, y), _ = mnist.load_subset()
-    return x.reshape(len(x), 784).astype("float32") / 255, to_categorical(y, 10).astype("float32")
+def subset(mnist_subset):
+    (x, y, _), _ = mnist_subset
+    return x, y
 
 
 def _mlp(optimizer):
