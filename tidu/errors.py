@@ -15,3 +15,16 @@ class ModelFileError(ValueError):
 
 class GradcheckError(AssertionError):
     """Analytic and numerical gradients disagree (raised by tidu.gradcheck)."""
+
+
+class DivergenceError(ValueError):
+    """Training went non-finite (NaN or ±inf) and stopped. The attributes say where, None where
+    they do not apply: `rule`, `update` (the server update that was refused), `worker`,
+    `staleness` (parameter server); `epoch`, `step` (fit). The message says which weights the
+    model holds."""
+
+    def __init__(self, message, rule=None, update=None, worker=None, staleness=None, epoch=None,
+                 step=None):
+        super().__init__(message)
+        self.rule, self.update, self.worker, self.staleness = rule, update, worker, staleness
+        self.epoch, self.step = epoch, step

@@ -28,6 +28,7 @@ from collections import deque
 import numpy as np
 
 from tidu.distributed import checkpoint as ckpt
+from tidu.distributed import rules as _rules
 from tidu.distributed.simulated import shard_bounds
 from tidu.distributed.worker import FlatModel, shard_indices, worker_batches
 
@@ -73,6 +74,20 @@ def _shard_calls(methods_args):
         return [_shard_call(m, *a) for m, a in methods_args]
 
 
+def _divergence(error):
+    """The DivergenceError a worker or shard raised, out of Ray's wrapping (None if another)."""
+    from tidu.errors import DivergenceError
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        cause = getattr(error, "cause", None)                 # RayTaskError: the remote exception
+        if cause is None and isinstance(error, DivergenceError):
+            return error
+        error = cause if cause is not None else error.__cause__
+    return None
+
+
 def _model_spec(model):
     """JSON text that rebuilds the model on a worker: architecture, loss, loss weight."""
     from tidu import losses, saving
@@ -115,6 +130,7 @@ class ShardServer:
         self.v_window, self.in_flight = [0] * num_workers, [False] * num_workers
         self.waiting = deque()                              # workers waiting to start a window
         self.signature = signature
+        self.diverged = None                                # the DivergenceError that stopped it
         self.prefix = f"shard{index}"
         with warnings.catch_warnings():                     # Ray warns inside its own property
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -150,15 +166,28 @@ class ShardServer:
         if self.S is not None and not self._feasible_after_push(m):
             return None
         tau = max(0, self.version - v_window)                # < 0 only after a restart from a checkpoint
-        self.rule.apply(self.state, self.w, g, m, self.tmp)
+        self._apply(g, m, tau)
         self.version += 1
         self.in_flight[m] = False
         self._maybe_save()
         got = self._pull(m, True) if pull else None
         return (tau, None, None) if got is None else (tau, *got)
 
+    def _apply(self, g, m, tau):
+        """w ← w − Δ once Δ is known to be finite; else DivergenceError, now and for every later
+        push or pull (the shard keeps the weights of its last finite update)."""
+        if self.diverged is None:
+            with np.errstate(over="ignore", invalid="ignore"):  # the check below reports it
+                delta = self.rule.delta(self.state, self.w, g, m, self.tmp)
+            if np.isfinite(delta).all():
+                self.w -= delta
+                return
+            self.diverged = _rules.diverged(self.rule, self.version + 1, m, tau, g)
+            log.warning("server shard %d: %s", self.index, self.diverged)
+        raise self.diverged
+
     def apply_mean(self, g):
-        self.rule.apply(self.state, self.w, g, 0, self.tmp)
+        self._apply(g, None, 0)
         self.version += 1
         self._maybe_save()
         return self.w
@@ -260,6 +289,9 @@ class Worker:
             if self.step % rule.n_push:
                 continue
             delta = self.g if self.acc is None else self.acc
+            if not np.isfinite(delta).all():                  # never pushed, to no shard
+                version = _shard_call(self.shards[0].weights)[1]
+                raise _rules.diverged(rule, version + 1, self.m, max(0, version - self.v_window[0]), delta)
             fetch_next = self.step % rule.n_fetch == 0
             for k, (shard, (lo, hi)) in enumerate(zip(self.shards, self.bounds)):
                 while True:
@@ -417,7 +449,7 @@ class RayBackend:
 
     def _async_epoch(self, steps):
         ray = _ray()
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
 
         live = [m for m in range(len(self.workers)) if self.alive[m]]
         chunk = max(1, min(64, steps // (4 * max(1, len(live)))))
@@ -440,6 +472,8 @@ class RayBackend:
             m, n = pending.pop(ready[0])
             try:
                 out = ray.get(ready[0])
+            except RayTaskError as e:
+                raise _divergence(e) or e
             except RayActorError as e:
                 issued -= n                                   # its share goes to the others
                 self._worker_failed(m, e)
@@ -456,7 +490,7 @@ class RayBackend:
 
     def _sync_epoch(self, steps):
         ray = _ray()
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
 
         b = self.ps.rule.backup_workers
         losses = []
@@ -479,10 +513,16 @@ class RayBackend:
                 continue
             kept = sorted(results)
             total = np.array(results[kept[0]][1], copy=True)
-            for m in kept[1:]:
-                total += results[m][1]                       # Σ_{m∈S} g_m
-            total /= len(kept)                               # (1/|S|) Σ g_m
-            parts = _shard_calls([(s.apply_mean, (total[lo:hi],)) for s, (lo, hi) in zip(self.shards, self.bounds)])
+            with np.errstate(over="ignore", invalid="ignore"):   # checked below
+                for m in kept[1:]:
+                    total += results[m][1]                   # Σ_{m∈S} g_m
+                total /= len(kept)                           # (1/|S|) Σ g_m
+            if not np.isfinite(total).all():                 # never pushed, to no shard
+                raise _rules.diverged(self.ps.rule, self._version() + 1, None, 0, total)
+            try:
+                parts = _shard_calls([(s.apply_mean, (total[lo:hi],)) for s, (lo, hi) in zip(self.shards, self.bounds)])
+            except RayTaskError as e:
+                raise _divergence(e) or e
             w = np.concatenate(parts)
             losses.append(float(np.mean([results[m][0] for m in kept])))
             done += len(live)

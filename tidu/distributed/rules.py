@@ -17,15 +17,21 @@ shard, all rules here are element-wise, so a shard updates its slice on its own)
 
     state = rule.init_state(w, num_workers)   arrays the server keeps (saved in checkpoints)
     rule.pulled(state, m, w)                  worker m just copied w (DC-ASGD keeps a backup)
-    rule.apply(state, w, g, m, tmp)           w updated in place with worker m's push g
+    d = rule.delta(state, w, g, m, tmp)       the update Δ of worker m's push g: w ← w − Δ
+    rule.apply(state, w, g, m, tmp)           the same, applied: w updated in place
 
-`tmp` is scratch space of shape (2, len(w)), so an update allocates nothing.
+`tmp` is scratch space of shape (2, len(w)), so an update allocates nothing; Δ is a view into
+it. The backends compute Δ, check that it is finite (a NaN or an overflow in the pushed gradient
+or in the rule's arithmetic shows in Δ) and only then subtract it, so a diverging run stops with
+the last finite weights. `delta` may already have advanced the rule's own state (DC-ASGD's
+MeanSquare, Downpour's accumulator); a server that refuses a Δ is closed, never used again.
+Overflow inside `delta` is silent (np.errstate): the check reports it.
 """
 import numpy as np
 
 from tidu._checks import check_int, check_positive
 
-__all__ = ["Rule", "SyncSGD", "ASGD", "DCASGD", "Downpour", "get"]
+__all__ = ["Rule", "SyncSGD", "ASGD", "DCASGD", "Downpour", "diverged", "get"]
 
 
 class Rule:
@@ -52,8 +58,13 @@ class Rule:
     def pulled(self, state, m, w):
         """Worker m has just copied the server's w (its next gradient is computed on it)."""
 
-    def apply(self, state, w, g, m, tmp):  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must define apply (abstract)")
+    def delta(self, state, w, g, m, tmp):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must define delta (abstract)")
+
+    def apply(self, state, w, g, m, tmp):
+        """w ← w − Δ, without the finiteness check the backends make."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            w -= self.delta(state, w, g, m, tmp)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate}
@@ -75,9 +86,8 @@ class ASGD(Rule):
 
     name = "asgd"
 
-    def apply(self, state, w, g, m, tmp):
-        step = np.multiply(g, self.learning_rate, out=tmp[0])   # η g
-        w -= step
+    def delta(self, state, w, g, m, tmp):
+        return np.multiply(g, self.learning_rate, out=tmp[0])   # Δ = η g
 
 
 class SyncSGD(Rule):
@@ -98,9 +108,8 @@ class SyncSGD(Rule):
         super().__init__(learning_rate)
         self.backup_workers = check_int("SyncSGD", "backup_workers", backup_workers, 0)
 
-    def apply(self, state, w, g, m, tmp):
-        step = np.multiply(g, self.learning_rate, out=tmp[0])   # η g
-        w -= step
+    def delta(self, state, w, g, m, tmp):
+        return np.multiply(g, self.learning_rate, out=tmp[0])   # Δ = η g
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "backup_workers": self.backup_workers}
@@ -166,7 +175,11 @@ class DCASGD(Rule):
     def pulled(self, state, m, w):
         np.copyto(state[f"backup/{m}"], w)                    # w_bak(m) ← w_t
 
-    def apply(self, state, w, g, m, tmp):
+    def delta(self, state, w, g, m, tmp):
+        with np.errstate(over="ignore", invalid="ignore"):   # g ⊙ g may overflow: Δ shows it
+            return self._delta(state, w, g, m, tmp)
+
+    def _delta(self, state, w, g, m, tmp):
         w_bak, c, g2 = state[f"backup/{m}"], tmp[0], tmp[1]
         np.multiply(g, g, out=g2)                             # g ⊙ g
         np.subtract(w, w_bak, out=c)                          # w_t − w_bak(m)
@@ -184,7 +197,7 @@ class DCASGD(Rule):
             c /= root                                         # · λ0 / (√MeanSquare_t + ε)
         c += g                                                # g + λ g ⊙ g ⊙ (w_t − w_bak(m))
         c *= self.learning_rate
-        w -= c                                                # w_{t+1}
+        return c                                              # Δ, w_{t+1} = w_t − Δ
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "variant": self.variant, "lam": self.lam,
@@ -228,8 +241,11 @@ class Downpour(Rule):
     def init_state(self, w, num_workers):
         return {"accumulator": np.zeros_like(w)} if self.server == "adagrad" else {}
 
-    def apply(self, state, w, g, m, tmp):
-        step = tmp[0]
+    def delta(self, state, w, g, m, tmp):
+        with np.errstate(over="ignore", invalid="ignore"):   # Δ ⊙ Δ may overflow: Δ shows it
+            return self._delta(state, g, tmp[0])
+
+    def _delta(self, state, g, step):
         if self.server == "sgd":
             np.multiply(g, self.learning_rate, out=step)      # η Δ
         else:
@@ -240,11 +256,29 @@ class Downpour(Rule):
             step += self.epsilon                              # ε + √G
             np.divide(g, step, out=step)
             step *= self.learning_rate                        # η Δ / (ε + √G)
-        w -= step
+        return step
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "n_fetch": self.n_fetch, "n_push": self.n_push,
                 "server": self.server, "epsilon": self.epsilon}
+
+
+def diverged(rule, update, worker, staleness, g):
+    """The DivergenceError of a refused update: update number `update` (the one that was not
+    applied), worker m (None: a synchronous round's mean) with staleness τ, its pushed g."""
+    from tidu.errors import DivergenceError
+
+    who = "the synchronous round's mean gradient" if worker is None else \
+        f"worker {worker}'s push (staleness τ={staleness})"
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_g = bool(np.isfinite(g).all())
+    what = ("is finite, but the rule's update Δ is not (overflow in the rule's arithmetic)"
+            if finite_g else "holds NaN or inf")
+    return DivergenceError(
+        f"ParameterServer: training diverged at update {update} with {rule!r}: {who} {what}. "
+        f"Update {update} was not applied; the weights are those after update {update - 1}, "
+        f"the last finite one. Lower the learning rate or bound the staleness (max_staleness).",
+        rule=type(rule).__name__, update=update, worker=worker, staleness=staleness)
 
 
 _NAMES = {"sgd": SyncSGD, "sync": SyncSGD, "syncsgd": SyncSGD, "asgd": ASGD,

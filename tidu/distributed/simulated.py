@@ -30,6 +30,7 @@ from collections import deque
 import numpy as np
 
 from tidu.distributed import checkpoint as ckpt
+from tidu.distributed import rules as _rules
 from tidu.distributed.worker import FlatModel, shard_indices, worker_batches
 
 log = logging.getLogger("tidu.distributed")
@@ -132,9 +133,16 @@ class Simulation:
         return m
 
     # --- the server -----------------------------------------------------------------------
-    def _apply(self, g, m):
-        for (lo, hi), state in zip(self.bounds, self.states):
-            self.rule.apply(state, self.w[lo:hi], g[lo:hi], m, self.tmp[:, lo:hi])
+    def _apply(self, g, m, tau):
+        """w ← w − Δ in every shard, once every shard's Δ is known to be finite (one
+        np.isfinite pass over Δ per update); else DivergenceError, w untouched."""
+        with np.errstate(over="ignore", invalid="ignore"):    # the check below reports it
+            deltas = [self.rule.delta(state, self.w[lo:hi], g[lo:hi], m, self.tmp[:, lo:hi])
+                      for (lo, hi), state in zip(self.bounds, self.states)]
+        if not all(np.isfinite(d).all() for d in deltas):
+            raise _rules.diverged(self.rule, self.t + 1, None if self.rule.synchronous else m, tau, g)
+        for (lo, hi), d in zip(self.bounds, deltas):
+            self.w[lo:hi] -= d
         self.t += 1
 
     def _record(self, tau):
@@ -172,7 +180,7 @@ class Simulation:
             self._start_step(m)                               # same window, next step
             return loss, None
         tau = self.t - self.v_window[m]
-        self._apply(g if self.acc is None else self.acc[m], m)
+        self._apply(g if self.acc is None else self.acc[m], m, tau)
         self._record(tau)
         if self.acc is not None:
             self.acc[m][:] = 0
@@ -210,10 +218,12 @@ class Simulation:
             if len(losses) == 1:
                 np.copyto(acc, g)
             else:
-                acc += g                                      # Σ_{m∈S} g_m
+                with np.errstate(over="ignore", invalid="ignore"):
+                    acc += g                                  # Σ_{m∈S} g_m
         self.steps_total += M
-        mean = np.divide(acc, len(kept), out=self.g)          # (1/|S|) Σ g_m
-        self._apply(mean, 0)
+        with np.errstate(over="ignore", invalid="ignore"):    # _apply checks the update
+            mean = np.divide(acc, len(kept), out=self.g)      # (1/|S|) Σ g_m
+        self._apply(mean, 0, 0)
         self._record(0)
         return float(np.mean(losses)), 0
 

@@ -22,6 +22,7 @@ class FlatModel:
         bind(w)             make the weights views into w: no copy, w's changes are the model's
         unbind()            give the Parameters their own arrays back, holding the current values
         gradient(x, y, g)   loss of the mini-batch at the current weights; g ← flat gradient
+                            (overflow is silent: the server refuses a non-finite update)
 
     Offsets follow `model.trainable_weights`, the order the model's train step returns its
     gradients in.
@@ -50,7 +51,8 @@ class FlatModel:
         self.view.set(backend.as_array(w))
 
     def gradient(self, x, y, g, sample_weight=None):
-        loss, grads = self.model.compute_loss_and_grads(x, y, sample_weight=sample_weight, training=True)
+        with np.errstate(over="ignore", invalid="ignore"):  # diverging weights: the server's check says so
+            loss, grads = self.model.compute_loss_and_grads(x, y, sample_weight=sample_weight, training=True)
         if len(grads) != len(self.params):
             raise ValueError(f"ParameterServer: compute_loss_and_grads returned {len(grads)} gradients "
                              f"for {len(self.params)} trainable weights")

@@ -266,6 +266,15 @@ class Model(Layer):
             it was written (the epoch's shuffled order included), so a run killed at any
             point and resumed ends with the same weights, bit for bit, as one never stopped.
             initial_epoch and seed are then taken from the checkpoint.
+        A non-finite loss (NaN or ±inf) stops fit with tidu.errors.DivergenceError (`.epoch`,
+        `.step`, both from 0). Keras goes on instead; here the default is to stop. The loss of a
+        step is computed at the weights it starts from, and that step's update has been applied
+        when it is seen, so the model holds the weights as that step left them (possibly NaN).
+        Opt out with callbacks=[TerminateOnNaN()]: it then decides (Keras's behaviour, stop at the
+        end of the batch, no error); restore_best_weights=True puts back the weights from the
+        start of the step (a copy per step). With `distributed`, the server stops with the same
+        error before it applies a non-finite update (`.rule`, `.update`, `.worker`,
+        `.staleness`), and the model keeps the weights of the last finite update.
         Each step runs `self.train_step` (tidu.training.TrainStep): closure methods such as
         L-BFGS re-evaluate the batch's loss inside it; with batch_size=len(x) that is the
         notes' full-batch method.

@@ -5,6 +5,14 @@ training and of the validation data through the network, NaN/inf, lengths, label
 fit that fails later leaves the weights of the last completed step. Data is converted to
 floatx() (float32) once, at the start.
 
+A step whose loss is not finite (NaN or ±inf) stops fit with tidu.errors.DivergenceError,
+naming the epoch and the step (`math.isfinite` of the float loss: free). The loss of step s is
+computed at the weights step s starts from, and step s's update (from that non-finite gradient)
+has been applied when the loss is seen: the model holds the weights as step s left them, which
+may be NaN. A TerminateOnNaN among the callbacks takes over instead (Keras's behaviour: training
+stops at the end of the batch, no error; with restore_best_weights=True the weights from the
+start of step s are put back, at the cost of a copy per step).
+
 Checkpoints (tidu.saving.checkpoints): fit keeps a FitState up to date (epoch, step, the
 epoch's running sums: counters, no copies) in `model.fit_state`, which ModelCheckpoint records
 with the weights, the optimizer state and the generators; fit(resume_from=path) restores all
@@ -17,7 +25,8 @@ import numpy as np
 
 from tidu import backend
 from tidu.autograd import Tensor, no_grad
-from tidu.callbacks import CallbackList, History, ProgbarLogger
+from tidu.errors import DivergenceError
+from tidu.callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN
 from tidu.callbacks.progress import Progbar
 from tidu.saving.checkpoints import FitState
 from tidu.training import checks as C
@@ -175,6 +184,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         state.sampler = batches.sampler
     model.fit_state = state
     model.stop_training = False
+    stop_on_nan = not any(isinstance(cb, TerminateOnNaN) for cb in callbacks or [])
     logs = {}
     try:
         cbs.on_train_begin()
@@ -203,7 +213,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
                 logs = dict(ps.train_epoch(model, x, y, batch_size=bs, epoch=epoch, rng=rng,
                                            callbacks=cbs, verbose=verbose) or {})
             else:
-                logs = _train_epoch(model, step_fn, batches, x, y, sw, cbs, state, start)
+                logs = _train_epoch(model, step_fn, batches, x, y, sw, cbs, state, start, epoch, stop_on_nan)
             start = None
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = _evaluate_arrays(model, step_fn, *val, val_bs)
@@ -228,9 +238,11 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     return history
 
 
-def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None):
+def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None, epoch=0,
+                 stop_on_nan=True):
     """One epoch of `batches.steps` steps; with `resume`, from the step (and running sums) where
-    a checkpoint was written. `state` (a FitState) gets the step count and sums after each step."""
+    a checkpoint was written. `state` (a FitState) gets the step count and sums after each step.
+    stop_on_nan: a non-finite loss raises DivergenceError (see the module's docstring)."""
     metrics = model.compiled_metrics
     _reset(metrics)
     loss_sum, seen, logs, first = 0.0, 0, {}, 0
@@ -246,6 +258,8 @@ def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None
         xb, yb, swb = batches.batch(step, x, y, sw)
         cbs.on_train_batch_begin(step)
         loss = step_fn(xb, yb, swb)
+        if stop_on_nan and not math.isfinite(loss):
+            raise _diverged(model, loss, epoch, step)
         nb = len(xb)
         loss_sum += loss * nb
         seen += nb
@@ -258,6 +272,16 @@ def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None
         if model.stop_training:
             break
     return dict(logs)
+
+
+def _diverged(model, loss, epoch, step):
+    return DivergenceError(
+        f"fit: the loss is {loss} at epoch {epoch}, step {step} (both from 0): the weights this "
+        f"step started from give a non-finite loss, and its update has been applied, so the "
+        f"model's weights may hold NaN. Lower the learning rate or clip the gradients "
+        f"(clipnorm=...); callbacks=[TerminateOnNaN(restore_best_weights=True)] stops without "
+        f"this error and puts back the weights from the start of the step.",
+        rule=type(model.optimizer).__name__, epoch=epoch, step=step)
 
 
 # --- evaluate / predict --------------------------------------------------------------------------
