@@ -40,6 +40,20 @@ def test_fit_raises_on_nan_loss_naming_epoch_and_step(rng):
     assert model.history.history == {}                        # no epoch ended
 
 
+def test_the_failing_steps_update_is_not_applied(rng):
+    """The weights after the error are those the failing step started from: a second run
+    stopped one step earlier (steps_per_epoch) ends at the same weights, bit for bit."""
+    model, x, y = _diverging(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(DivergenceError) as e:
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        again, _, _ = _diverging(np.random.default_rng(0))
+        again.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False, steps_per_epoch=e.value.step)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_terminate_on_nan_opts_out(rng):
     model, x, y = _diverging(rng)
     cb = TerminateOnNaN()

@@ -268,8 +268,9 @@ class Model(Layer):
             initial_epoch and seed are then taken from the checkpoint.
         A non-finite loss (NaN or ±inf) stops fit with tidu.errors.DivergenceError (`.epoch`,
         `.step`, both from 0). Keras goes on instead; here the default is to stop. The loss of a
-        step is computed at the weights it starts from, and that step's update has been applied
-        when it is seen, so the model holds the weights as that step left them (possibly NaN).
+        step is computed at the weights it starts from, before its update: a first-order
+        optimizer's update is then not applied and the model keeps those weights; a closure
+        method (L-BFGS, Newton, ...) has run its step, and the weights may hold NaN.
         Opt out with callbacks=[TerminateOnNaN()]: it then decides (Keras's behaviour, stop at the
         end of the batch, no error); restore_best_weights=True puts back the weights from the
         start of the step (a copy per step). With `distributed`, the server stops with the same

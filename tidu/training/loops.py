@@ -7,11 +7,14 @@ floatx() (float32) once, at the start.
 
 A step whose loss is not finite (NaN or ±inf) stops fit with tidu.errors.DivergenceError,
 naming the epoch and the step (`math.isfinite` of the float loss: free). The loss of step s is
-computed at the weights step s starts from, and step s's update (from that non-finite gradient)
-has been applied when the loss is seen: the model holds the weights as step s left them, which
-may be NaN. A TerminateOnNaN among the callbacks takes over instead (Keras's behaviour: training
-stops at the end of the batch, no error; with restore_best_weights=True the weights from the
-start of step s are put back, at the cost of a copy per step).
+computed at the weights step s starts from, before its update: a first-order optimizer's update
+from that non-finite gradient is then not applied, and the model keeps the weights step s
+started from, the last ones every earlier step's loss was finite at. A closure method (L-BFGS,
+Newton, ...) runs its whole step before the loss is seen: the model holds the weights as that
+step left them. A TerminateOnNaN among the callbacks takes over instead (Keras's behaviour: the
+update is applied, training stops at the end of the batch, no error; with
+restore_best_weights=True the weights from the start of step s are put back, at the cost of a
+copy per step).
 
 Checkpoints (tidu.saving.checkpoints): fit keeps a FitState up to date (epoch, step, the
 epoch's running sums: counters, no copies) in `model.fit_state`, which ModelCheckpoint records
@@ -257,7 +260,7 @@ def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None
     for step in range(first, batches.steps):
         xb, yb, swb = batches.batch(step, x, y, sw)
         cbs.on_train_batch_begin(step)
-        loss = step_fn(xb, yb, swb)
+        loss = step_fn(xb, yb, swb, refuse_nonfinite=stop_on_nan)
         if stop_on_nan and not math.isfinite(loss):
             raise _diverged(model, loss, epoch, step)
         nb = len(xb)
@@ -277,8 +280,9 @@ def _train_epoch(model, step_fn, batches, x, y, sw, cbs, state=None, resume=None
 def _diverged(model, loss, epoch, step):
     return DivergenceError(
         f"fit: the loss is {loss} at epoch {epoch}, step {step} (both from 0): the weights this "
-        f"step started from give a non-finite loss, and its update has been applied, so the "
-        f"model's weights may hold NaN. Lower the learning rate or clip the gradients "
+        f"step started from give a non-finite loss; "
+        f"{'its update was applied (a closure method), so the weights may hold NaN' if model.optimizer.requires_closure else 'its update was not applied, so the model keeps them'}. "
+        f"Lower the learning rate or clip the gradients "
         f"(clipnorm=...); callbacks=[TerminateOnNaN(restore_best_weights=True)] stops without "
         f"this error and puts back the weights from the start of the step.",
         rule=type(model.optimizer).__name__, epoch=epoch, step=step)

@@ -20,6 +20,8 @@ BFGS, L-BFGS, coordinate descent, any line search) calls it as often as it needs
 `optimizer.step(closure)`. So every optimizer trains inside fit, and fit, train_on_batch,
 the parameter-server workers, gradcheck_model and the tuning tools all run this one step.
 """
+import math
+
 import tidu.functional as F
 from tidu import backend, losses as L
 from tidu.autograd import Tensor, no_grad
@@ -142,18 +144,21 @@ class TrainStep:
         return float(loss.data), grads
 
     # --- one step ---------------------------------------------------------------------------------
-    def __call__(self, x, y, sw=None):
+    def __call__(self, x, y, sw=None, refuse_nonfinite=False):
         """One optimizer step on the batch; the metrics see the output at the starting point.
-        Returns C at the starting point."""
+        Returns C at the starting point. With refuse_nonfinite, a first-order step whose C is
+        NaN or ±inf is not applied (θ stays as it was: the caller sees the loss and stops); a
+        closure method decides inside its own step."""
         params, opt = self.params, self.model.optimizer
         closure = self.closure(x, y, sw)
         if opt.requires_closure:
             value = opt.step(closure, params=params)
         else:
             value = float(closure().data)
-            xp = backend.xp
-            opt.apply_gradients([(p.grad if p.grad is not None else xp.zeros_like(p.data), p)
-                                 for p in params])
+            if not (refuse_nonfinite and not math.isfinite(value)):
+                xp = backend.xp
+                opt.apply_gradients([(p.grad if p.grad is not None else xp.zeros_like(p.data), p)
+                                     for p in params])
         for p in params:
             p.grad = None
         self.update_metrics(y, closure.outputs[0], sw)
