@@ -31,9 +31,10 @@ def _assert_same(a, b, dtype):
     np.testing.assert_array_max_ulp(a, b, maxulp=1)
 
 
+@pytest.mark.parametrize("convention", ["keras", "torch"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rmsprop_kernel_matches_the_rule(with_numba, rng, dtype):
-    opt = RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-6)
+def test_rmsprop_kernel_matches_the_rule(with_numba, rng, dtype, convention):
+    opt = RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-6, convention=convention)
     kernel = opt.fused()
     assert kernel is not None
     theta = rng.standard_normal(1000).astype(dtype)
@@ -41,7 +42,7 @@ def test_rmsprop_kernel_matches_the_rule(with_numba, rng, dtype):
     state = {"v": ref_state["v"].copy()}
     for t in range(1, 6):
         g = (rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 2, 1000)).astype(dtype)
-        g[:3] = 0                                           # √v + ε with v = 0
+        g[:3] = 0                                           # the denominator with v = 0
         kernel(opt, theta, g, state, t, 0.01)
         opt.rule(ref_theta, g, ref_state, t, 0.01)
         _assert_same(theta, ref_theta, dtype)
@@ -62,7 +63,8 @@ def _train(rng_seed, fast, **kwargs):
     return [p.data.copy() for p in params], opt.state_dict()
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1}, {"clipnorm": 0.5}, {"centered": True}])
+@pytest.mark.parametrize("kwargs", [{}, {"convention": "torch"}, {"weight_decay": 0.1}, {"clipnorm": 0.5},
+                                    {"centered": True}])
 def test_apply_gradients_is_the_same_with_and_without_kernels(with_numba, kwargs):
     slow, slow_state = _train(7, False, **kwargs)
     fast, fast_state = _train(7, True, **kwargs)

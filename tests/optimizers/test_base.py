@@ -17,12 +17,15 @@ SHAPES = [(4, 3), (3,), (2, 2, 2)]
 ELEMENTWISE = {
     "sgd": lambda **kw: SGD(0.05, **kw),
     "sgd-nesterov": lambda **kw: SGD(0.05, momentum=0.9, nesterov=True, **kw),
-    "sgd-dampening": lambda **kw: SGD(0.05, momentum=0.9, dampening=0.2, **kw),
+    "sgd-dampening": lambda **kw: SGD(0.05, momentum=0.9, dampening=0.2, convention="torch", **kw),
+    "sgd-torch-nesterov": lambda **kw: SGD(0.05, momentum=0.9, nesterov=True, convention="torch", **kw),
     "adagrad": lambda **kw: Adagrad(0.1, **kw),
     "adadelta": lambda **kw: Adadelta(1.0, **kw),
     "rmsprop": lambda **kw: RMSprop(0.01, momentum=0.5, centered=True, **kw),
+    "rmsprop-torch": lambda **kw: RMSprop(0.01, momentum=0.5, centered=True, convention="torch", **kw),
     "adam": lambda **kw: Adam(0.01, **kw),
     "adam-stable": lambda **kw: Adam(0.01, stable=True, **kw),
+    "adam-torch": lambda **kw: Adam(0.01, convention="torch", **kw),
     "amsgrad": lambda **kw: AMSGrad(0.01, **kw),
     "adamax": lambda **kw: Adamax(0.01, **kw),
     "nadam": lambda **kw: Nadam(0.01, **kw),
@@ -337,7 +340,10 @@ def test_plain_callable_schedule_is_not_serializable():
     (lambda: Adadelta(rho=1.0), "Adadelta: expected 0 <= rho < 1, got rho=1.0"),
     (lambda: Adagrad(epsilon=-1e-7), "Adagrad: expected epsilon >= 0, got epsilon=-1e-07"),
     (lambda: SGD(momentum=1.5), "SGD: expected 0 <= momentum <= 1, got momentum=1.5"),
-    (lambda: SGD(nesterov=True), "nesterov=True needs momentum > 0"),
+    (lambda: SGD(nesterov=True, convention="torch"), "SGD: with convention='torch', nesterov=True needs momentum > 0"),
+    (lambda: SGD(momentum=0.9, dampening=0.1), "SGD: dampening is torch's \\(Keras has none\\)"),
+    (lambda: SGD(momentum=0.9, ema=True, convention="torch"), "SGD: ema=True is the notes' moving-average form"),
+    (lambda: Adam(convention="pytorch"), "Adam: expected convention to be one of 'keras', 'torch', got convention='pytorch'"),
     (lambda: Rprop(etas=(1.5, 1.2)), "Rprop: expected 0 < etas\\[0\\] < 1 < etas\\[1\\]"),
     (lambda: LBFGS(clipnorm=1.0), "LBFGS: clipping and weight_decay are not supported"),
 ])
@@ -491,3 +497,15 @@ def test_segments_update_like_one_flat_call(name, rng):
         [(0, 3, 1), (3, 160003, 1), (160003, 160017, 2), (160017, 300017, 1)]
     for segmented, flat in zip(*results):
         np.testing.assert_array_max_ulp(segmented, flat, maxulp=1)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(momentum=0.9, convention="torch"), lambda: Adagrad(convention="torch"),
+                                  lambda: RMSprop(convention="torch"), lambda: Adam(convention="torch"),
+                                  lambda: AMSGrad(convention="torch"), lambda: Adamax(convention="torch"),
+                                  lambda: Nadam(convention="torch"), lambda: optimizers.Nesterov(convention="torch")])
+def test_convention_round_trips_through_the_config(make):
+    opt = make()
+    assert opt.get_config()["convention"] == "torch"
+    again = optimizers.deserialize(json.loads(json.dumps(optimizers.serialize(opt))))
+    assert again.convention == "torch" and again.get_config() == opt.get_config()
+    assert type(opt)().convention == "keras"             # the default

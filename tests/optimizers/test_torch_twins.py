@@ -1,10 +1,10 @@
 """Each optimizer with a PyTorch twin follows torch's trajectory (float64, 100 steps, rtol 1e-6)
-with the hyperparameters mapped as its docstring says."""
+with convention='torch' and the hyperparameters mapped as its docstring says."""
 import numpy as np
 import pytest
 
 from tidu.autograd import Parameter, Tensor
-from tidu.optimizers import (AMSGrad, LBFGS, SGD, Adadelta, Adagrad, Adam, Nadam, Nesterov, RMSprop,
+from tidu.optimizers import (AMSGrad, LBFGS, SGD, Adadelta, Adagrad, Adam, Adamax, Nadam, Nesterov, RMSprop,
                              Rprop)
 
 torch = pytest.importorskip("torch")
@@ -37,18 +37,19 @@ def _twin(rng, ours, make_torch, steps=100, grad_scale=1.0):
 @pytest.mark.parametrize("momentum, nesterov, dampening", [
     (0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.8, False, 0.3), (0.5, False, 0.5)])
 def test_sgd_matches_torch(rng, momentum, nesterov, dampening):
-    _twin(rng, SGD(learning_rate=0.03, momentum=momentum, nesterov=nesterov, dampening=dampening),
+    _twin(rng, SGD(learning_rate=0.03, momentum=momentum, nesterov=nesterov, dampening=dampening,
+              convention="torch"),
           lambda p: torch.optim.SGD(p, lr=0.03, momentum=momentum, nesterov=nesterov, dampening=dampening))
 
 
 def test_nesterov_class_matches_torch(rng):
-    _twin(rng, Nesterov(learning_rate=0.02, momentum=0.95),
+    _twin(rng, Nesterov(learning_rate=0.02, momentum=0.95, convention="torch"),
           lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.95, nesterov=True))
 
 
 @pytest.mark.parametrize("initial", [0.0, 0.1])
 def test_adagrad_matches_torch(rng, initial):
-    _twin(rng, Adagrad(learning_rate=0.1, initial_accumulator_value=initial, epsilon=1e-10),
+    _twin(rng, Adagrad(learning_rate=0.1, initial_accumulator_value=initial, epsilon=1e-10, convention="torch"),
           lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=initial, eps=1e-10))
 
 
@@ -60,30 +61,32 @@ def test_adadelta_matches_torch(rng):
 @pytest.mark.parametrize("centered", [False, True])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_rmsprop_matches_torch(rng, centered, momentum):
-    _twin(rng, RMSprop(learning_rate=0.01, rho=0.95, momentum=momentum, epsilon=1e-8, centered=centered),
+    _twin(rng, RMSprop(learning_rate=0.01, rho=0.95, momentum=momentum, epsilon=1e-8, centered=centered,
+                       convention="torch"),
           lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.95, eps=1e-8, momentum=momentum, centered=centered))
 
 
 @pytest.mark.parametrize("stable", [False, True])
 def test_adam_matches_torch(rng, stable):
-    _twin(rng, Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-8, stable=stable),
+    _twin(rng, Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-8, stable=stable, convention="torch"),
           lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-8))
 
 
 def test_adam_weight_decay_matches_torch_adamw(rng):
-    _twin(rng, Adam(learning_rate=0.01, epsilon=1e-8, weight_decay=0.1),
+    _twin(rng, Adam(learning_rate=0.01, epsilon=1e-8, weight_decay=0.1, convention="torch"),
           lambda p: torch.optim.AdamW(p, lr=0.01, eps=1e-8, weight_decay=0.1))
 
 
-@pytest.mark.parametrize("make", [lambda: AMSGrad(learning_rate=0.01, beta_2=0.9, epsilon=1e-8),
-                                  lambda: Adam(learning_rate=0.01, beta_2=0.9, epsilon=1e-8, amsgrad=True)])
+@pytest.mark.parametrize("make", [lambda: AMSGrad(learning_rate=0.01, beta_2=0.9, epsilon=1e-8, convention="torch"),
+                                  lambda: Adam(learning_rate=0.01, beta_2=0.9, epsilon=1e-8, amsgrad=True,
+                                                       convention="torch")])
 def test_amsgrad_matches_torch(rng, make):
     # a gradient scale that drops after 10 steps makes v shrink, so the maximum matters
     theta = rng.standard_normal(6)
     grads = [rng.standard_normal(6) * (3.0 if k < 10 else 0.1) for k in range(100)]
     p, plain = Parameter(theta.copy()), Parameter(theta.copy())
     ref = torch.tensor(theta.copy(), requires_grad=True)
-    ours, adam = make(), Adam(learning_rate=0.01, beta_2=0.9, epsilon=1e-8)
+    ours, adam = make(), Adam(learning_rate=0.01, beta_2=0.9, epsilon=1e-8, convention="torch")
     ref_opt = torch.optim.Adam([ref], lr=0.01, betas=(0.9, 0.9), eps=1e-8, amsgrad=True)
     for g in grads:
         ours.apply_gradients([(g, p)])
@@ -95,8 +98,33 @@ def test_amsgrad_matches_torch(rng, make):
 
 
 def test_nadam_matches_torch(rng):
-    _twin(rng, Nadam(learning_rate=0.01, epsilon=1e-8),
+    _twin(rng, Nadam(learning_rate=0.01, epsilon=1e-8, convention="torch"),
           lambda p: torch.optim.NAdam(p, lr=0.01, eps=1e-8))
+
+
+def test_adamax_matches_torch(rng):
+    _twin(rng, Adamax(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3, convention="torch"),
+          lambda p: torch.optim.Adamax(p, lr=0.01, betas=(0.8, 0.99), eps=1e-3))
+
+
+def test_sgd_momentum_matches_torch_under_a_schedule(rng):
+    # torch applies the new η to its whole buffer: only the torch form follows it when η changes
+    from tidu.optimizers.schedules import ExponentialDecay
+    _twin(rng, SGD(ExponentialDecay(0.05, 10, 0.5, staircase=True), momentum=0.9, convention="torch"),
+          lambda p: _scheduled(torch.optim.SGD(p, lr=0.05, momentum=0.9), 0.05, 10, 0.5))
+
+
+def _scheduled(opt, lr0, every, rate):
+    """torch's optimizer whose lr is lr0·rate^floor(k/every) at its k-th step (k from 0)."""
+    step, k = opt.step, [0]
+
+    def scheduled_step():
+        for group in opt.param_groups:
+            group["lr"] = lr0 * rate ** (k[0] // every)
+        k[0] += 1
+        return step()
+    opt.step = scheduled_step
+    return opt
 
 
 def test_rprop_matches_torch(rng):

@@ -1,7 +1,7 @@
 """One-pass update kernels through numba: the optional extra `fast` (`pip install tidu[fast]`).
 
 A rule written with NumPy ufuncs makes one pass over the parameters per operation: RMSprop's
-    v = ρ·v + (1 − ρ)·g²,   θ = θ − η·g / (√v + ε)
+    v = ρ·v + (1 − ρ)·g²,   θ = θ − η·g / √(v + ε)     (Keras's form; torch's: / (√v + ε))
 is nine passes over θ, g, v and two temporaries. The kernel here makes one: it reads θ, g and
 v once and writes θ and v once, doing the same float operations in the same order (each
 scalar cast to the parameters' dtype as NumPy casts a Python float), so both paths give the
@@ -37,17 +37,26 @@ def _compile():
             return numba.njit(error_model="numpy")(fn)
 
     @jit
-    def rmsprop(theta, g, v, rho, one_minus_rho, eps, lr):
+    def rmsprop_keras(theta, g, v, rho, one_minus_rho, eps, lr):
+        for i in range(theta.size):
+            vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²
+            v[i] = vi
+            theta[i] -= (lr * g[i]) / math.sqrt(vi + eps)      # θ = θ − η·g / √(v + ε)
+
+    @jit
+    def rmsprop_torch(theta, g, v, rho, one_minus_rho, eps, lr):
         for i in range(theta.size):
             vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²
             v[i] = vi
             theta[i] -= (lr * g[i]) / (math.sqrt(vi) + eps)    # θ = θ − η·g / (√v + ε)
 
-    def rmsprop_update(opt, theta, g, state, t, lr):
-        f = theta.dtype.type
-        rmsprop(theta, g, state["v"], f(opt.rho), f(1 - opt.rho), f(opt.epsilon), f(lr))
+    def update(kernel):
+        def run(opt, theta, g, state, t, lr):
+            f = theta.dtype.type
+            kernel(theta, g, state["v"], f(opt.rho), f(1 - opt.rho), f(opt.epsilon), f(lr))
+        return run
 
-    return {"rmsprop": rmsprop_update}
+    return {"rmsprop_keras": update(rmsprop_keras), "rmsprop_torch": update(rmsprop_torch)}
 
 
 def update_kernel(name):

@@ -5,28 +5,30 @@ import math
 import numpy as np
 
 from tidu.kernels import update_kernel
-from tidu.optimizers.base import (Optimizer, check_int, check_nonnegative, check_positive,
-                                  check_unit_interval)
+from tidu.optimizers.base import (Optimizer, check_convention, check_int, check_nonnegative,
+                                  check_positive, check_unit_interval)
 
 
 class Adagrad(Optimizer):
     """Adagrad: each weight's step shrinks with the sum of its squared gradients.
 
         h = h + g²                          (h starts at initial_accumulator_value)
-        θ = θ − η·g / (√h + ε)
+        θ = θ − η·g / √(h + ε)              convention='keras' (the default, Keras 3)
+        θ = θ − η·g / (√h + ε)              convention='torch' (torch.optim.Adagrad, the notes)
     with η = learning_rate, ε = epsilon. Frequently updated weights slow down, rare ones keep
     large steps (the notes: 历史梯度平方和).
 
-    Defaults are Keras's (η = 0.001, h0 = 0.1, ε = 1e-7). ε is added to √h as in the notes and
-    torch.optim.Adagrad; Keras divides by √(h + ε) instead (the same to relative ε/2h).
-    Adagrad(learning_rate=η, initial_accumulator_value=h0, epsilon=ε) follows
+    Defaults are Keras's (η = 0.001, h0 = 0.1, ε = 1e-7). Adagrad(learning_rate=η,
+    initial_accumulator_value=h0, epsilon=ε, convention='torch') follows
     torch.optim.Adagrad(lr=η, initial_accumulator_value=h0, eps=ε) (its lr_decay=0).
     Reference: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
     Stochastic Optimization", JMLR 2011.
     """
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, convention="keras",
+                 **kwargs):
         owner = type(self).__name__
+        self.convention = check_convention(owner, convention)
         self.initial_accumulator_value = check_nonnegative(owner, "initial_accumulator_value",
                                                            initial_accumulator_value)
         self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
@@ -38,12 +40,15 @@ class Adagrad(Optimizer):
     def rule(self, theta, g, state, t, lr):
         h = state["h"]
         h += g * g                                          # h = h + g²
-        theta -= lr * g / (np.sqrt(h) + self.epsilon)       # θ = θ − η·g / (√h + ε)
+        if self.convention == "keras":
+            theta -= lr * g / np.sqrt(h + self.epsilon)     # θ = θ − η·g / √(h + ε)
+        else:
+            theta -= lr * g / (np.sqrt(h) + self.epsilon)   # θ = θ − η·g / (√h + ε)
         return theta, state
 
 
 class AdaGrad(Adagrad):
-    """The notes' AdaGrad class: Adagrad with h starting at 0, η = 0.01, ε = 1e-7.
+    """The notes' AdaGrad class: Adagrad with h starting at 0, η = 0.01, ε = 1e-7, ε outside the root.
 
         h = h + g·g
         W = W − η·g / (√h + 1e-7)
@@ -52,7 +57,11 @@ class AdaGrad(Adagrad):
     """
 
     def __init__(self, learning_rate=0.01, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, initial_accumulator_value=0.0, epsilon=epsilon, **kwargs)
+        if "convention" in kwargs or "initial_accumulator_value" in kwargs:
+            self._unknown_arguments({k: kwargs[k] for k in ("convention", "initial_accumulator_value")
+                                     if k in kwargs})
+        super().__init__(learning_rate, initial_accumulator_value=0.0, epsilon=epsilon, convention="torch",
+                         **kwargs)
 
 
 class Adadelta(Optimizer):
@@ -62,14 +71,15 @@ class Adadelta(Optimizer):
         Δθ = −√(E[Δθ²] + ε) / √(E[g²] + ε) · g
         E[Δθ²] = ρ·E[Δθ²] + (1 − ρ)·Δθ²
         θ = θ + η·Δθ
-    with η = learning_rate, ρ = rho, ε = epsilon; both averages start at 0. The paper has no η
-    (η = 1, the default here and torch's). Keras defaults to η = 0.001, ρ = 0.95, ε = 1e-7;
-    torch to η = 1, ρ = 0.9, ε = 1e-6. Adadelta(learning_rate=η, rho=ρ, epsilon=ε) follows
-    torch.optim.Adadelta(lr=η, rho=ρ, eps=ε) and Keras exactly.
+    with η = learning_rate, ρ = rho, ε = epsilon; both averages start at 0. Keras, torch and the
+    paper share this formula, so there is no `convention`; only the defaults differ. Ours are
+    Keras's (η = 0.001, ρ = 0.95, ε = 1e-7); torch's are η = 1, ρ = 0.9, ε = 1e-6; the paper has
+    no η (η = 1). Adadelta(learning_rate=η, rho=ρ, epsilon=ε) follows
+    torch.optim.Adadelta(lr=η, rho=ρ, eps=ε) and keras.optimizers.Adadelta exactly.
     Reference: Zeiler, "ADADELTA: An Adaptive Learning Rate Method", arXiv:1212.5701, 2012.
     """
 
-    def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         owner = type(self).__name__
         self.rho = check_unit_interval(owner, "rho", rho)
         self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
@@ -94,25 +104,27 @@ class RMSprop(Optimizer):
     """RMSprop: divide the gradient by a running root mean square of recent gradients.
 
         v = ρ·v + (1 − ρ)·g²                        (v starts at 0)
-        ḡ = ρ·ḡ + (1 − ρ)·g,  d = √(v − ḡ²) + ε     centered=True (Graves 2013): variance
-        d = √v + ε                                  centered=False
+        ḡ = ρ·ḡ + (1 − ρ)·g,  s = v − ḡ²            centered=True (Graves 2013): variance
+        s = v                                       centered=False
+        d = √(s + ε)                                convention='keras' (the default, Keras 3)
+        d = √s + ε                                  convention='torch' (torch.optim.RMSprop)
         without momentum:  θ = θ − η·g / d
-        with momentum μ:   b = μ·b + η·g / d;  θ = θ − b     (Keras form, b starts at 0)
-    with η = learning_rate, ρ = rho, ε = epsilon.
-
-    Defaults are Keras's (η = 0.001, ρ = 0.9, ε = 1e-7). Where frameworks differ: ε is added to
-    the square root as in torch.optim.RMSprop (Keras adds it under the root, √(v + ε); the same
-    to relative ε/2v); the momentum buffer holds η as in Keras (torch keeps b' = μ·b' + g/d and
-    steps θ −= η·b', the same for a constant η). RMSprop(learning_rate=η, rho=α, momentum=μ,
-    epsilon=ε, centered=c) follows torch.optim.RMSprop(lr=η, alpha=α, eps=ε, momentum=μ, centered=c).
-    With numba installed (the extra `fast`), the plain form runs as one fused pass with the same
-    bits (tidu.kernels.optimizers).
+        with momentum μ, convention='keras':  b = μ·b + η·g / d;  θ = θ − b
+        with momentum μ, convention='torch':  b = μ·b + g / d;    θ = θ − η·b
+    with η = learning_rate, ρ = rho, ε = epsilon; b starts at 0. The two momentum forms agree for
+    a constant η. Defaults are Keras's (η = 0.001, ρ = 0.9, ε = 1e-7). RMSprop(learning_rate=η,
+    rho=α, momentum=μ, epsilon=ε, centered=c, convention='torch') follows
+    torch.optim.RMSprop(lr=η, alpha=α, eps=ε, momentum=μ, centered=c).
+    With numba installed (the extra `fast`), the plain form (not centered, no momentum) of either
+    convention runs as one fused pass with the same bits (tidu.kernels.optimizers).
     Reference: Tieleman & Hinton, Coursera "Neural Networks for Machine Learning", lecture 6.5,
     2012; Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, 2013.
     """
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 convention="keras", **kwargs):
         owner = type(self).__name__
+        self.convention = check_convention(owner, convention)
         self.rho = check_unit_interval(owner, "rho", rho)
         self.momentum = check_unit_interval(owner, "momentum", momentum)
         self.epsilon = check_nonnegative(owner, "epsilon", epsilon)
@@ -128,7 +140,7 @@ class RMSprop(Optimizer):
         return state
 
     def rule(self, theta, g, state, t, lr):
-        rho, eps = self.rho, self.epsilon
+        rho, eps, keras = self.rho, self.epsilon, self.convention == "keras"
         v = state["v"]
         v *= rho                                            # v = ρ·v + (1 − ρ)·g²
         v += (1 - rho) * np.square(g)
@@ -136,23 +148,28 @@ class RMSprop(Optimizer):
             g_avg = state["g_avg"]
             g_avg *= rho                                    # ḡ = ρ·ḡ + (1 − ρ)·g
             g_avg += (1 - rho) * g
-            d = np.sqrt(v - np.square(g_avg))               # d = √(v − ḡ²) + ε
+            d = v - np.square(g_avg)                        # s = v − ḡ²
         else:
-            d = np.sqrt(v)                                  # d = √v + ε
-        d += eps
-        step = lr * g
-        step /= d                                           # η·g / d
+            d = v.copy()                                    # s = v
+        if keras:
+            d += eps                                        # d = √(s + ε)
+            np.sqrt(d, out=d)
+        else:
+            np.sqrt(d, out=d)                               # d = √s + ε
+            d += eps
+        step = lr * g if keras or not self.momentum else g.copy()
+        step /= d                                           # η·g / d   (torch momentum: g / d)
         if self.momentum:
             b = state["b"]
-            b *= self.momentum                              # b = μ·b + η·g / d
+            b *= self.momentum                              # b = μ·b + η·g / d   (torch: + g / d)
             b += step
-            step = b
-        theta -= step                                       # θ = θ − η·g/d   (or θ − b)
+            step = b if keras else lr * b
+        theta -= step                                       # θ = θ − η·g/d   (or θ − b, θ − η·b)
         return theta, state
 
     def fused(self):
         """The plain form (not centered, no momentum) in one pass: tidu.kernels.optimizers."""
-        return None if self.centered or self.momentum else update_kernel("rmsprop")
+        return None if self.centered or self.momentum else update_kernel(f"rmsprop_{self.convention}")
 
 
 def _series(cache, key, factor, t):
@@ -183,26 +200,30 @@ class Adam(Optimizer):
         m = β1·m + (1 − β1)·g                      first moment (mean of g)
         v = β2·v + (1 − β2)·g²                     second moment (uncentred variance)
         m̂ = m / (1 − β1^t),  v̂ = v / (1 − β2^t)     bias corrections (m, v start at 0)
-        θ = θ − η·m̂ / (√v̂ + ε)
-    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon. ε is added to √v̂ as in the
-    paper's Algorithm 1, the notes and torch.optim.Adam; Keras adds it to the uncorrected √v
-    (its ε equals ours times √(1 − β2^t)). Adam(learning_rate=η, beta_1=β1, beta_2=β2, epsilon=ε)
-    follows torch.optim.Adam(lr=η, betas=(β1, β2), eps=ε); with weight_decay=λ it follows
-    torch.optim.AdamW(weight_decay=λ) (Keras's AdamW).
+        θ = θ − α_t·m / (√v + ε),  α_t = η·√(1 − β2^t)/(1 − β1^t)   convention='keras' (default)
+        θ = θ − η·m̂ / (√v̂ + ε)                     convention='torch' (paper's Algorithm 1)
+    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon. The two differ only in where
+    ε sits: Keras adds it to the uncorrected √v (its ε is the paper's ε·√(1 − β2^t)), torch.optim
+    and the paper to √v̂. Adam(learning_rate=η, beta_1=β1, beta_2=β2, epsilon=ε,
+    convention='torch') follows torch.optim.Adam(lr=η, betas=(β1, β2), eps=ε); with
+    weight_decay=λ it follows torch.optim.AdamW(weight_decay=λ) (Keras's AdamW).
 
     amsgrad=True is AMSGrad (see that class). stable=True is the notes' reformulation, which
     never forms β^t: the corrections become running sums,
         d = β2·d + 1,  s = β2·s + g²,  v̂ = s / d      (d_t = Σ_{i<t} β2^i = (1 − β2^t)/(1 − β2))
         c = β1·c + 1,  r = β1·r + g,   m̂ = r / c
-    the same m̂, v̂ and trajectory to rounding. (The notes' last line,
-    θ = θ − η·m̂·√((1 + ε)/(s/d + ε)), moves ε under the root; we keep ε on √v̂ so the two forms
-    coincide.)
+        θ = θ − η·m̂ / (√v̂ + ε/√((1 − β2)·d))         convention='keras'
+        θ = θ − η·m̂ / (√v̂ + ε)                        convention='torch'
+    the same trajectory to rounding as the plain form of the same convention. (The notes' last
+    line, θ = θ − η·m̂·√((1 + ε)/(s/d + ε)), moves ε under the root; we keep ε outside so the
+    forms coincide.)
     Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
     """
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 stable=False, **kwargs):
+                 stable=False, convention="keras", **kwargs):
         _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
+        self.convention = check_convention(type(self).__name__, convention)
         self.amsgrad, self.stable = bool(amsgrad), bool(stable)
         super().__init__(learning_rate, **kwargs)
 
@@ -224,12 +245,17 @@ class Adam(Optimizer):
         if self.amsgrad:
             np.maximum(state["v_max"], v, out=state["v_max"])   # v_max = max(v_max, v)
             v = state["v_max"]
-        v_hat = v / (1 - b2**t)                             # v̂ = v / (1 − β2^t)
-        d = np.sqrt(v_hat, out=v_hat)
-        d += eps                                            # √v̂ + ε
-        step = m * (lr / (1 - b1**t))                       # η·m̂,  m̂ = m / (1 − β1^t)
+        if self.convention == "keras":
+            d = np.sqrt(v)
+            d += eps                                        # √v + ε
+            step = m * (lr * math.sqrt(1 - b2**t) / (1 - b1**t))   # α_t·m
+        else:
+            v_hat = v / (1 - b2**t)                         # v̂ = v / (1 − β2^t)
+            d = np.sqrt(v_hat, out=v_hat)
+            d += eps                                        # √v̂ + ε
+            step = m * (lr / (1 - b1**t))                   # η·m̂,  m̂ = m / (1 − β1^t)
         step /= d
-        theta -= step                                       # θ = θ − η·m̂ / (√v̂ + ε)
+        theta -= step                                       # θ = θ − α_t·m/(√v + ε)  or  η·m̂/(√v̂ + ε)
         return theta, state
 
     def _stable_rule(self, theta, g, state, t, lr):
@@ -244,6 +270,8 @@ class Adam(Optimizer):
         if self.amsgrad:
             np.maximum(state["v_max"], s, out=state["v_max"])
             s = state["v_max"]
+        if self.convention == "keras":
+            eps = eps / math.sqrt((1 - b2) * d)             # ε/√((1 − β2)·d) = ε/√(1 − β2^t)
         v_hat = s / d                                       # v̂ = s / d
         denom = np.sqrt(v_hat, out=v_hat)
         denom += eps
@@ -259,32 +287,39 @@ class AMSGrad(Adam):
         m = β1·m + (1 − β1)·g
         v = β2·v + (1 − β2)·g²
         v_max = max(v_max, v)                      (elementwise; v_max starts at 0)
-        θ = θ − η·m̂ / (√(v_max / (1 − β2^t)) + ε),  m̂ = m / (1 − β1^t)
+        θ = θ − α_t·m / (√v_max + ε),  α_t = η·√(1 − β2^t)/(1 − β1^t)      convention='keras'
+        θ = θ − η·m̂ / (√(v_max / (1 − β2^t)) + ε),  m̂ = m / (1 − β1^t)    convention='torch'
     The maximum is taken of the uncorrected v and then corrected, as in torch.optim.Adam(amsgrad=
     True) and Keras (the paper has no bias correction). AMSGrad(learning_rate=η, beta_1=β1,
-    beta_2=β2, epsilon=ε) follows torch.optim.Adam(lr=η, betas=(β1, β2), eps=ε, amsgrad=True).
+    beta_2=β2, epsilon=ε, convention='torch') follows torch.optim.Adam(lr=η, betas=(β1, β2),
+    eps=ε, amsgrad=True); with the default convention it is keras.optimizers.Adam(amsgrad=True).
     (The notes' form, v_t = max(β2·v_{t−1} + (1 − β2)·g², v_{t−1}), also carries the maximum
     into the next average: the paper's Algorithm 2 keeps the plain average, as here.)
     Reference: Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=True, **kwargs)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, convention="keras",
+                 **kwargs):
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=True,
+                         convention=convention, **kwargs)
 
 
 class Adamax(Optimizer):
     """Adamax: Adam with the infinity norm in place of the second moment.
 
-        m = β1·m + (1 − β1)·g
-        u = max(β2·u, |g|)                         (u starts at 0)
-        θ = θ − η / (1 − β1^t) · m / (u + ε)
-    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon (Keras form: the paper has no
-    ε; torch.optim.Adamax puts it inside the maximum, u = max(β2·u, |g| + ε), and divides by u).
+        m = β1·m + (1 − β1)·g                      (m, u start at 0)
+        u = max(β2·u, |g|),      θ = θ − η / (1 − β1^t) · m / (u + ε)     convention='keras'
+        u = max(β2·u, |g| + ε),  θ = θ − η / (1 − β1^t) · m / u           convention='torch'
+    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon (the paper has no ε).
+    Adamax(learning_rate=η, beta_1=β1, beta_2=β2, epsilon=ε, convention='torch') follows
+    torch.optim.Adamax(lr=η, betas=(β1, β2), eps=ε).
     Reference: Kingma & Ba, ICLR 2015, section 7.1.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, convention="keras",
+                 **kwargs):
         _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
+        self.convention = check_convention(type(self).__name__, convention)
         super().__init__(learning_rate, **kwargs)
 
     def init_state(self, theta):
@@ -295,35 +330,45 @@ class Adamax(Optimizer):
         m, u = state["m"], state["u"]
         m *= b1                                             # m = β1·m + (1 − β1)·g
         m += (1 - b1) * g
-        u *= b2                                             # u = max(β2·u, |g|)
-        np.maximum(u, np.abs(g), out=u)
-        theta -= (lr / (1 - b1**t)) * m / (u + self.epsilon)   # θ = θ − η/(1 − β1^t)·m/(u + ε)
+        u *= b2
+        if self.convention == "keras":
+            np.maximum(u, np.abs(g), out=u)                 # u = max(β2·u, |g|)
+            theta -= (lr / (1 - b1**t)) * m / (u + self.epsilon)   # θ = θ − η/(1 − β1^t)·m/(u + ε)
+        else:
+            np.maximum(u, np.abs(g) + self.epsilon, out=u)  # u = max(β2·u, |g| + ε)
+            theta -= (lr / (1 - b1**t)) * m / u             # θ = θ − η/(1 − β1^t)·m/u
         return theta, state
 
 
 class Nadam(Optimizer):
     """Nadam: Adam with Nesterov momentum and Dozat's momentum schedule.
 
-        μ_t = β1·(1 − ½·0.96^(0.004·t))            momentum schedule (μ_t → β1)
+        μ_t = β1·(1 − ½·0.96^t)                    convention='keras' (default; μ_t → β1 fast)
+        μ_t = β1·(1 − ½·0.96^(0.004·t))            convention='torch' (momentum_decay=0.004)
         m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²
         m̂ = μ_{t+1}·m / (1 − Π_{i<=t+1} μ_i) + (1 − μ_t)·g / (1 − Π_{i<=t} μ_i)
         v̂ = v / (1 − β2^t)
         θ = θ − η·m̂ / (√v̂ + ε)
-    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon. This is Keras's Nadam and
-    torch.optim.NAdam(momentum_decay=0.004): Nadam(learning_rate=η, beta_1=β1, beta_2=β2,
-    epsilon=ε) follows torch.optim.NAdam(lr=η, betas=(β1, β2), eps=ε).
+    with η = learning_rate, β1 = beta_1, β2 = beta_2, ε = epsilon. Only the schedule differs:
+    Keras's μ_t is Dozat's with decay 0.96 per step; torch's decays 250 times more slowly.
+    Nadam(learning_rate=η, beta_1=β1, beta_2=β2, epsilon=ε, convention='torch') follows
+    torch.optim.NAdam(lr=η, betas=(β1, β2), eps=ε).
     Reference: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, convention="keras",
+                 **kwargs):
         _set_betas_and_epsilon(self, beta_1, beta_2, epsilon)
+        self.convention = check_convention(type(self).__name__, convention)
         super().__init__(learning_rate, **kwargs)
 
     def init_state(self, theta):
         return {"m": np.zeros_like(theta), "v": np.zeros_like(theta)}
 
     def _mu(self, k):
-        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (k * 0.004))
+        if self.convention == "keras":
+            return self.beta_1 * (1.0 - 0.5 * 0.96 ** k)            # μ_k = β1·(1 − ½·0.96^k)
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (k * 0.004))      # μ_k = β1·(1 − ½·0.96^(0.004·k))
 
     def rule(self, theta, g, state, t, lr):
         b1, b2 = self.beta_1, self.beta_2

@@ -66,6 +66,14 @@ from tidu.optimizers.state import _State
 
 _BASE_ARGS = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "name")
 
+CONVENTIONS = ("keras", "torch")
+
+
+def check_convention(owner, convention):
+    """The `convention` argument shared by the optimizers whose formula differs between
+    frameworks: 'keras' (the default: Keras 3's numbers) or 'torch' (torch.optim's)."""
+    return check_choice(owner, "convention", convention, CONVENTIONS)
+
 
 class Optimizer(_State):
     """Base class; see the module docstring for the entry points and the order of an update.
