@@ -259,59 +259,49 @@ class BFGS(_ClosureMethod):
         loss, g = problem(x)
         if np.max(np.abs(g), initial=0.0) <= self.tolerance_grad:
             return loss
-        if not self._dense(x.size):
-            return self._implicit_step(problem, lr, x, loss, g)
-        D = st.get("D")
+        dense = self._dense(x.size)
+        if dense:                                           # D itself, or None before a pair
+            est = st.get("D")
+        else:                                               # (γ₀, S, Y, ρ), or None
+            est = (float(st["gamma"]), st["S"], st["Y"], st["rho"]) if "gamma" in st else None
         if "x_prev" in st:
             s, y = x - st["x_prev"], g - st["g_prev"]
             ys = _ls.dot(y, s)
             if ys > 1e-10:
-                rho = 1.0 / ys
-                if D is None:
-                    D = (ys / _ls.dot(y, y)) * backend.xp.eye(x.size)
-                Dy = D @ y                                  # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
-                D = D + rho * ((1 + rho * _ls.dot(y, Dy)) * backend.xp.outer(s, s) - backend.xp.outer(Dy, s) - backend.xp.outer(s, Dy))
-        d = -g if D is None else -(D @ g)                   # d = −D·g
+                est = self._with_pair(est, s, y, ys, dense)
+        if est is None:
+            d = -g
+        else:                                               # d = −D·g
+            d = -(est @ g) if dense else -self._two_loop(g, *est)
         gtd = _ls.dot(g, d)
         if not gtd < 0:                                     # not downhill: restart from −g
-            D, d = None, -g
+            est, d = None, -g
             gtd = _ls.dot(g, d)
         if gtd == 0:                                        # g = 0: nowhere to go
             return loss
-        self._move(problem, lr, x, loss, g, d, gtd, started=D is not None)
-        if D is None:
-            st.pop("D", None)
-        else:
-            st["D"] = D
-        return loss
-
-    def _implicit_step(self, problem, lr, x, loss, g):
-        """The same step with D kept as γ₀ and the pairs (S, Y, ρ) (the two-loop form above)."""
-        st = self._globals
-        gamma = float(st["gamma"]) if "gamma" in st else None
-        S, Y, rho = (st[k] for k in ("S", "Y", "rho")) if "gamma" in st else (None, None, None)
-        if "x_prev" in st:
-            s, y = x - st["x_prev"], g - st["g_prev"]
-            ys = _ls.dot(y, s)
-            if ys > 1e-10:
-                xp = backend.xp
-                if gamma is None:                           # D₀ = γ₀·I from the first kept pair
-                    gamma, S, Y, rho = ys / _ls.dot(y, y), xp.empty((0, x.size)), xp.empty((0, x.size)), xp.empty(0)
-                S, Y, rho = xp.vstack([S, s]), xp.vstack([Y, y]), xp.append(rho, 1.0 / ys)
-        d = -g if gamma is None else -self._two_loop(g, gamma, S, Y, rho)   # d = −D·g
-        gtd = _ls.dot(g, d)
-        if not gtd < 0:                                     # not downhill: restart from −g
-            gamma, d = None, -g
-            gtd = _ls.dot(g, d)
-        if gtd == 0:                                        # g = 0: nowhere to go
-            return loss
-        self._move(problem, lr, x, loss, g, d, gtd, started=gamma is not None)
-        if gamma is None:
-            for k in self._HISTORY:
-                st.pop(k, None)
-        else:
+        self._move(problem, lr, x, loss, g, d, gtd, started=est is not None)
+        for k in ("D", *self._HISTORY):
+            st.pop(k, None)
+        if est is not None and dense:
+            st["D"] = est
+        elif est is not None:
+            gamma, S, Y, rho = est
             st.update(gamma=np.array(gamma), S=S, Y=Y, rho=rho)
         return loss
+
+    @staticmethod
+    def _with_pair(est, s, y, ys, dense):
+        """The estimate after the pair (s, y), yᵀs = ys > 0: the dense update of D, or the pair
+        appended to the history (D₀ = γ₀·I, γ₀ = yᵀs/yᵀy from the first kept pair, both forms)."""
+        xp, rho = backend.xp, 1.0 / ys
+        if dense:
+            D = (ys / _ls.dot(y, y)) * xp.eye(s.size) if est is None else est
+            Dy = D @ y                                      # D = (I − ρsyᵀ)D(I − ρysᵀ) + ρssᵀ
+            return D + rho * ((1 + rho * _ls.dot(y, Dy)) * xp.outer(s, s) - xp.outer(Dy, s) - xp.outer(s, Dy))
+        if est is None:
+            est = (ys / _ls.dot(y, y), xp.empty((0, s.size)), xp.empty((0, s.size)), xp.empty(0))
+        gamma, S, Y, r = est
+        return gamma, xp.vstack([S, s]), xp.vstack([Y, y]), xp.append(r, rho)
 
     def _move(self, problem, lr, x, loss, g, d, gtd, started):
         """θ = θ + α·d (α from the line search, or η); remembers θ and g for the next pair."""
