@@ -19,7 +19,7 @@ from tidu import backend
 from tidu.autograd import Tensor, no_grad
 from tidu.autograd.gradcheck import directional_derivative
 from tidu.errors import GradcheckError
-from tidu.training.loops import batch_arrays
+from tidu.training.checks import check_batch
 
 __all__ = ["gradcheck_model", "ModelGradcheckResult"]
 
@@ -68,7 +68,7 @@ def gradcheck_model(model, x, y, sample_weight=None, eps=1e-6, atol=1e-6, rtol=1
     try:
         clone = clone_model(model, copy_weights=True, dtype="float64")
         clone.compile(optimizer="sgd", loss=model.compiled_loss, loss_weights=model.loss_weight)
-        xs, ys, sw = batch_arrays(clone, x, y, sample_weight, "gradcheck_model")
+        xs, ys, sw = check_batch(clone, x, y, sample_weight, "gradcheck_model")
         if ys.dtype.kind == "f":
             ys = ys.astype(np.float64)
         clone.train_step.prepare()

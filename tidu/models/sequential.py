@@ -70,7 +70,7 @@ class Sequential(Model):
     def _invalidate(self):
         self._set_steps(graph.chain(self._layers))
         if self.train_step is not None:
-            self.train_step.probed = None
+            self.train_step.forget_probe()
 
     def _build_from(self, start):
         """Build layers[start:] (weights from the incoming shape) and record output shapes."""

@@ -7,6 +7,7 @@ expected and what was got, before anything trains:
     check_x / check_y / check_sample_weight    arrays, lengths, NaN/inf, weights >= 0
     probe(model, x, where)                     the network's output shape on a few samples (builds
                                                a lazy model; a wrong input shape fails here)
+    check_batch(model, x, y, sw, where)        a single batch (train_on_batch, gradcheck_model)
     check_targets(y, out_shape, loss, where)   targets against the output and the loss
     class_weights / check_curriculum / check_validation_data
 """
@@ -15,11 +16,10 @@ import numbers
 import numpy as np
 
 from tidu import backend, losses as L
-from tidu._checks import check_int
 from tidu.autograd import Tensor, no_grad
 from tidu.errors import ShapeError
 
-__all__ = ["all_finite", "as_numpy", "check_curriculum", "check_int", "check_sample_weight",
+__all__ = ["all_finite", "as_numpy", "check_batch", "check_curriculum", "check_sample_weight",
            "check_targets", "check_validation_data", "check_x", "check_y", "class_weights", "probe"]
 
 
@@ -232,3 +232,13 @@ def check_fraction(where, name, value):
     if not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"{where}: expected 0 <= {name} < 1, got {value!r}")
     return float(value)
+
+
+def check_batch(model, x, y, sample_weight, where):
+    """One batch (x, y, sample_weight) checked as fit checks its data; the network is probed once
+    per input shape (model.train_step.batch_output_shape)."""
+    x = check_x(model, x, where)
+    y = check_y(y, len(x), where)
+    sw = check_sample_weight(sample_weight, len(x), where)
+    y = check_targets(y, model.train_step.batch_output_shape(x, where), model.compiled_loss, where)
+    return x, y, sw

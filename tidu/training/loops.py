@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from tidu import backend
+from tidu._checks import check_int
 from tidu.autograd import Tensor, no_grad
 from tidu.errors import DivergenceError
 from tidu.callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN
@@ -111,15 +112,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
     """Model.fit (see its docstring); `distributed` is a ParameterServer or None."""
     where = "fit"
     step_fn = _check_compiled(model, where)
-    bs = 32 if batch_size is None else C.check_int(where, "batch_size", batch_size, 1)
-    epochs = C.check_int(where, "epochs", epochs, 0)
-    initial_epoch = C.check_int(where, "initial_epoch", initial_epoch, 0)
+    bs = 32 if batch_size is None else check_int(where, "batch_size", batch_size, 1)
+    epochs = check_int(where, "epochs", epochs, 0)
+    initial_epoch = check_int(where, "initial_epoch", initial_epoch, 0)
     verbose = _verbose(where, verbose, 1)
     validation_split = C.check_fraction(where, "validation_split", validation_split)
-    steps_per_epoch = C.check_int(where, "steps_per_epoch", steps_per_epoch, 1, allow_none=True)
-    validation_freq = C.check_int(where, "validation_freq", validation_freq, 1)
+    steps_per_epoch = check_int(where, "steps_per_epoch", steps_per_epoch, 1, allow_none=True)
+    validation_freq = check_int(where, "validation_freq", validation_freq, 1)
     val_bs = bs if validation_batch_size is None else \
-        C.check_int(where, "validation_batch_size", validation_batch_size, 1)
+        check_int(where, "validation_batch_size", validation_batch_size, 1)
 
     x = C.check_x(model, x, where)
     n = len(x)
@@ -143,8 +144,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         scores = None if scores is None else scores[:split]
         n = split
 
-    out_shape = C.probe(model, x[:bs], where)
-    step_fn.resolve(len(out_shape))
+    out_shape = step_fn.probe(x[:bs], where)
     y = C.check_targets(y, out_shape, model.compiled_loss, where)
     if val is not None:  # its shapes too are checked before anything trains
         vwhere = where + " (validation data)"
@@ -294,17 +294,16 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=1, sample_weight=No
     """Model.evaluate (see its docstring)."""
     where = "evaluate"
     step_fn = _check_compiled(model, where, need_optimizer=False)
-    bs = 32 if batch_size is None else C.check_int(where, "batch_size", batch_size, 1)
+    bs = 32 if batch_size is None else check_int(where, "batch_size", batch_size, 1)
     verbose = _verbose(where, verbose, 1)
     x = C.check_x(model, x, where)
     y = C.check_y(y, len(x), where)
     sw = C.check_sample_weight(sample_weight, len(x), where)
-    out_shape = C.probe(model, x[:bs], where)
-    step_fn.resolve(len(out_shape))
+    out_shape = step_fn.probe(x[:bs], where)
     y = C.check_targets(y, out_shape, model.compiled_loss, where)
     step_fn.prepare()
     if steps is not None:
-        steps = C.check_int(where, "steps", steps, 1)
+        steps = check_int(where, "steps", steps, 1)
         x, y = x[:steps * bs], y[:steps * bs]
         sw = None if sw is None else sw[:steps * bs]
     return _result(model, _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose), return_dict)
@@ -334,13 +333,13 @@ def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0):
 def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     """Model.predict (see its docstring)."""
     where = "predict"
-    bs = 32 if batch_size is None else C.check_int(where, "batch_size", batch_size, 1)
+    bs = 32 if batch_size is None else check_int(where, "batch_size", batch_size, 1)
     verbose = _verbose(where, verbose, 0)
     x = C.check_x(model, x, where)
     model.build_from_data(x)
     n = len(x)
     if steps is not None:
-        n = min(n, C.check_int(where, "steps", steps, 1) * bs)
+        n = min(n, check_int(where, "steps", steps, 1) * bs)
     nsteps = math.ceil(n / bs)
     bar = Progbar(nsteps, verbose=verbose) if verbose else None
     outs = []
@@ -357,27 +356,12 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
 
 
 # --- single batches ------------------------------------------------------------------------------
-def batch_arrays(model, x, y, sample_weight, where):
-    """A single batch checked as fit checks its data (the network probed once per input shape)."""
-    step_fn = model.train_step
-    x = C.check_x(model, x, where)
-    y = C.check_y(y, len(x), where)
-    sw = C.check_sample_weight(sample_weight, len(x), where)
-    key = (tuple(x.shape[1:]), x.dtype.str, id(model.compiled_loss), len(model.layers))
-    if step_fn.probed != key:
-        out_shape = C.probe(model, x[:1], where)
-        step_fn.resolve(len(out_shape))
-        step_fn.probed, step_fn.out_shape = key, out_shape
-    y = C.check_targets(y, step_fn.out_shape, model.compiled_loss, where)
-    return x, y, sw
-
-
 def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                    return_dict=False):
     """Model.train_on_batch (see its docstring)."""
     where = "train_on_batch"
     step_fn = _check_compiled(model, where)
-    x, y, sw = batch_arrays(model, x, y, sample_weight, where)
+    x, y, sw = C.check_batch(model, x, y, sample_weight, where)
     sw = C.class_weights(class_weight, y, sw, len(x))
     step_fn.prepare()
     if reset_metrics:
@@ -394,7 +378,7 @@ def test_on_batch(model, x, y=None, sample_weight=None, reset_metrics=True, retu
     """Model.test_on_batch (see its docstring)."""
     where = "test_on_batch"
     step_fn = _check_compiled(model, where, need_optimizer=False)
-    x, y, sw = batch_arrays(model, x, y, sample_weight, where)
+    x, y, sw = C.check_batch(model, x, y, sample_weight, where)
     step_fn.prepare()
     if reset_metrics:
         _reset(model.compiled_metrics)
@@ -414,9 +398,9 @@ def compute_loss_and_grads(model, x, y, sample_weight=None, training=True):
     """Model.compute_loss_and_grads (see its docstring)."""
     step_fn = _check_compiled(model, "compute_loss_and_grads", need_optimizer=False)
     if not (isinstance(x, np.ndarray) and x.dtype == np.dtype(backend.floatx())
-            and step_fn.probed is not None and step_fn.probed[0] == tuple(x.shape[1:])
+            and step_fn.probed_for(x)
             and isinstance(y, np.ndarray) and step_fn.params):
         # first call, or data not yet in the training format: check it
-        x, y, sample_weight = batch_arrays(model, x, y, sample_weight, "compute_loss_and_grads")
+        x, y, sample_weight = C.check_batch(model, x, y, sample_weight, "compute_loss_and_grads")
         step_fn.prepare()
     return step_fn.loss_and_grads(x, y, sample_weight, training)

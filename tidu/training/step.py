@@ -25,6 +25,7 @@ import math
 import tidu.functional as F
 from tidu import backend, losses as L
 from tidu.autograd import Tensor, no_grad
+from tidu.training import checks
 
 __all__ = ["TrainStep"]
 
@@ -46,9 +47,33 @@ class TrainStep:
         self.model = model
         self.fused = None
         self.params, self.reg_params, self.activity_layers = [], [], []
-        self.probed, self.out_shape = None, None   # train_on_batch's probe: (input key, output shape)
+        self._probed = self._out_shape = None       # batch_output_shape's (input key, output shape)
 
     # --- set-up ---------------------------------------------------------------------------------
+    def probe(self, x, where):
+        """Run x through the network (checks.probe: builds a lazy model, a wrong input shape fails
+        here), choose the fused loss for its output; returns the output shape."""
+        shape = checks.probe(self.model, x, where)
+        self.resolve(len(shape))
+        return shape
+
+    def batch_output_shape(self, x, where):
+        """probe on one sample, remembered per input shape, dtype, loss and number of layers: the
+        single-batch methods ask it every batch."""
+        model = self.model
+        key = (tuple(x.shape[1:]), x.dtype.str, id(model.compiled_loss), len(model.layers))
+        if self._probed != key:
+            self._probed, self._out_shape = key, self.probe(x[:1], where)
+        return self._out_shape
+
+    def probed_for(self, x):
+        """Whether batch_output_shape has seen inputs shaped like x."""
+        return self._probed is not None and self._probed[0] == tuple(x.shape[1:])
+
+    def forget_probe(self):
+        """The layers changed (Sequential.add/pop): probe again next time."""
+        self._probed = None
+
     def resolve(self, out_ndim):
         """Choose the fused loss for an output of rank `out_ndim`; returns it (or None)."""
         model, self.fused = self.model, None
