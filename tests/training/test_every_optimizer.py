@@ -46,6 +46,7 @@ def test_fit_lowers_the_training_loss_with_every_optimizer(name, subset):
     before = model.evaluate(x, y, verbose=0)
     history = model.fit(x, y, batch_size=128, epochs=3, seed=0, verbose=0)
     after = model.evaluate(x, y, verbose=0)
+    print(f"\n{name}: training loss {before:.4f} -> {after:.4f}")       # pytest -s shows the table
     assert np.isfinite(history.history["loss"]).all(), (name, history.history["loss"])
     assert after < before, (name, before, after)
     assert model.optimizer.iterations == 48, name
@@ -71,4 +72,5 @@ def test_full_batch_lbfgs_and_newton_cg_beat_adam_for_the_same_evaluations(subse
     assert calls[0] == budget + 1                  # Adam: one evaluation per step
     # history["loss"][k]: the loss at the start of step k + 1, after k updates (k evaluations)
     for name, (n, loss) in results.items():
+        print(f"\n{name}: {loss:.3g} after {n} evaluations; Adam {adam[n]:.3g}")   # pytest -s
         assert loss < adam[n], (name, n, loss, adam[n])
