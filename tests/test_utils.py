@@ -62,3 +62,21 @@ def test_normalize_axis_order_and_zero_vectors():
     out = normalize(np.array([[3, 4]], dtype=np.uint8))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [[0.6, 0.8]], rtol=1e-6)
+
+
+def test_set_random_seed_makes_initializers_and_numpy_repeat():
+    import random
+
+    from tidu import initializers
+    from tidu.utils import set_random_seed
+
+    draws = []
+    for _ in range(2):
+        set_random_seed(7)
+        draws.append((initializers.GlorotUniform()((3, 4)), np.random.rand(2), random.random()))
+    assert np.array_equal(draws[0][0], draws[1][0])
+    assert np.array_equal(draws[0][1], draws[1][1]) and draws[0][2] == draws[1][2]
+    set_random_seed(8)
+    assert not np.array_equal(initializers.GlorotUniform()((3, 4)), draws[0][0])
+    with pytest.raises(ValueError, match="non-negative int seed, got -1"):
+        set_random_seed(-1)

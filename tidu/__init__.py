@@ -10,3 +10,14 @@ from tidu import functional
 from tidu import (activations, callbacks, data, datasets, initializers, layers, losses, metrics,
                   models, optimizers, regularizers, utils)
 from tidu.models.gradcheck import gradcheck_model
+
+# Keras 3's top-level names, so that `import tidu as keras` carries Keras code unchanged.
+from tidu.models import Model, Sequential
+from tidu.layers import Input
+from tidu import saving
+
+__all__ = ["Input", "Model", "Sequential", "activations", "callbacks", "datasets", "initializers",
+           "layers", "losses", "metrics", "models", "optimizers", "regularizers", "saving", "utils",
+           "backend", "functional", "data", "Tensor", "Parameter", "Function", "gradcheck",
+           "gradcheck_model", "no_grad", "enable_grad", "floatx", "set_floatx", "set_backend",
+           "GradcheckError", "ModelFileError", "NotBuiltError", "ShapeError", "__version__"]

@@ -1,4 +1,5 @@
-"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`; `atomic_write`,
+"""Array helpers with Keras' names and semantics: `to_categorical`, `normalize`,
+`set_random_seed`; `atomic_write`,
 how tidu writes a file (model files, the MNIST cache); and `pyplot`, how tidu draws."""
 import os
 import tempfile
@@ -42,6 +43,19 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros((labels.size, num_classes), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
     return out.reshape(shape + (num_classes,))
+
+
+def set_random_seed(seed):
+    """Seed every generator a training run draws from, as keras.utils.set_random_seed: Python's
+    `random`, NumPy's legacy global one, and tidu's package-wide generator (initializers,
+    dropout and shuffling without a seed of their own)."""
+    import random
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"set_random_seed: expected a non-negative int seed, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    backend.seed(int(seed))
 
 
 def normalize(x, axis=-1, order=2):
