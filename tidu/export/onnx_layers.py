@@ -9,7 +9,8 @@ those run between two Transposes (a runtime's optimizer folds the pairs that mee
     BatchNormalization  x·s + t with s = γ/√(moving_variance + ε), t = β − moving_mean·s
     LayerNormalization  LayerNormalization over the last axis
     Embedding           Gather(embeddings, ids)
-    Dropout, Identity   nothing (inference)      Flatten, Reshape: Flatten / Reshape
+    Dropout             nothing (inference; mode 'classic': x·(1 − rate))   Identity: nothing
+    Flatten, Reshape    Flatten / Reshape
 'same' padding is TensorFlow's (the extra row/column at the bottom/right), as pads when the
 height and width are known, else auto_pad SAME_UPPER.
 """
@@ -51,8 +52,16 @@ def activation_layer(g, layer, x, shape):
     return activation(g, layer.activation, x, shape, _label(layer))
 
 
-@converter(L.Dropout, L.Identity)
+@converter(L.Identity)
 def identity(g, layer, x, shape):
+    return x
+
+
+@converter(L.Dropout)
+def dropout(g, layer, x, shape):
+    """Inference: x (mode 'inverted', Keras's), or (1 − rate)·x (mode 'classic')."""
+    if layer.mode == "classic":
+        return g.op("Mul", [x, g.const(1.0 - layer.rate, "keep")])
     return x
 
 
