@@ -143,13 +143,17 @@ def _nested_model(g, model, x, shape):
     return y
 
 
+def _float_dtype(model):
+    """The dtype of the model's weights (floatx for a model without any)."""
+    return np.dtype(model.weights[0].dtype if model.weights else backend.floatx())
+
+
 def _input_type(model):
     """(tidu input shape, NumPy dtype) of the model's input: integer ids (int64, or the
     functional Input's integer dtype) when the first layer reads them, else the float dtype."""
     shape = tuple(model.input_shape)
-    floatx = np.dtype(model.weights[0].dtype) if model.weights else np.dtype(backend.floatx())
     if not getattr(model, "takes_integer_input", False):
-        return shape, floatx
+        return shape, _float_dtype(model)
     tensor = getattr(model, "_input_tensor", None)
     declared = np.dtype(tensor.dtype) if tensor is not None else None
     return shape, declared if declared is not None and declared.kind in "iu" else np.dtype(np.int64)
@@ -181,7 +185,7 @@ def model_proto(model, opset=OPSET):
         raise ValueError(f"ONNX export: no ONNX converter for {', '.join(missing)}. "
                          f"Layers that can be exported: {', '.join(supported)}")
     shape, in_dtype = _input_type(model)
-    g = OnnxGraph(onnx, np.dtype(model.weights[0].dtype) if model.weights else backend.floatx())
+    g = OnnxGraph(onnx, _float_dtype(model))
     y, out_shape = _walk(g, steps, "input", shape)
     g.scope = "model"
     g.nodes.append(g.helper.make_node("Identity", [y], ["output"], name=g.name("output")))
