@@ -27,7 +27,7 @@ RANKS = {
     "tidu.layers": 6,
     "tidu.optimizers": 7,
     "tidu.data": 8.0, "tidu.datasets": 8.1,
-    "tidu.saving": 9,
+    "tidu.saving": 9, "tidu.export": 9,
     "tidu.callbacks": 10,
     "tidu.training": 11,
     "tidu.distributed": 12,

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from tidu import backend, losses as L, metrics as M, optimizers, saving
-from tidu import distributed as _distributed, training as _training
+from tidu import distributed as _distributed, export as _export, training as _training
 from tidu.autograd import FlatView, Tensor, no_grad
 from tidu.errors import NotBuiltError
 from tidu.layers import deserialize as _deserialize_registered, serialize as _serialize_registered
@@ -342,6 +342,13 @@ class Model(Layer):
         """One file (a zip): config.json, model.weights.safetensors, optimizer.safetensors;
         written atomically. Load it with tidu.models.load_model."""
         saving.save_model(self, filepath, overwrite=overwrite)
+
+    def export(self, filepath, format="onnx", verbose=None, **kwargs):
+        """Write the model for inference in another format: format="onnx" (the one supported;
+        needs pip install tidu[onnx]) writes an ONNX file, atomically, or raises naming the
+        layers it cannot convert before writing anything. kwargs: opset_version (default 18).
+        See tidu.export."""
+        return _export.export(self, filepath, format=format, verbose=verbose, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
         saving.save_weights(self, filepath, overwrite=overwrite)
