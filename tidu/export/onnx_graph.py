@@ -96,7 +96,7 @@ class OnnxGraph:
 def _steps_of(model):
     """The steps of a Sequential or functional model (tidu.models.graph.Step), or None for a
     subclassed model, whose `call` is Python code with no graph to export."""
-    return getattr(model, "_steps", None) or None
+    return getattr(model, "steps", None) or None
 
 
 def _converter_for(layer):
@@ -154,8 +154,8 @@ def _input_type(model):
     shape = tuple(model.input_shape)
     if not getattr(model, "takes_integer_input", False):
         return shape, _float_dtype(model)
-    tensor = getattr(model, "_input_tensor", None)
-    declared = np.dtype(tensor.dtype) if tensor is not None else None
+    inputs = getattr(model, "inputs", None) or []
+    declared = np.dtype(inputs[0].dtype) if inputs else None
     return shape, declared if declared is not None and declared.kind in "iu" else np.dtype(np.int64)
 
 

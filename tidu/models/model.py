@@ -104,6 +104,23 @@ class Model(Layer):
         return self._output_tensor.shape if self._output_tensor is not None else None
 
     @property
+    def steps(self):
+        """The graph the model runs, as a list of `tidu.models.graph.Step(layer, inputs, kwargs)`
+        (inputs: indices of earlier steps, −1 for the model's input), in order; None for a
+        subclassed model, whose `call` is Python code."""
+        return list(self._steps) if self._steps else None
+
+    @property
+    def inputs(self):
+        """Keras's `model.inputs`: the functional model's input tensors (empty if it has none)."""
+        return [self._input_tensor] if self._input_tensor is not None else []
+
+    @property
+    def outputs(self):
+        """Keras's `model.outputs`: the functional model's output tensors (empty if it has none)."""
+        return [self._output_tensor] if self._output_tensor is not None else []
+
+    @property
     def output_layer(self):
         """The layer that makes the output (None for a subclassed model: its call decides)."""
         if self._steps:
