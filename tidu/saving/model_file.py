@@ -101,7 +101,7 @@ def save_model(model, filepath, overwrite=True, progress=None):
                          f"first layer input_shape=..., or fit / build it first")
     filepath = os.fspath(filepath)
     if progress is None and filepath.endswith(".keras"):   # Keras 3's format (saving.keras_file)
-        from tidu.saving.keras_file import save_keras
+        from tidu.saving.keras_writer import save_keras
         return save_keras(model, filepath, overwrite=overwrite)
     check_overwrite(filepath, overwrite)
     training = {"rng": _rng_state(model, strict=progress is not None), "layer_rngs": _layer_rngs(model)}
