@@ -253,3 +253,33 @@ def test_activation_names_mean_the_same():
         want = keras.ops.convert_to_numpy(keras.activations.get(name)(keras.ops.convert_to_tensor(x)))
         np.testing.assert_allclose(activations.get(name)(Tensor(x)).data, want, atol=1e-5,
                                    err_msg=name)
+
+
+class SumOf(L.Layer):
+    """A stand-in merge layer (sum of its inputs), to check multi-input nodes both ways."""
+
+    def call(self, inputs, training=False):
+        out = inputs[0]
+        for t in inputs[1:]:
+            out = out + t
+        return out
+
+
+@pytest.fixture
+def add_entry():
+    keras_layers.register(keras_layers.Entry("Add", SumOf))
+    yield
+    keras_layers.unregister("Add")
+
+
+def test_multi_input_layer_both_ways(tmp_path, add_entry):
+    x = keras.Input((4,), name="x")
+    a, b = K.Dense(3, name="a")(x), K.Dense(3, activation="relu", name="b")(x)
+    km = keras.Model(x, K.Dense(2, name="out")(K.Add(name="sum")([a, b])))
+    km.save(tmp_path / "k.keras")
+    xs = RNG.standard_normal((5, 4)).astype("float32")
+    tm = load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(tm.predict(xs), kpredict(km, xs), atol=1e-5)
+    tm.save(tmp_path / "t.keras")
+    back = keras.models.load_model(tmp_path / "t.keras")
+    np.testing.assert_allclose(kpredict(back, xs), kpredict(km, xs), atol=1e-5)

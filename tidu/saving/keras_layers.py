@@ -24,7 +24,7 @@ import re
 from tidu import backend, initializers, layers as tidu_layers, regularizers
 
 __all__ = ["Entry", "ENTRIES", "entry_for_keras", "entry_for_layer", "snake_case",
-           "initializer_to_keras", "TranslationError"]
+           "initializer_to_keras", "TranslationError", "register", "unregister"]
 
 SAME, ACT, INIT, REG, CONSTRAINT, SHAPE = "same", "activation", "initializer", "regularizer", \
     "constraint", "shape"
@@ -349,6 +349,23 @@ ENTRIES = [
 ]
 _BY_KERAS = {e.keras_name: e for e in ENTRIES}
 _BY_TIDU = {e.tidu_cls: e for e in ENTRIES}
+
+
+def register(entry):
+    """Add an Entry (or replace the one of its Keras class); returns it."""
+    old = _BY_KERAS.get(entry.keras_name)
+    if old is not None:
+        ENTRIES.remove(old)
+        _BY_TIDU.pop(old.tidu_cls, None)
+    ENTRIES.append(entry)
+    _BY_KERAS[entry.keras_name], _BY_TIDU[entry.tidu_cls] = entry, entry
+    return entry
+
+
+def unregister(keras_name):
+    entry = _BY_KERAS.pop(keras_name)
+    ENTRIES.remove(entry)
+    _BY_TIDU.pop(entry.tidu_cls, None)
 
 
 def entry_for_keras(class_name):
