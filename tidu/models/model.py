@@ -357,7 +357,9 @@ class Model(Layer):
 
     def save(self, filepath, overwrite=True):
         """One file (a zip): config.json, model.weights.safetensors, optimizer.safetensors;
-        written atomically. Load it with tidu.models.load_model."""
+        written atomically. Load it with tidu.models.load_model. A path ending in .keras
+        gets Keras 3's format instead (tidu.saving.keras_writer), which keras.models.load_model
+        reads; it needs h5py (pip install tidu[keras])."""
         saving.save_model(self, filepath, overwrite=overwrite)
 
     def export(self, filepath, format="onnx", verbose=None, **kwargs):

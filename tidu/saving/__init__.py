@@ -29,6 +29,11 @@ Loading checks everything before it builds anything:
 Anything else raises `tidu.errors.ModelFileError` saying what is wrong, and nothing of the
 file is used. No code is run from the file: only JSON and safetensors are parsed, and only
 tidu's own layer, optimizer, loss and metric classes can be named.
+
+Keras 3's .keras format (metadata.json, config.json, model.weights.h5) is read and written
+under the same rules by saving.keras_file / keras_writer, its layer configs translated by
+the per-class table of saving.keras_layers: `model.save("m.keras")` and `load_model` of a
+.keras file (needs h5py: pip install tidu[keras]).
 """
 from tidu.saving.archive import FORMAT, FORMAT_VERSION
 from tidu.saving.checkpoints import FitState, Resume, capture, check_progress, check_rng_state, make_rng, rng_state

@@ -100,6 +100,9 @@ def save_model(model, filepath, overwrite=True, progress=None):
         raise ValueError(f"save: model '{model.name}' is not built yet (no weights); give the "
                          f"first layer input_shape=..., or fit / build it first")
     filepath = os.fspath(filepath)
+    if progress is None and filepath.endswith(".keras"):   # Keras 3's format (saving.keras_file)
+        from tidu.saving.keras_writer import save_keras
+        return save_keras(model, filepath, overwrite=overwrite)
     check_overwrite(filepath, overwrite)
     training = {"rng": _rng_state(model, strict=progress is not None), "layer_rngs": _layer_rngs(model)}
     if progress is not None:
@@ -216,7 +219,14 @@ def load_model(filepath, custom_objects=None, compile=True):
     the same optimizer (state included), loss and metrics, and the same training generators,
     so predictions are identical and training continues as it would have.
     filepath: a path or a binary file object. custom_objects: {class name: class} for layers
-    outside tidu.layers."""
+    outside tidu.layers.
+
+    A Keras 3 .keras file (metadata.json, config.json, model.weights.h5) is read by
+    saving.keras_file: a path ending in .keras, unless it holds a tidu model file (a checkpoint
+    so named), or any file with exactly Keras' members."""
+    if _is_keras_file(filepath):
+        from tidu.saving.keras_file import load_keras
+        return load_keras(filepath, compile=compile)
     path, config, blob, weights, opt_state = _read(filepath, custom_objects)
     budget = _Budget(path, sum(a.nbytes for a in weights.values()) + BUILD_SLACK)
     model_config, originals = _budget_initializers(config["model"], budget)
@@ -251,6 +261,20 @@ def load_model(filepath, custom_objects=None, compile=True):
     for layer, state in layer_rngs:
         layer.rng = make_rng(state)
     return model
+
+
+def _is_keras_file(filepath):
+    from tidu.saving.keras_file import KERAS_MEMBERS, member_names
+
+    source, path = source_and_name(filepath)
+    if isinstance(source, str) and not os.path.isfile(source):
+        return False   # the tidu reader says it is missing
+    names = member_names(source)
+    if names is not None and sorted(names) == sorted([CONFIG, WEIGHTS, OPTIMIZER]):
+        return False
+    if names is not None and sorted(names) == sorted(KERAS_MEMBERS):
+        return True
+    return path.endswith(".keras")
 
 
 def _fresh_copy(optimizer):
