@@ -10,6 +10,8 @@ from tidu.functional.dense import *  # noqa: F401,F403
 from tidu.functional.activations import *  # noqa: F401,F403
 from tidu.functional.losses import *  # noqa: F401,F403
 from tidu.functional.conv import *  # noqa: F401,F403
+from tidu.functional.conv1d import *  # noqa: F401,F403
+from tidu.functional.conv_transpose import *  # noqa: F401,F403
 from tidu.functional.norm import *  # noqa: F401,F403
 from tidu.functional.dropout import *  # noqa: F401,F403
 from tidu.functional.embedding import *  # noqa: F401,F403

@@ -55,23 +55,24 @@ class _Workspace:
 
     def empty(self, shape, dtype):
         cls = type(self)
+        key = (backend.name, tuple(shape), np.dtype(dtype))  # a buffer stays on its backend
         try:
-            a = cls._pool[(shape, np.dtype(dtype))].pop()
+            a = cls._pool[key].pop()
             cls._held -= a.nbytes
         except (KeyError, IndexError):
             a = backend.xp.empty(shape, dtype=dtype)
-        self.arrays.append(a)
+        self.arrays.append((key, a))
         return a
 
     def __del__(self):
         cls = type(self)
-        for a in self.arrays:
+        for key, a in self.arrays:
             if cls._held + a.nbytes > cls._BUDGET:
                 cls._pool.clear()
                 cls._held = 0
                 if a.nbytes > cls._BUDGET:
                     continue
-            cls._pool.setdefault((a.shape, a.dtype), []).append(a)
+            cls._pool.setdefault(key, []).append(a)
             cls._held += a.nbytes
         self.arrays = []
 

@@ -8,7 +8,7 @@ import difflib
 from tidu.layers.base import Layer
 from tidu.layers.input_layer import Input, InputLayer
 from tidu.layers.core import Activation, Dense, Dropout, Flatten, Identity, Reshape
-from tidu.layers.convolutional import Conv2D
+from tidu.layers.convolutional import Conv1D, Conv2D, Conv2DTranspose
 from tidu.layers.pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D,
                                  GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D,
                                  L2Pooling2D, MaxPool2D, MaxPooling2D)
@@ -17,12 +17,21 @@ from tidu.layers.normalization import (BatchNormalization, LayerNormalization,
 from tidu.layers.recurrent import GRU, LSTM, SimpleRNN
 from tidu.layers.embedding import Embedding
 from tidu.layers.advanced_activations import ELU, LeakyReLU, Maxout, ReLU, Softmax
+from tidu.layers.pooling import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D,
+                                 GlobalAvgPool1D, GlobalMaxPool1D, GlobalMaxPooling1D, MaxPool1D,
+                                 MaxPooling1D)
+from tidu.layers.wrappers import Bidirectional, TimeDistributed
 
 _LAYERS = {cls.__name__: cls for cls in (
     InputLayer, Dense, Activation, Flatten, Reshape, Dropout, Identity, Conv2D, MaxPooling2D,
     AveragePooling2D, L2Pooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
     BatchNormalization, LayerNormalization, SimpleRNN, LSTM, GRU, Embedding, LeakyReLU, ELU,
     ReLU, Softmax, Maxout)}
+_LAYERS.update({cls.__name__: cls for cls in (
+    Conv1D, Conv2DTranspose, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, Bidirectional, TimeDistributed)})
+_LAYERS.update(MaxPool1D=MaxPooling1D, AvgPool1D=AveragePooling1D,
+               GlobalAvgPool1D=GlobalAveragePooling1D, GlobalMaxPool1D=GlobalMaxPooling1D)
 _LAYERS.update(MaxPool2D=MaxPooling2D, AvgPool2D=AveragePooling2D,
                GlobalAvgPool2D=GlobalAveragePooling2D, GlobalMaxPool2D=GlobalMaxPooling2D)
 

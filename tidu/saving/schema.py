@@ -19,6 +19,8 @@ A layer's arguments are checked against the layer class itself, not against a se
         required argument, of the value a probe instance reports in get_config(); an int is a
         number when the constructor takes 1.5 too, and its lower bound is the smallest of
         -1, 0, 1 the constructor accepts;
+      - 'layer' / '*_layer' (Bidirectional, TimeDistributed): null or a layer's
+        {class_name, config}, itself checked as a layer of the model is (recursively);
       - arguments whose default is None (no kind to read) take Layer's own kinds (name,
         dtype, input shapes) or any plain JSON of bounded size;
   * the values: the layer is constructed from the config (its own validation); an error is
@@ -148,6 +150,8 @@ OPT_POSITIVE = Kind("null or an int >= 1", lambda v: v is None or is_int(v, 1, M
 ACTIVATION = Kind("null, an activation name or {class_name, config}",
                   lambda v: v is None or _is_name(v) or is_object(v))
 INITIALIZER = Kind("a name or {class_name, config}", lambda v: _is_name(v) or is_object(v))
+LAYER = Kind("null or a layer's {class_name, config}",
+              lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("class_name"), str)))
 OPT_OBJECT = Kind("null, a name or {class_name, config}",
                   lambda v: v is None or _is_name(v) or is_object(v))
 
@@ -246,6 +250,8 @@ def layer_arg_kinds(cls):
             kinds[key] = OPT_OBJECT
         elif key == "activation" or key.endswith("_activation"):
             kinds[key] = ACTIVATION
+        elif key == "layer" or key.endswith("_layer"):
+            kinds[key] = LAYER
         else:
             value = default
             if value is inspect.Parameter.empty:
@@ -305,6 +311,10 @@ def check_layer_config(path, lc, where, custom_objects, depth):
         kind = kinds[key]
         if not kind.test(value):
             raise fail(path, f"{label}: expected {key!r} to be {kind.text}, got {short(value)}")
+        if kind is LAYER and value is not None:  # a wrapped layer: checked as the model's are
+            if depth > 8:
+                raise fail(path, f"{label}: layers nested more than 8 deep")
+            check_layer_config(path, value, f"{label} argument {key!r}", custom_objects, depth + 1)
     try:  # the layer's own validation; it builds no weights
         cls(**cfg)
     except Exception as e:
