@@ -11,14 +11,16 @@ ends training after the current batch or epoch.
 The training craft of the notes is here: EarlyStopping (stop when the validation loss has not
 improved for `patience` epochs), ReduceLROnPlateau(factor=0.5, patience=10) ("halve the
 learning rate after 10 epochs without improvement"), and LossExplosion (a loss that grows
-several-fold is the sign that the learning rate is too high).
+several-fold is the sign that the learning rate is too high). TensorBoard writes the logs (and
+weight histograms) as TensorBoard event files, as Keras does (the `tensorboard` extra).
 """
 from tidu.callbacks.base import Callback, CallbackList, History, LambdaCallback
 from tidu.callbacks.files import CSVLogger, ModelCheckpoint
 from tidu.callbacks.learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from tidu.callbacks.progress import ProgbarLogger
 from tidu.callbacks.stopping import EarlyStopping, LossExplosion, TerminateOnNaN
+from tidu.callbacks.tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ReduceLROnPlateau", "LearningRateScheduler", "ModelCheckpoint", "CSVLogger",
-           "TerminateOnNaN", "LossExplosion", "LambdaCallback"]
+           "TerminateOnNaN", "LossExplosion", "LambdaCallback", "TensorBoard"]
