@@ -51,3 +51,24 @@ def test_compute_output_shape_arithmetic_equals_running_the_layer(layer, shape):
     expected = layer.compute_output_shape(shape)
     x = np.zeros((2, *shape[1:]), dtype=np.float32)
     assert layer(x).shape == (2, *expected[1:])
+
+
+def test_automatic_names_are_keras_names():
+    """A layer made without a name is called what Keras 3 calls it ('conv2d', not 'conv2_d')."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras", reason="keras 3 names the layers")
+    from tidu.layers.base import reset_names
+
+    for cls_name in ("Dense", "Conv2D", "MaxPooling2D", "Conv1D", "GlobalAveragePooling1D", "GRU",
+                     "SimpleRNN", "BatchNormalization", "Conv2DTranspose", "UpSampling2D", "PReLU"):
+        if not hasattr(L, cls_name):
+            continue
+        keras.backend.clear_session()
+        reset_names()
+        cls_k = getattr(keras.layers, cls_name)
+        cls_t = L.get(cls_name)
+        args = {"Dense": (3,), "Conv2D": (2, 3), "Conv1D": (2, 3), "GRU": (2,), "SimpleRNN": (2,),
+                "Conv2DTranspose": (2, 3)}.get(cls_name, ())
+        assert cls_t(*args).name == cls_k(*args).name, cls_name

@@ -20,8 +20,10 @@ _name_counts = defaultdict(int)
 
 
 def _snake(name):
+    """Keras's automatic layer names: 'Dense' -> 'dense', 'Conv2D' -> 'conv2d',
+    'MaxPooling2D' -> 'max_pooling2d', 'GRU' -> 'gru'."""
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def unique_name(base):
