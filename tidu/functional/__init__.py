@@ -9,6 +9,7 @@ from tidu.functional.shape import *  # noqa: F401,F403
 from tidu.functional.dense import *  # noqa: F401,F403
 from tidu.functional.activations import *  # noqa: F401,F403
 from tidu.functional.losses import *  # noqa: F401,F403
+from tidu.functional.sample_losses import *  # noqa: F401,F403
 from tidu.functional.conv import *  # noqa: F401,F403
 from tidu.functional.norm import *  # noqa: F401,F403
 from tidu.functional.dropout import *  # noqa: F401,F403
