@@ -13,23 +13,23 @@ first, target second): fused ops for the default reduction of the older losses, 
 `*_per_sample` forms of tidu.functional.sample_losses otherwise; this module maps Keras'
 names onto them. ε = 1e-7 (Keras' backend.epsilon()).
 
-    name(s)                                        per-sample loss ℓ (a = y_pred, y = y_true)
-    mse, mean_squared_error                        mean_j (a_j − y_j)²
-    quadratic, quadratic_cost                      ½ Σ_j (a_j − y_j)²       (the notes' C = 1/2n Σ‖y − a‖²)
-    mae, mean_absolute_error                       mean_j |a_j − y_j|
-    mape, mean_absolute_percentage_error           100·mean_j |y_j − a_j| / max(|y_j|, ε)
-    msle, mean_squared_logarithmic_error           mean_j (ln(max(a_j, ε) + 1) − ln(max(y_j, ε) + 1))²
-    huber                                          mean_j ½e² if |e| <= δ else δ(|e| − ½δ),  e = a − y
-    log_cosh, logcosh                              mean_j ln cosh(a_j − y_j)
-    cosine_similarity                              −Σ_j ŷ_j·â_j,  x̂ = x / max(‖x‖₂, ε)   (axis −1)
-    hinge                                          mean_j max(1 − y_j a_j, 0)
-    squared_hinge                                  mean_j max(1 − y_j a_j, 0)²
-    categorical_hinge                              max(max_j (1 − y_j)·a_j − Σ_j y_j·a_j + 1, 0)
-    poisson                                        mean_j a_j − y_j ln(a_j + ε)
-    kl_divergence, kld                             Σ_j y_j ln(y_j / a_j)
-    binary_crossentropy, bce                       −mean_j [y ln a + (1 − y) ln(1 − a)]
-    categorical_crossentropy, cce                  −Σ_j y_j ln a_j
-    sparse_categorical_crossentropy                −ln a_label
+    name(s)                               per-sample loss ℓ (a = y_pred, y = y_true)
+    mse, mean_squared_error               mean_j (a_j − y_j)²
+    quadratic, quadratic_cost             ½ Σ_j (a_j − y_j)²       (the notes' C = 1/2n Σ‖y − a‖²)
+    mae, mean_absolute_error              mean_j |a_j − y_j|
+    mape, mean_absolute_percentage_error  100·mean_j |y_j − a_j| / max(|y_j|, ε)
+    msle, mean_squared_logarithmic_error  mean_j (ln(max(a_j, ε) + 1) − ln(max(y_j, ε) + 1))²
+    huber                                 mean_j ½e² if |e| <= δ else δ(|e| − ½δ),  e = a − y
+    log_cosh, logcosh                     mean_j ln cosh(a_j − y_j)
+    cosine_similarity                     −Σ_j ŷ_j·â_j,  x̂ = x / max(‖x‖₂, ε)   (axis −1)
+    hinge                                 mean_j max(1 − y_j a_j, 0)
+    squared_hinge                         mean_j max(1 − y_j a_j, 0)²
+    categorical_hinge                     max(max_j (1 − y_j)·a_j − Σ_j y_j·a_j + 1, 0)
+    poisson                               mean_j a_j − y_j ln(a_j + ε)
+    kl_divergence, kld                    Σ_j y_j ln(y_j / a_j)
+    binary_crossentropy, bce              −mean_j [y ln a + (1 − y) ln(1 − a)]
+    categorical_crossentropy, cce         −Σ_j y_j ln a_j
+    sparse_categorical_crossentropy       −ln a_label
 
 The hinge losses map targets that are all 0 or 1 to −1 / 1 first, as Keras does. With
 from_logits=True the prediction is the pre-activation z (a = softmax(z) or sigmoid(z)),
