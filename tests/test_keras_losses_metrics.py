@@ -297,6 +297,12 @@ def test_a_non_default_reduction_is_not_fused_away(rng):
     model.compile("sgd", losses.CategoricalCrossentropy(reduction="sum"))
     assert model.evaluate(x, y, batch_size=32, verbose=0) == pytest.approx(
         float(losses.CategoricalCrossentropy(reduction="sum")(y, model.predict(x)).data), rel=1e-5)
+    model.compile("sgd", losses.CategoricalCrossentropy(reduction="none"))    # Keras: the mean
+    w = rng.random(32).astype(np.float32)
+    assert model.evaluate(x, y, sample_weight=w, batch_size=32, verbose=0) == pytest.approx(
+        float(np.mean(losses.CategoricalCrossentropy(reduction="none")(y, model.predict(x), w).data)),
+        rel=1e-5)
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"]).all()
 
 
 def test_configs_round_trip():

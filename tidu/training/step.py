@@ -117,6 +117,8 @@ class TrainStep:
             loss = F.sigmoid_binary_cross_entropy(out, y, sample_weight=sw)
         else:
             loss = self.model.compiled_loss(y, out, sw)
+            if loss.ndim:       # reduction='none': the mean of the values, as Keras' compile does
+                loss = F.mean(loss)
         w = self.model.loss_weight
         return loss if w is None else loss * w
 
