@@ -9,6 +9,7 @@ from tidu.functional.shape import *  # noqa: F401,F403
 from tidu.functional.dense import *  # noqa: F401,F403
 from tidu.functional.activations import *  # noqa: F401,F403
 from tidu.functional.losses import *  # noqa: F401,F403
+from tidu.functional.sample_losses import *  # noqa: F401,F403
 from tidu.functional.conv import *  # noqa: F401,F403
 from tidu.functional.conv1d import *  # noqa: F401,F403
 from tidu.functional.conv_transpose import *  # noqa: F401,F403

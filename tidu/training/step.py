@@ -81,7 +81,8 @@ class TrainStep:
         loss = model.compiled_loss
         if (last is None or not hasattr(last, "pre_activation")
                 or getattr(last, "activity_regularizer", None) is not None
-                or getattr(loss, "from_logits", True) or out_ndim != 2):
+                or getattr(loss, "from_logits", True) or out_ndim != 2
+                or getattr(loss, "reduction", None) not in ("sum_over_batch_size", "mean")):
             return None
         self.fused = _FUSED.get((getattr(last, "activation_name", None), type(loss)))
         return self.fused
@@ -116,6 +117,8 @@ class TrainStep:
             loss = F.sigmoid_binary_cross_entropy(out, y, sample_weight=sw)
         else:
             loss = self.model.compiled_loss(y, out, sw)
+            if loss.ndim:       # reduction='none': the mean of the values, as Keras' compile does
+                loss = F.mean(loss)
         w = self.model.loss_weight
         return loss if w is None else loss * w
 
