@@ -121,6 +121,17 @@ def test_compile_config_both_ways(tmp_path):
     assert back.metrics_names == ["loss", "accuracy"]
 
 
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_a_loss_reduction_crosses_both_ways(tmp_path, reduction):
+    tm = tidu_models()[0][0]
+    tm.compile(optimizer="sgd", loss=tidu.losses.CategoricalCrossentropy(reduction=reduction))
+    tm.save(tmp_path / "t.keras")
+    km = keras.models.load_model(tmp_path / "t.keras")
+    assert km.loss.reduction == reduction
+    km.save(tmp_path / "k.keras")
+    assert load_model(tmp_path / "k.keras").compiled_loss.reduction == reduction
+
+
 def test_lambda_layer_refused(tmp_path):
     km = keras.Sequential([keras.Input((3,)), K.Lambda(lambda t: t * 2), K.Dense(2)])
     km.save(tmp_path / "l.keras", )

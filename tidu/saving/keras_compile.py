@@ -6,6 +6,7 @@ learning-rate schedule, EMA, a non-default reduction ...) is not guessed at: the
 returned uncompiled, with a warning saying why. Writing: a compile Keras could not rebuild
 likewise writes compile_config null, with a warning.
 """
+import inspect
 import warnings
 
 __all__ = ["compile_from_keras", "compile_to_keras"]
@@ -28,7 +29,8 @@ KERAS_ONLY = {"use_ema": False, "ema_overwrite_frequency": None, "loss_scale_fac
 IGNORED = ("name", "ema_momentum")   # a label; EMA's momentum, unused without use_ema
 # tidu-only optimizer arguments with the value Keras' classes compute.
 TIDU_ONLY = {"convention": "keras", "stable": False, "dampening": 0.0, "ema": False, "name": None}
-LOSS_KEYS = ("from_logits", "label_smoothing", "axis", "delta", "name")
+LOSS_KERAS_ONLY = {"dtype": None, "label_smoothing": 0.0, "axis": -1, "ignore_class": None}
+LOSS_KEYS = ("from_logits", "label_smoothing", "axis", "delta", "name", "reduction")
 
 
 class Untranslatable(Exception):
@@ -67,10 +69,17 @@ def loss_to_tidu(value):
     if not isinstance(value, dict) or not isinstance(value.get("class_name"), str):
         raise Untranslatable(f"loss {_short(value)} is not translated")
     config = dict(value.get("config") or {})
-    if config.pop("reduction", "sum_over_batch_size") != "sum_over_batch_size" \
-            or config.pop("dtype", None) is not None:
-        raise Untranslatable(f"loss {value['class_name']}: only reduction='sum_over_batch_size' "
-                             f"and the default dtype are supported")
+    try:
+        made = losses.get(value["class_name"])
+    except ValueError as e:
+        raise Untranslatable(f"loss {value['class_name']} has no tidu twin") from e
+    accepted = inspect.signature(type(made).__init__).parameters
+    for key, default in LOSS_KERAS_ONLY.items():      # Keras arguments tidu has no use for
+        if key in config and key not in accepted:
+            if config[key] != default:
+                raise Untranslatable(f"loss {value['class_name']}: {key}={_short(config[key])} "
+                                     f"is not supported (only {default!r})")
+            del config[key]
     return losses.deserialize({"class_name": value["class_name"], "config": config})
 
 
@@ -135,7 +144,7 @@ def loss_to_keras(loss):
     if isinstance(name, str) and losses.serialize(losses.get(name)) == cfg:
         return name                       # the default loss of that name: Keras' string
     return {"module": "keras.losses", "class_name": cfg["class_name"],
-            "config": {**config, "reduction": "sum_over_batch_size"}, "registered_name": None}
+            "config": {"reduction": "sum_over_batch_size", **config}, "registered_name": None}
 
 
 def metric_to_keras(metric):
