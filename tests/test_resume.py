@@ -316,3 +316,35 @@ def test_cli_train_resume(tmp_path, capsys):
     assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
     assert main(common + ["--resume", str(tmp_path / "nothing.tidu")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_counting_metrics_resume_mid_epoch_with_their_counts(data, tmp_path):
+    """AUC, Precision and Recall keep arrays of counts: a run resumed mid-epoch must log the
+    same epoch values as the run that was never stopped (the counts of the batches before the
+    interruption come back from the checkpoint)."""
+    from tidu import metrics
+
+    x, labels = data
+    y = np.eye(3, dtype="float32")[labels]
+
+    def counted():
+        backend.seed(3)
+        model = models.Sequential([layers.Dense(16, activation="relu", input_shape=(6,)),
+                                   layers.Dense(3, activation="softmax")])
+        model.compile(Adam(0.01), "categorical_crossentropy",
+                      metrics=[metrics.AUC(num_thresholds=50), metrics.AUC(curve="PR", name="pr"),
+                               metrics.Precision(thresholds=[0.3, 0.6]), "recall"])
+        return model
+
+    fit_args = dict(epochs=2, batch_size=32, verbose=0, seed=5)
+    reference = counted()
+    h_ref = reference.fit(x, y, **fit_args)
+    ckpt = tmp_path / "run.tidu"
+    with pytest.raises(Interrupt):
+        counted().fit(x, y, callbacks=[callbacks.ModelCheckpoint(ckpt, save_freq=1), KillAt(4)],
+                      **fit_args)
+    resumed = counted()
+    h = resumed.fit(x, y, resume_from=ckpt, **fit_args)
+    assert sorted(h.history) == sorted(h_ref.history) and "pr" in h.history
+    for key in h_ref.history:
+        assert np.array_equal(np.array(h.history[key]), np.array(h_ref.history[key])), key

@@ -157,6 +157,8 @@ def _parse_thresholds(thresholds, default, where):
 class _ThresholdMetric(Metric):
     """Precision / Recall: TP and one other count at each of `thresholds`."""
 
+    state_arrays = ("true_positives", "other")
+
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         where = type(self).__name__
         if top_k is not None and (int(top_k) != top_k or top_k < 1):
@@ -242,6 +244,8 @@ class AUC(Metric):
         self.label_weights = None if label_weights is None else np.asarray(label_weights, np.float64)
         self.from_logits = bool(from_logits)
         super().__init__(name=name or "auc", dtype=dtype)
+
+    state_arrays = ("true_positives", "false_positives", "true_negatives", "false_negatives")
 
     @property
     def thresholds(self):

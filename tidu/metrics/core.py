@@ -107,6 +107,34 @@ class Metric(Configurable):
 
     reset_states = reset_state  # Keras 2 spelling
 
+    state_arrays = ()  # names of the array attributes that hold running counts (get_state)
+
+    def get_state(self):
+        """What a checkpoint keeps of a metric in the middle of an epoch: every int and float
+        attribute, and the arrays named in `state_arrays` as nested lists (None while unmade)."""
+        state = {k: v for k, v in vars(self).items() if type(v) in (int, float)}
+        for k in self.state_arrays:
+            v = getattr(self, k)
+            state[k] = None if v is None else np.asarray(v, dtype=np.float64).tolist()
+        return state
+
+    def set_state(self, state):
+        """Take back what get_state gave; an array must keep the shape the metric has made."""
+        arrays = {}
+        for k in self.state_arrays:
+            if k in state:
+                v = None if state[k] is None else np.asarray(state[k], dtype=np.float64)
+                now = getattr(self, k)
+                if v is not None and now is not None and v.shape != np.shape(now):
+                    raise ValueError(f"{type(self).__name__} '{self.name}': expected {k} of shape "
+                                     f"{np.shape(now)}, got {v.shape}")
+                arrays[k] = v
+        for k, v in state.items():
+            if k not in arrays and type(vars(self).get(k)) in (int, float):
+                setattr(self, k, type(vars(self)[k])(v))
+        for k, v in arrays.items():
+            setattr(self, k, v)
+
     def __call__(self, y_true, y_pred, sample_weight=None):
         """Update with one batch and return the running result."""
         self.update_state(y_true, y_pred, sample_weight)

@@ -40,6 +40,9 @@ _MAX_ITEMS = 1 << 20        # list / dict lengths in the progress record
 
 
 # --- numbers and generators in JSON -----------------------------------------------------------
+_MAX_ARRAY = 100_000   # numbers in one row of a saved metric array
+
+
 def encode_number(v):
     """A float or int for JSON: as is when finite, else 'NaN', 'Infinity' or '-Infinity'."""
     if isinstance(v, (bool, np.bool_)):
@@ -54,6 +57,26 @@ def encode_number(v):
 
 def decode_number(v):
     return _NONFINITE[v] if isinstance(v, str) else v
+
+
+def _encode(v):
+    """encode_number, through nested lists (a metric's count arrays)."""
+    return [_encode(u) for u in v] if isinstance(v, list) else (None if v is None else encode_number(v))
+
+
+def _decode(v):
+    return [_decode(u) for u in v] if isinstance(v, list) else decode_number(v)
+
+
+def _is_number_array(v, depth=0):
+    """A list (nested at most 3 deep) of numbers, as a metric's count arrays are saved."""
+    return (isinstance(v, list) and depth < 3 and len(v) <= _MAX_ARRAY
+            and all(_is_number(u) or _is_number_array(u, depth + 1) for u in v))
+
+
+def _short(v):
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_number(v):
@@ -148,8 +171,7 @@ def capture(model):
     metrics = {}
     if not done:
         for m in model.compiled_metrics:
-            metrics[m.name] = {k: encode_number(v) for k, v in vars(m).items()
-                               if type(v) in (int, float)}
+            metrics[m.name] = {k: _encode(v) for k, v in m.get_state().items()}
     callbacks, counts = {}, {}
     for cb in st.callbacks:
         key = _callback_key(cb, counts)
@@ -218,8 +240,11 @@ def check_progress(p):
             if not isinstance(state, dict) or len(state) > 64:
                 return f"expected {key}[{name!r}] to be an object"
             for k, v in state.items():
-                if not (_is_number(v) or v is None or isinstance(v, bool)):
-                    return f"expected {key}[{name!r}][{k!r}] to be a number, got {v!r}"
+                if not (_is_number(v) or v is None or isinstance(v, bool)
+                        or (key == "metrics" and _is_number_array(v))):
+                    return (f"expected {key}[{name!r}][{k!r}] to be a number"
+                            f"{' or an array of numbers' if key == 'metrics' else ''}, got "
+                            f"{_short(v)}")
     if p["epoch_rng"] is not None:
         bad = check_rng_state(p["epoch_rng"])
         if bad:
@@ -311,9 +336,7 @@ class Resume:
     def restore_metrics(self, metrics):
         saved = self.progress["metrics"]
         for m in metrics:
-            for k, v in saved.get(m.name, {}).items():
-                if k in vars(m) and type(vars(m)[k]) in (int, float):
-                    setattr(m, k, type(vars(m)[k])(decode_number(v)))
+            m.set_state({k: _decode(v) for k, v in saved.get(m.name, {}).items()})
 
     def epoch_order(self, n):
         """The order of the resumed epoch (None when it is not shuffled by the generator)."""
