@@ -16,13 +16,21 @@ from tidu.layers.normalization import (BatchNormalization, LayerNormalization,
                                        compute_population_statistics)
 from tidu.layers.recurrent import GRU, LSTM, SimpleRNN
 from tidu.layers.embedding import Embedding
-from tidu.layers.advanced_activations import ELU, LeakyReLU, Maxout, ReLU, Softmax
+from tidu.layers.advanced_activations import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
+from tidu.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
+                                 Subtract)
+from tidu.layers.reshaping import (Cropping2D, Permute, RepeatVector, UpSampling2D,
+                                   ZeroPadding2D)
+from tidu.layers.noise import GaussianDropout, GaussianNoise, SpatialDropout2D
+from tidu.layers.preprocessing import Rescaling
 
 _LAYERS = {cls.__name__: cls for cls in (
     InputLayer, Dense, Activation, Flatten, Reshape, Dropout, Identity, Conv2D, MaxPooling2D,
     AveragePooling2D, L2Pooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
     BatchNormalization, LayerNormalization, SimpleRNN, LSTM, GRU, Embedding, LeakyReLU, ELU,
-    ReLU, Softmax, Maxout)}
+    ReLU, Softmax, Maxout, PReLU, Add, Subtract, Multiply, Average, Maximum, Minimum,
+    Concatenate, RepeatVector, Permute, UpSampling2D, ZeroPadding2D, Cropping2D, Rescaling,
+    GaussianNoise, GaussianDropout, SpatialDropout2D)}
 _LAYERS.update(MaxPool2D=MaxPooling2D, AvgPool2D=AveragePooling2D,
                GlobalAvgPool2D=GlobalAveragePooling2D, GlobalMaxPool2D=GlobalMaxPooling2D)
 
