@@ -26,9 +26,14 @@ __all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Conc
 
 
 def _shapes(layer, inputs):
-    """The shapes of a list of inputs (Tensors, arrays or shapes); TypeError for anything else."""
-    if not isinstance(inputs, (list, tuple)) or not inputs:
-        got = "an empty list" if isinstance(inputs, (list, tuple)) else type(inputs).__name__
+    """The shapes of a list of inputs (Tensors, arrays or shapes); TypeError for anything else
+    (one tensor, or the shape of one)."""
+    one_shape = isinstance(inputs, (list, tuple)) and all(d is None or isinstance(d, int)
+                                                          for d in inputs)
+    if not isinstance(inputs, (list, tuple)) or not inputs or one_shape:
+        got = ("an empty list" if isinstance(inputs, (list, tuple)) and not inputs
+               else f"one input of shape {tuple(inputs)}" if one_shape
+               else type(inputs).__name__)
         raise TypeError(f"{layer_label(layer)} expected a non-empty list of inputs, got {got}")
     shapes = []
     for x in inputs:
