@@ -101,7 +101,7 @@ class SpatialDropout2D(_Noise):
         self.rate = rate
 
     def call(self, inputs, training=False):
-        check_ndim(layer_label(self), inputs, 4, "(batch, height, width, channels)")
+        check_ndim(layer_label(self), inputs, 4, "batch, height, width, channels")
         N, _, _, C = inputs.shape
         return F.dropout(inputs, self.rate, training=bool(training), rng=self.rng,
                          noise_shape=(N, 1, 1, C))

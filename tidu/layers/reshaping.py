@@ -51,12 +51,12 @@ class RepeatVector(Layer):
         self.n = n
 
     def call(self, inputs, training=False):
-        check_ndim(layer_label(self, f"({self.n})"), inputs, 2, "(batch, features)")
+        check_ndim(layer_label(self, f"({self.n})"), inputs, 2, "batch, features")
         N, D = inputs.shape
         return F.repeat(F.reshape(inputs, (N, 1, D)), self.n, axis=1)
 
     def compute_output_shape(self, input_shape):
-        check_ndim(layer_label(self, f"({self.n})"), input_shape, 2, "(batch, features)")
+        check_ndim(layer_label(self, f"({self.n})"), input_shape, 2, "batch, features")
         return (input_shape[0], self.n, input_shape[1])
 
     def get_config(self):
@@ -81,12 +81,12 @@ class Permute(Layer):
 
     def call(self, inputs, training=False):
         check_ndim(layer_label(self, str(self.dims)), inputs, len(self.dims) + 1,
-                   "(batch, *one sample)")
+                   "batch, *one sample")
         return F.transpose(inputs, (0, *self.dims))
 
     def compute_output_shape(self, input_shape):
         check_ndim(layer_label(self, str(self.dims)), input_shape, len(self.dims) + 1,
-                   "(batch, *one sample)")
+                   "batch, *one sample")
         return (input_shape[0], *(input_shape[d] for d in self.dims))
 
     def get_config(self):
@@ -113,14 +113,14 @@ class UpSampling2D(Layer):
         self.size, self.interpolation = size, interpolation.lower()
 
     def call(self, inputs, training=False):
-        check_ndim(layer_label(self, str(self.size)), inputs, 4, "(batch, height, width, channels)")
+        check_ndim(layer_label(self, str(self.size)), inputs, 4, "batch, height, width, channels")
         if self.interpolation == "bilinear":
             return F.upsample_bilinear2d(inputs, self.size)
         return F.repeat(F.repeat(inputs, self.size[0], axis=1), self.size[1], axis=2)
 
     def compute_output_shape(self, input_shape):
         check_ndim(layer_label(self, str(self.size)), input_shape, 4,
-                   "(batch, height, width, channels)")
+                   "batch, height, width, channels")
         N, H, W, C = input_shape
         (sh, sw) = self.size
         return (N, None if H is None else sh * H, None if W is None else sw * W, C)
@@ -132,20 +132,22 @@ class UpSampling2D(Layer):
 
 class ZeroPadding2D(Layer):
     """(N, H, W, C) -> (N, t + H + b, l + W + r, C), zeros in the new rows and columns;
-    padding ((t, b), (l, r)), or (ph, pw) for ((ph, ph), (pw, pw)), or p for all four."""
+    padding ((t, b), (l, r)), or (ph, pw) for ((ph, ph), (pw, pw)), or p for all four. The
+    default ((1, 1), (1, 1)) is Keras's (1, 1) written out (the form get_config gives, and
+    what a saved config's checks read the kind of padding from)."""
 
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+    def __init__(self, padding=((1, 1), (1, 1)), data_format=None, **kwargs):
         padding = _pairs("ZeroPadding2D", "padding", padding)
         check_data_format("ZeroPadding2D", data_format)
         super().__init__(**kwargs)
         self.padding = padding
 
     def call(self, inputs, training=False):
-        check_ndim(layer_label(self), inputs, 4, "(batch, height, width, channels)")
+        check_ndim(layer_label(self), inputs, 4, "batch, height, width, channels")
         return F.pad(inputs, ((0, 0), *self.padding, (0, 0)))
 
     def compute_output_shape(self, input_shape):
-        check_ndim(layer_label(self), input_shape, 4, "(batch, height, width, channels)")
+        check_ndim(layer_label(self), input_shape, 4, "batch, height, width, channels")
         N, H, W, C = input_shape
         (t, b), (l, r) = self.padding
         return (N, None if H is None else t + H + b, None if W is None else l + W + r, C)
@@ -166,7 +168,7 @@ class Cropping2D(Layer):
         self.cropping = cropping
 
     def _output_hw(self, shape):
-        check_ndim(layer_label(self), shape, 4, "(batch, height, width, channels)")
+        check_ndim(layer_label(self), shape, 4, "batch, height, width, channels")
         (t, b), (l, r) = self.cropping
         H, W = shape[1], shape[2]
         if (H is not None and t + b >= H) or (W is not None and l + r >= W):
