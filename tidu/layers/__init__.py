@@ -16,20 +16,26 @@ from tidu.layers.normalization import (BatchNormalization, LayerNormalization,
                                        compute_population_statistics)
 from tidu.layers.recurrent import GRU, LSTM, SimpleRNN
 from tidu.layers.embedding import Embedding
-from tidu.layers.advanced_activations import ELU, LeakyReLU, Maxout, ReLU, Softmax
+from tidu.layers.advanced_activations import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from tidu.layers.pooling import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D,
                                  GlobalAvgPool1D, GlobalMaxPool1D, GlobalMaxPooling1D, MaxPool1D,
                                  MaxPooling1D)
 from tidu.layers.wrappers import Bidirectional, TimeDistributed
+from tidu.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
+                                 Subtract)
+from tidu.layers.reshaping import (Cropping2D, Permute, RepeatVector, UpSampling2D,
+                                   ZeroPadding2D)
+from tidu.layers.noise import GaussianDropout, GaussianNoise, SpatialDropout2D
+from tidu.layers.preprocessing import Rescaling
 
 _LAYERS = {cls.__name__: cls for cls in (
     InputLayer, Dense, Activation, Flatten, Reshape, Dropout, Identity, Conv2D, MaxPooling2D,
     AveragePooling2D, L2Pooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
     BatchNormalization, LayerNormalization, SimpleRNN, LSTM, GRU, Embedding, LeakyReLU, ELU,
-    ReLU, Softmax, Maxout)}
-_LAYERS.update({cls.__name__: cls for cls in (
-    Conv1D, Conv2DTranspose, MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D,
-    GlobalMaxPooling1D, Bidirectional, TimeDistributed)})
+    ReLU, Softmax, Maxout, PReLU, Add, Subtract, Multiply, Average, Maximum, Minimum,
+    Concatenate, RepeatVector, Permute, UpSampling2D, ZeroPadding2D, Cropping2D, Rescaling,
+    GaussianNoise, GaussianDropout, SpatialDropout2D, Conv1D, Conv2DTranspose, MaxPooling1D,
+    AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, Bidirectional, TimeDistributed)}
 _LAYERS.update(MaxPool1D=MaxPooling1D, AvgPool1D=AveragePooling1D,
                GlobalAvgPool1D=GlobalAveragePooling1D, GlobalMaxPool1D=GlobalMaxPooling1D)
 _LAYERS.update(MaxPool2D=MaxPooling2D, AvgPool2D=AveragePooling2D,

@@ -4,6 +4,7 @@
     ELU        y = x if x > 0 else α(eˣ − 1)                 (alpha=1.0)
     ReLU       y = min(x, max_value) if x >= threshold else negative_slope·(x − threshold)
     Softmax    y_i = e^{x_i} / Σ_j e^{x_j} along `axis`
+    PReLU      y = x if x >= 0 else α·x, α a learned weight per entry (shared along shared_axes)
     Maxout     y_k = max_{j < pieces} (x W + b)_{k, j}: a Dense to units·pieces, then the max
                of each unit's `pieces` (Goodfellow et al., 2013); features grouped (units, pieces)
 
@@ -12,14 +13,16 @@ Like Activation, the element-wise ones have `pre_activation` (the identity) and
 """
 import tidu.functional as F
 from tidu._checks import check_nonnegative, check_number
-from tidu import activations
+from tidu import activations, initializers, regularizers
 from tidu.errors import ShapeError
 from tidu.layers.base import Layer
 from tidu.layers.core import ActivityRegularized, _ElementwiseActivation
-from tidu.layers.utils import (add_kernel_and_bias, check_ndim, check_positive_int,
-                               kernel_and_bias_config, set_kernel_and_bias_options)
+from tidu.layers.utils import (add_kernel_and_bias, check_constraint, check_ndim,
+                               check_positive_int, kernel_and_bias_config, layer_label,
+                               serialize_constraint, serialize_initializer,
+                               serialize_regularizer, set_kernel_and_bias_options)
 
-__all__ = ["LeakyReLU", "ELU", "ReLU", "Softmax", "Maxout"]
+__all__ = ["LeakyReLU", "ELU", "ReLU", "Softmax", "Maxout", "PReLU"]
 
 
 def _check_number(layer, name, value, minimum=None):
@@ -141,3 +144,63 @@ class Maxout(ActivityRegularized, Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "pieces": self.pieces,
                 **kernel_and_bias_config(self, "Maxout")}
+
+
+class PReLU(Layer):
+    """y = relu(x) − α·relu(−x), i.e. x for x >= 0 and α·x below, with α a weight learned per
+    entry of a sample (He et al., 2015).
+
+    Weight: alpha, shaped like one sample (input_shape[1:]) with 1 on the shared_axes (axes
+    counted with the batch axis 0: shared_axes=[1, 2] gives one α per channel of an image).
+    alpha_initializer='zeros' starts as relu.
+    """
+
+    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
+                 shared_axes=None, **kwargs):
+        if shared_axes is not None:
+            shared_axes = list(shared_axes) if isinstance(shared_axes, (list, tuple)) else [shared_axes]
+            if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
+                       for a in shared_axes):
+                raise ValueError(f"PReLU: expected shared_axes to be axes >= 1 (0 is the batch "
+                                 f"axis), got shared_axes={shared_axes!r}")
+        alpha_initializer = initializers.get(alpha_initializer)
+        alpha_regularizer = regularizers.get(alpha_regularizer)
+        check_constraint("PReLU", "alpha_constraint", alpha_constraint)
+        super().__init__(**kwargs)
+        self.alpha_initializer, self.alpha_regularizer = alpha_initializer, alpha_regularizer
+        self.alpha_constraint, self.shared_axes = alpha_constraint, shared_axes
+        self.alpha = None
+
+    def build(self, input_shape):
+        check_ndim(layer_label(self), input_shape, (2,), "(batch, ...)")
+        shape = list(input_shape[1:])
+        for a in self.shared_axes or ():
+            if a >= len(input_shape):
+                raise ShapeError(f"{layer_label(self)} shared axis {a} does not exist in an "
+                                 f"input of shape {tuple(input_shape)}")
+            shape[a - 1] = 1
+        if None in shape:
+            raise ShapeError(f"{layer_label(self)} needs every non-shared axis known to make "
+                             f"alpha, got input shape {tuple(input_shape)}")
+        self.alpha = self.add_weight("alpha", tuple(shape), self.alpha_initializer,
+                                     regularizer=self.alpha_regularizer,
+                                     constraint=self.alpha_constraint)
+
+    def call(self, inputs, training=False):
+        expected = (inputs.ndim == self.alpha.ndim + 1 and all(
+            a in (1, n) for a, n in zip(self.alpha.shape, inputs.shape[1:])))
+        if not expected:
+            raise ShapeError(f"{layer_label(self)} has alpha of shape {self.alpha.shape}, "
+                             f"which does not fit an input of shape {inputs.shape}")
+        return F.relu(inputs) - self.alpha * F.relu(-inputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "alpha_initializer": serialize_initializer(self.alpha_initializer),
+                "alpha_regularizer": serialize_regularizer(self.alpha_regularizer),
+                "alpha_constraint": serialize_constraint("PReLU", "alpha_constraint",
+                                                         self.alpha_constraint),
+                "shared_axes": self.shared_axes}

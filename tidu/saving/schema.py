@@ -15,7 +15,8 @@ A layer's arguments are checked against the layer class itself, not against a se
         '*_regularizer' / '*_constraint' also null, 'activation' / '*_activation' a name or
         {class_name, config} (a configured activation, e.g. Maxout(pieces=3));
       - else the kind of the constructor's default (True -> true or false, 2 -> an int,
-        0.5 -> a number, 'valid' -> a str, (2, 2) -> an int or a list of ints), or, for a
+        0.5 -> a number (or a list of numbers when the constructor takes [0.5], as
+        Rescaling's per-channel scale), 'valid' -> a str, (2, 2) -> an int or a list of ints), or, for a
         required argument, of the value a probe instance reports in get_config(); an int is a
         number when the constructor takes 1.5 too, and its lower bound is the smallest of
         -1, 0, 1 the constructor accepts;
@@ -141,6 +142,9 @@ def int_kind(int_minimum=None, list_minimum=None, ints=True, lists=False):
 
 BOOL = Kind("true or false", lambda v: isinstance(v, bool))
 NUMBER = Kind("a finite number", is_real)
+NUMBERS = Kind("a finite number or a list of them",
+               lambda v: is_real(v) or (isinstance(v, list) and 1 <= len(v) <= MAX_LIST
+                                        and all(is_real(e) for e in v)))
 STR = Kind("a str", lambda v: _is_name(v, 256))
 PLAIN = Kind("plain JSON of bounded size", is_plain)
 NAME = Kind("a non-empty str", lambda v: isinstance(v, str) and 0 < len(v) <= 256)
@@ -213,8 +217,8 @@ def _kind_of_value(cls, key, value, probe):
     for ints, whether it takes any number, an int, a list, or both, and the lower bound of each."""
     if isinstance(value, bool):
         return BOOL
-    if isinstance(value, float):
-        return NUMBER
+    if isinstance(value, float):  # a list of them too when the constructor takes one
+        return NUMBERS if probe is not None and _accepts(cls, {**probe, key: [value]}) else NUMBER
     if isinstance(value, str):
         return STR
     if isinstance(value, (tuple, list)) and value and all(is_int(v) for v in value):
