@@ -45,12 +45,11 @@ def test_conv2d_transpose_gradcheck(rng, xs, ks, strides, padding, op, dilation)
     gradcheck(lambda x, K: F.conv2d_transpose(x, K, **kw), x, K)
 
 
-@pytest.mark.parametrize("xs, ks, strides, padding, op, dilation", TRANSPOSE_CASES)
+@pytest.mark.parametrize("xs, ks, strides, padding, op, dilation",
+                         [c for c in TRANSPOSE_CASES if c[3] == "valid" and c[4] is None])
 def test_conv2d_transpose_is_the_adjoint_of_conv2d(rng, xs, ks, strides, padding, op, dilation):
     """<conv2d_transpose(x, K), z> = <x, conv2d(z̃, K)>: checked on the uncropped 'valid'
     output (no output padding), where the two ops are exact transposes."""
-    if padding != "valid" or op is not None:
-        pytest.skip("the adjoint identity holds for the uncropped output")
     x, K = rng.standard_normal(xs), rng.standard_normal((*ks, 3, xs[3]))
     y = F.conv2d_transpose(Tensor(x), Tensor(K), strides=strides, dilation_rate=dilation).data
     z = rng.standard_normal(y.shape)

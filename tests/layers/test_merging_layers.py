@@ -189,3 +189,15 @@ def test_residual_block_matches_keras(keras, digits, rng):
     ours.set_weights(ref.get_weights())
     np.testing.assert_allclose(ours.predict(x), to_numpy(keras, ref.predict(x, verbose=0)),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", ["Add", "Concatenate", "Maximum"])
+def test_a_merge_of_one_tensor_runs_in_a_functional_model(cls):
+    """Keras accepts a merge of a one-element list; the model must hand the layer a list."""
+    from tidu import Input, Model
+
+    inputs = Input(shape=(4,))
+    h = L.Dense(3)(inputs)
+    model = Model(inputs, getattr(L, cls)()([h]))
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.layers[0](x).data, rtol=1e-6)

@@ -47,9 +47,12 @@ class Layer:
 
     accepts_integer_input: whether the layer takes integer arrays as they are (ids, as
     Embedding); False, the default, means a model casts integer inputs to floatx first.
+    takes_input_list: whether the layer is called on a list of tensors (the merge layers), so
+    a model hands it a list even when the list holds one tensor.
     """
 
     accepts_integer_input = False
+    takes_input_list = False  # True for layers called on a list of inputs (the merges)
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, input_dim=None, **kwargs):

@@ -51,6 +51,7 @@ class _Merge(Layer):
     """Element-wise merge of a list of inputs; a subclass gives `merge(xs)` for Tensors of one
     rank (broadcasting) and `min_inputs` / `max_inputs`."""
 
+    takes_input_list = True
     min_inputs, max_inputs = 1, None
 
     def _check(self, shapes):
@@ -164,6 +165,7 @@ class Concatenate(Layer):
     """y = [x₁, x₂, …, xₖ] joined along `axis` (counted with the batch axis; −1: the last);
     every other dimension must agree."""
 
+    takes_input_list = True
     def __init__(self, axis=-1, **kwargs):
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"Concatenate: expected axis to be an int, got axis={axis!r}")

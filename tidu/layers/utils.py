@@ -131,6 +131,7 @@ def kernel_and_bias_config(layer, owner):
 def check_ndim(layer, inputs, ndim, what):
     """ShapeError unless `inputs` has `ndim` dimensions (an int) or at least ndim[0] (a tuple)."""
     shape = tuple(inputs.shape) if hasattr(inputs, "shape") else tuple(inputs)
+    what = what.strip("()")      # written with or without its brackets by the callers
     if isinstance(ndim, tuple):
         if len(shape) < ndim[0]:
             raise ShapeError(f"{layer} expected input with at least {ndim[0]} dimensions "
