@@ -172,6 +172,25 @@ def test_unknown_lengths_same_padding_and_time_distributed(tmp_path, rng):
                                    model.predict(x, verbose=0), **TOL)
 
 
+@pytest.mark.parametrize("stack, sizes", [
+    ([layers.Conv1D(3, 3, padding="same", dilation_rate=3, input_shape=(None, 2))],
+     [(10, 2), (4, 2)]),
+    ([layers.Conv2D(2, 3, padding="same", dilation_rate=2, input_shape=(None, None, 2)),
+      layers.Conv2D(2, 3, strides=2, padding="same"), layers.MaxPooling2D(3, 1, padding="same")],
+     [(7, 6, 2), (4, 9, 2)]),
+    ([layers.Conv2DTranspose(2, 3, strides=2, padding="same", input_shape=(None, None, 2)),
+      layers.Conv2DTranspose(2, 2, strides=3, output_padding=1)], [(3, 4, 2), (5, 2, 2)]),
+    ([layers.UpSampling2D(interpolation="bilinear", input_shape=(None, None, 2)),
+      layers.Cropping2D(((1, 0), (2, 1))), layers.ZeroPadding2D(2), layers.UpSampling2D((1, 3)),
+      layers.PReLU(shared_axes=[1, 2])], [(3, 4, 2), (5, 6, 2)]),
+], ids=["conv1d_dilated", "conv2d_dilated_strided", "conv2d_transpose", "upsampling_crop_pad"])
+def test_unknown_spatial_sizes(stack, sizes, tmp_path, rng):
+    model = randomize(models.Sequential(stack), rng)
+    session = export_and_compare(model, floats(rng, sizes[0]), tmp_path)
+    x = rng.normal(size=(2, *sizes[1])).astype("float32")   # other sizes, the same file
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x, verbose=0), **TOL)
+
+
 # --- functional models: merges, a residual block --------------------------------------------
 
 MERGES = {

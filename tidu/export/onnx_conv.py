@@ -15,29 +15,17 @@ are (N, L, C), ONNX's Conv and pools read (N, C, L): those run between two Trans
                             a crop >= 0 is the op's pads, a negative one a Pad with zeros
                             after it; then + bias (over the padded zeros too, as tidu) and
                             the activation.
-'same' padding is TensorFlow's (the extra step at the end), as pads when the length is known,
-else auto_pad SAME_UPPER.
+'same' padding is TensorFlow's (the extra step at the end), as pads when the length is known
+or the stride 1, else auto_pad SAME_UPPER.
 """
-import numpy as np
-
 from tidu import layers as L
 from tidu.export.onnx_activations import activation
 from tidu.export.onnx_graph import converter
-from tidu.export.onnx_layers import TO_NCHW, TO_NHWC, _array, _label
+from tidu.export.onnx_layers import TO_NCHW, TO_NHWC, _array, _label, same_pads
 
-__all__ = ["same_pads", "transpose_crops"]
+__all__ = ["transpose_crops"]
 
 TO_NCL = TO_NLC = [0, 2, 1]
-
-
-def same_pads(sizes, window, strides):
-    """ONNX pads [begin…, end…] of TensorFlow's 'same' for windows over axes of `sizes`."""
-    before, after = [], []
-    for n, k, s in zip(sizes, window, strides):
-        total = max((-(-n // s) - 1) * s + k - n, 0)
-        before.append(total // 2)
-        after.append(total - total // 2)
-    return before + after
 
 
 def _pads_1d(shape, span, stride, padding):
@@ -46,9 +34,8 @@ def _pads_1d(shape, span, stride, padding):
         return [0, 0], None
     if padding == "causal":
         return [span - 1, 0], None
-    if shape[1] is None:
-        return None, "SAME_UPPER"
-    return same_pads([shape[1]], [span], [stride]), None
+    pads = same_pads([shape[1]], [span], [stride])
+    return (None, "SAME_UPPER") if pads is None else (pads, None)
 
 
 def _ncl(g, op_type, x, inputs, **attributes):

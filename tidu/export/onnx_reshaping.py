@@ -110,7 +110,8 @@ def zero_padding_2d(g, layer, x, shape):
 def cropping_2d(g, layer, x, shape):
     (t, b), (l, r) = layer.cropping
     ends = [-b if b else _END, -r if r else _END]
-    return g.op("Slice", [x, g.ints([t, l], "starts"), g.ints(ends, "ends"), g.ints([1, 2], "axes")])
+    return g.op("Slice", [x, g.ints([t, l], "starts"), g.ints(ends, "ends"),
+                          g.ints([1, 2], "axes")])
 
 
 @converter(L.GaussianNoise, L.GaussianDropout, L.SpatialDropout2D, L.InputLayer)
