@@ -11,7 +11,8 @@ Keras 3's other formats (tf_saved_model, openvino, litert) are not supported.
 """
 import os
 
-from tidu.export import onnx_layers, onnx_recurrent  # noqa: F401  (they fill CONVERTERS)
+from tidu.export import (onnx_conv, onnx_layers, onnx_recurrent, onnx_reshaping,  # noqa: F401
+                         onnx_wrappers)  # (they fill CONVERTERS)
 from tidu.export.onnx_graph import CONVERTERS, OPSET, converter, model_proto
 from tidu.utils import atomic_write
 

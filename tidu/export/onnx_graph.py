@@ -19,18 +19,23 @@ from tidu import backend
 from tidu.errors import NotBuiltError
 from tidu.version import __version__
 
-__all__ = ["OPSET", "CONVERTERS", "OnnxGraph", "converter", "model_proto", "require_onnx"]
+__all__ = ["OPSET", "CONVERTERS", "INNER_LAYERS", "OnnxGraph", "converter", "convert_layer",
+           "model_proto", "require_onnx"]
 
 OPSET = 18          # the default opset: LayerNormalization (17), Reduce* with axes as an input (18)
 
 CONVERTERS = {}     # layer class -> convert(g, layer, x, shape)
+INNER_LAYERS = {}   # wrapper class -> fn(layer) -> the layers its converter converts
 
 
-def converter(*classes):
-    """Decorator: `fn` converts layers of exactly these classes."""
+def converter(*classes, inner=None):
+    """Decorator: `fn` converts layers of exactly these classes; `inner(layer)` lists the
+    layers a wrapper's converter converts in turn (with convert_layer)."""
     def register(fn):
         for cls in classes:
             CONVERTERS[cls] = fn
+            if inner is not None:
+                INNER_LAYERS[cls] = inner
         return fn
     return register
 
@@ -75,9 +80,10 @@ class OnnxGraph:
                                                 name=self.name(f"{op_type}_node"), **attributes))
         return names[0] if outputs == 1 else names
 
-    def const(self, value, hint="const"):
-        """A weight holding `value` as the graph's float dtype."""
-        return self._add(np.asarray(value, dtype=self.dtype), hint)
+    def const(self, value, hint="const", dtype=None):
+        """A weight holding `value` as the graph's float dtype (or `dtype`: Resize's scales
+        are float32 whatever the model's)."""
+        return self._add(np.asarray(value, dtype=self.dtype if dtype is None else dtype), hint)
 
     def ints(self, values, hint="shape"):
         """A weight holding int64 `values` (shapes, axes, pads)."""
@@ -106,14 +112,23 @@ def _converter_for(layer):
     return fn
 
 
-def _unsupported(steps, found):
-    """Add to `found` the 'Class 'name'' of every layer in `steps` (nested too) with no converter."""
-    for step in steps:
-        fn = _converter_for(step.layer)
+def convert_layer(g, layer, x, shape):
+    """The graph value of `layer` (a layer or a nested model) called on x of tidu shape
+    `shape`: its converter's output."""
+    return _converter_for(layer)(g, layer, x, shape)
+
+
+def _unsupported(layers, found):
+    """Add to `found` the 'Class 'name'' of every layer in `layers` (nested models and wrapped
+    layers too) with no converter."""
+    for layer in layers:
+        fn = _converter_for(layer)
         if fn is None:
-            found.append(f"{type(step.layer).__name__} '{step.layer.name}'")
+            found.append(f"{type(layer).__name__} '{layer.name}'")
         elif fn is _nested_model:
-            _unsupported(_steps_of(step.layer), found)
+            _unsupported([s.layer for s in _steps_of(layer)], found)
+        elif type(layer) in INNER_LAYERS:
+            _unsupported(INNER_LAYERS[type(layer)](layer), found)
     return found
 
 
@@ -132,7 +147,7 @@ def _walk(g, steps, x, shape):
             raise ValueError(f"ONNX export: {type(layer).__name__} '{layer.name}' has several "
                              f"outputs (return_state=True?); the export takes one per layer")
         g.scope = layer.name
-        values.append(_converter_for(layer)(g, layer, a, s))
+        values.append(convert_layer(g, layer, a, s))
         shapes.append(tuple(out_shape))
     return values[-1], shapes[-1]
 
@@ -179,7 +194,7 @@ def model_proto(model, opset=OPSET):
     if steps is None:
         raise ValueError(f"ONNX export: {label} is a subclassed Model (its call is Python "
                          f"code); only Sequential and functional models can be exported")
-    missing = _unsupported(steps, [])
+    missing = _unsupported([s.layer for s in steps], [])
     if missing:
         supported = sorted({cls.__name__ for cls in CONVERTERS})
         raise ValueError(f"ONNX export: no ONNX converter for {', '.join(missing)}. "

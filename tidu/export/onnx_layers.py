@@ -12,7 +12,7 @@ those run between two Transposes (a runtime's optimizer folds the pairs that mee
     Dropout             nothing (inference; mode 'classic': x·(1 − rate))   Identity: nothing
     Flatten, Reshape    Flatten / Reshape
 'same' padding is TensorFlow's (the extra row/column at the bottom/right), as pads when the
-height and width are known, else auto_pad SAME_UPPER.
+height and width are known or the strides 1, else auto_pad SAME_UPPER.
 """
 import numpy as np
 
@@ -20,7 +20,7 @@ from tidu import layers as L
 from tidu.export.onnx_activations import activation, maxout, relu_general
 from tidu.export.onnx_graph import converter
 
-__all__ = []
+__all__ = ["same_pads"]
 
 TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 
@@ -78,19 +78,29 @@ def reshape(g, layer, x, shape):
     return g.op("Reshape", [x, g.ints([0, *target])])
 
 
-def _pads(shape, window, strides, padding):
-    """(pads, auto_pad) of a window over the H, W axes of an NHWC `shape`: ONNX's pads
-    [top, left, bottom, right] for TensorFlow's 'same', or SAME_UPPER when H or W is unknown."""
-    if padding == "valid":
-        return [0, 0, 0, 0], None
-    if None in shape[1:3]:
-        return None, "SAME_UPPER"
+def same_pads(sizes, window, strides):
+    """ONNX pads [begin…, end…] of TensorFlow's 'same' for windows over axes of `sizes`, or
+    None when a strided axis's size is unknown: total = (⌈n/s⌉ − 1)·s + k − n (k − 1 for
+    s = 1, whatever n), the extra one at the end."""
     before, after = [], []
-    for n, k, s in zip(shape[1:3], window, strides):
-        total = max((-(-n // s) - 1) * s + k - n, 0)
+    for n, k, s in zip(sizes, window, strides):
+        if n is None and s != 1:
+            return None
+        total = k - 1 if s == 1 else max((-(-n // s) - 1) * s + k - n, 0)
         before.append(total // 2)
         after.append(total - total // 2)
-    return before + after, None
+    return before + after
+
+
+def _pads(shape, window, strides, padding):
+    """(pads, auto_pad) of a window over the H, W axes of an NHWC `shape`: ONNX's pads
+    [top, left, bottom, right] for TensorFlow's 'same', or SAME_UPPER when a strided axis's
+    size is unknown (a dilated window has stride 1, so it always gets pads: onnxruntime
+    refuses auto_pad with dilations)."""
+    if padding == "valid":
+        return [0, 0, 0, 0], None
+    pads = same_pads(shape[1:3], window, strides)
+    return (None, "SAME_UPPER") if pads is None else (pads, None)
 
 
 def _nchw(g, op_type, x, inputs, **attributes):
