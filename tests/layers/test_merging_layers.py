@@ -192,7 +192,7 @@ def test_residual_block_matches_keras(keras, digits, rng):
 
 
 @pytest.mark.parametrize("cls", ["Add", "Concatenate", "Maximum"])
-def test_a_merge_of_one_tensor_runs_in_a_functional_model(cls):
+def test_a_merge_of_one_tensor_runs_in_a_functional_model(cls, tmp_path):
     """Keras accepts a merge of a one-element list; the model must hand the layer a list."""
     from tidu import Input, Model
 
@@ -201,3 +201,8 @@ def test_a_merge_of_one_tensor_runs_in_a_functional_model(cls):
     model = Model(inputs, getattr(L, cls)()([h]))
     x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), model.layers[0](x).data, rtol=1e-6)
+    path = tmp_path / "one.tidu"
+    model.save(path)
+    for again in (tidu.models.load_model(path), tidu.models.clone_model(model)):
+        again.set_weights(model.get_weights())
+        np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))

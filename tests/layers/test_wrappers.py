@@ -272,3 +272,13 @@ def test_bidirectional_lstm_learns_mnist_rows_as_sequences():
     assert loss[0] > loss[1] > loss[2]
     _, accuracy = model.evaluate(xt, yt, verbose=0)
     assert accuracy > 0.6 and history.history["accuracy"][-1] > 0.6  # chance is 0.1 (0.8 seen)
+
+
+def test_bidirectional_output_shape_with_a_backward_layer_of_other_units():
+    """concat joins 4 forward and 3 backward features: 7, as the output has."""
+    from tidu import layers as L
+
+    layer = L.Bidirectional(L.LSTM(4), backward_layer=L.GRU(3, go_backwards=True))
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    assert layer(x).shape == (2, 7)
+    assert layer.compute_output_shape((None, 5, 6)) == (None, 7)

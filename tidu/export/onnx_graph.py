@@ -141,7 +141,7 @@ def _walk(g, steps, x, shape):
                              f"{sorted(kwargs)}, which the export does not support")
         args = [x if k < 0 else values[k] for k in inputs]
         arg_shapes = [shape if k < 0 else shapes[k] for k in inputs]
-        a, s = (args[0], arg_shapes[0]) if len(args) == 1 else (args, arg_shapes)
+        a, s = layer.call_arguments(args), layer.call_arguments(arg_shapes)
         out_shape = layer.compute_output_shape(s)
         if isinstance(out_shape, list):
             raise ValueError(f"ONNX export: {type(layer).__name__} '{layer.name}' has several "

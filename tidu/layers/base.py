@@ -154,6 +154,11 @@ class Layer:
             self.built = True
         return self.call(inputs, training=training, **kwargs)
 
+    def call_arguments(self, values):
+        """What a model calls the layer on, given the list of its inputs' values: the one value,
+        or the list (always a list for a layer that takes_input_list, as the merges)."""
+        return values[0] if len(values) == 1 and not self.takes_input_list else list(values)
+
     def compute_output_shape(self, input_shape):
         """Output shape for `input_shape` (batch axis included, None allowed), by running a
         one-sample batch through the layer without recording a graph."""

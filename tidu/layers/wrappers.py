@@ -148,14 +148,16 @@ class Bidirectional(_Wrapper):
 
     def compute_output_shape(self, input_shape):
         shape = self.forward_layer.compute_output_shape(input_shape)
-        states = []
+        back = self.backward_layer.compute_output_shape(input_shape)
+        states, back_states = [], []
         if self.return_state:
             shape, states = shape[0], list(shape[1:])
-        if self.merge_mode == "concat":
-            shape = (*shape[:-1], 2 * shape[-1])
-        outputs = [shape, shape] if self.merge_mode is None else [shape]
+            back, back_states = back[0], list(back[1:])
+        if self.merge_mode == "concat":     # the two layers may differ in units here
+            shape = (*shape[:-1], shape[-1] + back[-1])
+        outputs = [shape, back] if self.merge_mode is None else [shape]
         if self.return_state:
-            return [*outputs, *states, *states]
+            return [*outputs, *states, *back_states]
         return outputs if self.merge_mode is None else shape
 
     def get_config(self):

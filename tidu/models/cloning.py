@@ -32,7 +32,7 @@ def clone_model(model, copy_weights=False, dtype=None):
         values = {id(t_in): inp}
         for node in model._nodes:
             args = [values[id(t)] for t in node.inputs]
-            values[id(node)] = clones[id(node.layer)](args[0] if len(args) == 1 else args,
+            values[id(node)] = clones[id(node.layer)](node.layer.call_arguments(args),
                                                       **node.call_kwargs)
         clone = Model(inp, values[id(model._nodes[-1])], name=model.name)
     else:

@@ -77,7 +77,7 @@ def run(steps, x, training=False, logits=False, fusable=None):
         while i <= last:
             layer, inputs, kwargs = steps[i]
             args = [x if k < 0 else values[k] for k in inputs]
-            a = args[0] if len(args) == 1 and not layer.takes_input_list else args
+            a = layer.call_arguments(args)
             if fusable is not None and fusable[i] and (i + 1 < last or not logits) \
                     and pools_first(layer, steps[i + 1].layer, a):
                 z = layer.pre_activation(a, training=training)

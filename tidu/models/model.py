@@ -400,7 +400,7 @@ class Model(Layer):
         for node in config["nodes"]:
             args = [inp if s == "input" else outs[s] for s in node["inbound"]]
             layer = layers[node["layer"]]
-            outs.append(layer(args[0] if len(args) == 1 else args, **node.get("kwargs", {})))
+            outs.append(layer(layer.call_arguments(args), **node.get("kwargs", {})))
         return cls(inp, outs[-1], name=config.get("name"))
 
     def summary(self, line_length=None, positions=None, print_fn=None):
