@@ -311,8 +311,9 @@ class Entry:
 def _entry_of(layer, where):
     entry = entry_for_layer(layer)
     if entry is None:
+        why = REFUSED.get(type(layer), "it has no Entry in saving.keras_layers")
         raise TranslationError(f"{where}: layer {layer.name!r} of class {type(layer).__name__} "
-                               f"has no Keras equivalent")
+                               f"has no Keras equivalent: {why}")
     return entry
 
 
