@@ -266,24 +266,7 @@ def test_activation_names_mean_the_same():
                                    err_msg=name)
 
 
-class SumOf(L.Layer):
-    """A stand-in merge layer (sum of its inputs), to check multi-input nodes both ways."""
-
-    def call(self, inputs, training=False):
-        out = inputs[0]
-        for t in inputs[1:]:
-            out = out + t
-        return out
-
-
-@pytest.fixture
-def add_entry():
-    keras_layers.register(keras_layers.Entry("Add", SumOf))
-    yield
-    keras_layers.unregister("Add")
-
-
-def test_multi_input_layer_both_ways(tmp_path, add_entry):
+def test_multi_input_layer_both_ways(tmp_path):
     x = keras.Input((4,), name="x")
     a, b = K.Dense(3, name="a")(x), K.Dense(3, activation="relu", name="b")(x)
     km = keras.Model(x, K.Dense(2, name="out")(K.Add(name="sum")([a, b])))

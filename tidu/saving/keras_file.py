@@ -8,8 +8,12 @@ A .keras file is a zip of three members:
     model.weights.h5  HDF5; the weights of the i-th layer (InputLayers counted in a functional
                       model, not in a Sequential) under layers/<path>/vars/0, 1, ..., where
                       <path> is the snake_case class name, made unique by _1, _2, ... in order
-                      ('dense', 'dense_1', ...); a recurrent layer's under layers/<path>/cell/vars.
+                      ('dense', 'dense_1', ...); a recurrent layer's under
+                      layers/<path>/cell/vars; a wrapper's nested layer's under its attribute's
+                      name, the same way again (layers/bidirectional/forward_layer/cell/vars,
+                      layers/time_distributed/layer/vars).
 Layer configs are translated key by key through saving.keras_layers (one Entry per class);
+a wrapper's nested layer (Bidirectional, TimeDistributed) is translated by its own Entry;
 a class without an Entry, a Lambda layer, or a value tidu cannot honour is refused.
 
 The safety rules of tidu's own format hold (saving.archive): no code runs (config.json and
@@ -17,8 +21,8 @@ metadata.json are parsed as JSON, model.weights.h5 read with h5py: datasets only
 link, contiguous, unfiltered, not external or virtual); the container is checked first
 (exactly these members, not encrypted, JSON at most 16 MiB, the h5 stored uncompressed so its
 size is that of the bytes in the file); the model is built with zeros from a budget no larger
-than the h5 (a tampered 'units' cannot allocate gigabytes); then every array's shape and dtype
-is checked against the model's weights before any is set. Any failure raises ModelFileError
+than the h5 (a tampered 'units', nested or not, cannot allocate gigabytes); then every array's
+shape and dtype is checked against the model's weights before any is set. Any failure raises ModelFileError
 and leaves nothing behind. Writing is atomic (tidu.utils.atomic_write).
 """
 import collections
@@ -34,7 +38,7 @@ from tidu.layers.input_layer import Input, InputLayer
 from tidu.saving import keras_compile, schema
 from tidu.saving.archive import clip, fail, parse_json, short, size_of, source_and_name
 from tidu.saving.keras_layers import (TranslationError, dtype_to_tidu, entry_for_keras,
-                                      known_keras_classes, snake_case)
+                                      entry_for_layer, known_keras_classes, snake_case)
 
 __all__ = ["load_keras", "is_keras_archive", "member_names", "h5_names", "require_h5py",
            "KERAS_MEMBERS"]
@@ -170,19 +174,28 @@ class Builder:
             kwargs = entry.to_tidu(config)
         except TranslationError as e:
             raise fail(self.path, f"{CONFIG}: {e}") from None
-        inits = {k: v for k, v in kwargs.items() if k.endswith("_initializer")}
-        kwargs.update({k: self.budget for k in inits})
         try:
             layer = entry.tidu_cls(**kwargs)
         except Exception as e:
             raise fail(self.path, f"{CONFIG}: {class_name} {config.get('name')!r} cannot be made: "
                                    f"{type(e).__name__}: {clip(str(e), 300)}") from None
-        self.initializers += [(layer, k, v) for k, v in inits.items()]
+        for inner in sublayers(layer):   # a wrapper's nested layers too
+            for key, init in list(vars(inner).items()):
+                if key.endswith("_initializer") and init is not None:
+                    self.initializers.append((inner, key, init))
+                    setattr(inner, key, self.budget)
         return entry, layer
 
     def restore(self):
         for layer, key, init in self.initializers:
             setattr(layer, key, init)
+
+
+def sublayers(layer):
+    """The layer and, depth first, the layers nested in it (a wrapper's, per its Entry)."""
+    entry = entry_for_layer(layer)
+    inner = [getattr(layer, attr) for attr in entry.nested.values()] if entry else []
+    return [layer, *(l for i in inner for l in sublayers(i))]
 
 
 def layer_parts(path, lc):
@@ -398,10 +411,12 @@ def read_weights(path, h5, plan):
                               f"(its layers: {sorted(names)})")
     out = []
     for name, entry, layer in plan:
-        for sub, params in entry.groups(layer):
-            where = f"layers/{name}/{sub + '/' if sub else ''}vars"
+        groups = [((name, *sub, "vars"), params) for sub, _, params in entry.weight_groups(layer)]
+        check_children(path, root, name, {g for g, _ in groups})
+        for parts, params in groups:
+            where = "layers/" + "/".join(parts)
             group = root
-            for part in [name, *([sub] if sub else []), "vars"]:
+            for part in parts:
                 group = None if group is None else h5_child(path, group, part, where, "group")
             keys = sorted(group.keys()) if group is not None else []
             want = sorted(str(i) for i in range(len(params)))
@@ -412,6 +427,24 @@ def read_weights(path, h5, plan):
                 ds = h5_child(path, group, str(i), f"{where}/{i}", "dataset")
                 out.append((p, read_dataset(path, ds, p, f"{where}/{i}")))
     return out
+
+
+def check_children(path, root, name, paths):
+    """Every group under layers/<name> lies on one of `paths` (tuples of group names from
+    <name> down to a vars group): nothing the model has no weight for."""
+    group = None if root is None else h5_child(path, root, name, f"layers/{name}", "group")
+    todo = [(group, (name,))] if group is not None else []
+    while todo:
+        group, at = todo.pop()
+        allowed = {p[len(at)] for p in paths if p[:len(at)] == at and len(p) > len(at)}
+        if at in paths:
+            continue
+        for key in group.keys():
+            if key not in allowed:
+                raise fail(path, f"{H5}: layers/{'/'.join((*at, key))} belongs to no weight of "
+                                  f"the model")
+            todo.append((h5_child(path, group, key, "layers/" + "/".join((*at, key)), "group"),
+                         (*at, key)))
 
 
 def read_dataset(path, ds, p, where):

@@ -10,21 +10,34 @@ An Entry says, for one Keras layer class:
     tidu_only  tidu config keys Keras has no word for, with the value a file can carry (their
              tidu default); a layer with another value cannot be written;
     keras_extra  keys written to Keras as they are (e.g. data_format='channels_last');
-    groups   where the weights lie in model.weights.h5 under the layer's path, in tidu's order:
-             [(sub-path, weights)], '' for the layer's own 'vars', 'cell' for a recurrent
-             layer's cell.
+    nested   a wrapper's config keys that hold a whole layer {module, class_name, config,
+             registered_name}, each with the attribute holding that layer (the same name on
+             both sides: Bidirectional's layer -> forward_layer, backward_layer -> itself);
+    moot     Keras-only keys whose value cannot change what tidu computes, accepted with any
+             value and not kept (zero_output_for_mask: tidu has no masks);
+    common   which of name, trainable, dtype the Keras class takes (SpatialDropout2D: no
+             trainable);
+    cell_name  for a recurrent layer, the name Keras gives its cell (its weights lie there).
 Every layer config also carries name, trainable and dtype (a DTypePolicy dict), handled once
 for all (`common_to_tidu`, `common_to_keras`). A key neither side knows is refused.
 
-Adding a layer class is adding an Entry to ENTRIES.
+Where the weights lie in model.weights.h5, under the layer's path, in tidu's order
+(`weight_groups`): a layer's own in vars/0, 1, ...; a recurrent layer's in cell/vars (its own
+vars empty); a wrapper's (own vars empty) under the attribute name of each nested layer, the
+same way again: layers/bidirectional/forward_layer/cell/vars/0,
+layers/time_distributed/layer/vars/0.
+
+Adding a layer class is adding an Entry to ENTRIES; a tidu layer class Keras has no twin for
+is named in REFUSED with the reason.
 """
 import inspect
 import re
 
 from tidu import backend, initializers, layers as tidu_layers, regularizers
 
-__all__ = ["Entry", "ENTRIES", "entry_for_keras", "entry_for_layer", "snake_case",
-           "initializer_to_keras", "TranslationError", "register", "unregister"]
+__all__ = ["Entry", "ENTRIES", "REFUSED", "entry_for_keras", "entry_for_layer", "snake_case",
+           "initializer_to_keras", "TranslationError", "register", "unregister",
+           "layer_to_keras"]
 
 SAME, ACT, INIT, REG, CONSTRAINT, SHAPE = "same", "activation", "initializer", "regularizer", \
     "constraint", "shape"
@@ -218,27 +231,23 @@ def common_to_keras(layer):
 
 
 # --- the entries -----------------------------------------------------------------------------
-def own_weights(layer):
-    return [("", layer.weights)]
-
-
-def cell_weights(layer):
-    return [("", []), ("cell", layer.weights)]
+COMMON = ("name", "trainable", "dtype")
 
 
 class Entry:
     """One layer class's translation (see the module docstring)."""
 
     def __init__(self, keras_name, tidu_cls, args=None, fixed=None, tidu_only=None,
-                 keras_extra=None, groups=own_weights, cell_name=None):
+                 keras_extra=None, nested=None, moot=(), common=COMMON, cell_name=None):
         self.keras_name, self.tidu_cls = keras_name, tidu_cls
         self.args, self.fixed = dict(args or {}), dict(fixed or {})
         self.tidu_only, self.keras_extra = dict(tidu_only or {}), dict(keras_extra or {})
-        self.groups, self.cell_name = groups, cell_name
+        self.nested, self.moot, self.common = dict(nested or {}), tuple(moot), tuple(common)
+        self.cell_name = cell_name
 
     def to_tidu(self, config):
-        """tidu constructor kwargs from a Keras layer config; TranslationError for a key
-        neither side knows or a value tidu cannot honour."""
+        """tidu constructor kwargs from a Keras layer config (a nested layer made as a tidu
+        layer); TranslationError for a key neither side knows or a value tidu cannot honour."""
         name = config.get("name")
         where = f"{self.keras_name} {name!r}"
         kwargs = common_to_tidu(config, where)
@@ -247,6 +256,10 @@ class Entry:
                 continue
             if key in self.args:
                 kwargs[key] = to_tidu(self.args[key], value, f"{where}: {key}")
+            elif key in self.nested:
+                kwargs[key] = layer_to_tidu(value, f"{where}: {key}")
+            elif key in self.moot:
+                continue
             elif key in self.fixed:
                 if not _same(value, self.fixed[key]):
                     raise TranslationError(f"{where}: {key}={_short(value)} is not supported "
@@ -254,7 +267,7 @@ class Entry:
                                            f"{self.fixed[key]!r})")
             else:
                 raise TranslationError(f"{where}: unknown config key {key!r} (tidu translates "
-                                       f"{sorted([*self.args, *self.fixed])})")
+                                       f"{sorted([*self.args, *self.nested, *self.fixed])})")
         return kwargs
 
     def to_keras(self, layer):
@@ -262,12 +275,14 @@ class Entry:
         word for."""
         where = f"{type(layer).__name__} {layer.name!r}"
         config = layer.get_config()
-        out = common_to_keras(layer)
+        out = {k: v for k, v in common_to_keras(layer).items() if k in self.common}
         for key, value in config.items():
             if key in ("name", "trainable", "dtype", "input_shape"):
                 continue
             if key in self.args:
                 out[key] = to_keras(self.args[key], value, f"{where}: {key}")
+            elif key in self.nested:
+                out[key] = layer_to_keras(getattr(layer, self.nested[key]), f"{where}: {key}")
             elif key in self.tidu_only:
                 if not _same(value, self.tidu_only[key]):
                     raise TranslationError(f"{where}: {key}={_short(value)} has no Keras "
@@ -277,6 +292,51 @@ class Entry:
                 raise TranslationError(f"{where}: config key {key!r} has no Keras equivalent")
         out.update(self.keras_extra)
         return out
+
+    def weight_groups(self, layer):
+        """[(path under the layer's group, the vars group's name attribute, weights)], in
+        tidu's order of layer.weights (the module docstring says where Keras puts them)."""
+        if self.cell_name:
+            return [((), layer.name, []), (("cell",), self.cell_name, layer.weights)]
+        if not self.nested:
+            return [((), layer.name, layer.weights)]
+        out = [((), layer.name, [])]
+        for attr in self.nested.values():    # Keras' path is its attribute's name too
+            inner = getattr(layer, attr)
+            out += [((attr, *path), name, params)
+                    for path, name, params in _entry_of(inner, attr).weight_groups(inner)]
+        return out
+
+
+def _entry_of(layer, where):
+    entry = entry_for_layer(layer)
+    if entry is None:
+        why = REFUSED.get(type(layer), "it has no Entry in saving.keras_layers")
+        raise TranslationError(f"{where}: layer {layer.name!r} of class {type(layer).__name__} "
+                               f"has no Keras equivalent: {why}")
+    return entry
+
+
+def layer_to_tidu(value, where):
+    """A tidu layer made from a serialized Keras layer {module, class_name, config, ...}."""
+    name, config = _keras_object(value, where, "layer")
+    entry = entry_for_keras(name)
+    if entry is None:
+        raise TranslationError(f"{where}: layer class {name!r} cannot be loaded; tidu "
+                               f"translates {', '.join(known_keras_classes())}")
+    kwargs = entry.to_tidu(config)
+    try:
+        return entry.tidu_cls(**kwargs)
+    except Exception as e:
+        raise TranslationError(f"{where}: {name} {config.get('name')!r} cannot be made: "
+                               f"{type(e).__name__}: {_short(str(e), 300)}") from None
+
+
+def layer_to_keras(layer, where):
+    """{module, class_name, config, registered_name} of a tidu layer."""
+    entry = _entry_of(layer, where)
+    return {"module": "keras.layers", "class_name": entry.keras_name,
+            "config": entry.to_keras(layer), "registered_name": None}
 
 
 def _same(a, b):
@@ -293,7 +353,8 @@ RECURRENT = {**KERNEL, "units": SAME, "activation": ACT, "recurrent_initializer"
              "recurrent_regularizer": REG, "recurrent_constraint": CONSTRAINT,
              "return_sequences": SAME, "return_state": SAME, "go_backwards": SAME,
              "unroll": SAME, "stateful": SAME, "dropout": SAME, "recurrent_dropout": SAME}
-RECURRENT_FIXED = {"zero_output_for_mask": False, "seed": None}
+RECURRENT_FIXED = {"seed": None}
+MASK = ("zero_output_for_mask",)
 POOL = {"pool_size": SHAPE, "strides": SHAPE, "padding": SAME, "data_format": SAME}
 CHANNELS_LAST = {"data_format": "channels_last"}
 NORM_INITS = {"beta_initializer": INIT, "gamma_initializer": INIT}
@@ -329,12 +390,12 @@ ENTRIES = [
           {"axis": SAME, "epsilon": SAME, "center": SAME, "scale": SAME, **NORM_INITS},
           fixed={"rms_scaling": False, "beta_regularizer": None, "gamma_regularizer": None,
                  "beta_constraint": None, "gamma_constraint": None}),
-    Entry("SimpleRNN", L.SimpleRNN, RECURRENT, fixed=RECURRENT_FIXED, groups=cell_weights,
+    Entry("SimpleRNN", L.SimpleRNN, RECURRENT, fixed=RECURRENT_FIXED, moot=MASK,
           cell_name="simple_rnn_cell"),
     Entry("LSTM", L.LSTM, {**RECURRENT, "recurrent_activation": ACT, "unit_forget_bias": SAME},
-          fixed=RECURRENT_FIXED, groups=cell_weights, cell_name="lstm_cell"),
+          fixed=RECURRENT_FIXED, moot=MASK, cell_name="lstm_cell"),
     Entry("GRU", L.GRU, {**RECURRENT, "recurrent_activation": ACT, "reset_after": SAME},
-          fixed={**RECURRENT_FIXED, "use_cudnn": "auto"}, groups=cell_weights,
+          fixed={**RECURRENT_FIXED, "use_cudnn": "auto"}, moot=MASK,
           cell_name="gru_cell"),
     Entry("Embedding", L.Embedding,
           {"input_dim": SAME, "output_dim": SAME, "embeddings_initializer": INIT,
@@ -346,7 +407,46 @@ ENTRIES = [
     Entry("ELU", L.ELU, {"alpha": SAME}),
     Entry("ReLU", L.ReLU, {"max_value": SAME, "negative_slope": SAME, "threshold": SAME}),
     Entry("Softmax", L.Softmax, {"axis": SAME}),
+    Entry("PReLU", L.PReLU, {"alpha_initializer": INIT, "alpha_regularizer": REG,
+                             "alpha_constraint": CONSTRAINT, "shared_axes": SAME}),
+    Entry("Conv1D", L.Conv1D, {"filters": SAME, "kernel_size": SHAPE, "strides": SHAPE,
+                               "padding": SAME, "data_format": SAME, "dilation_rate": SHAPE,
+                               "groups": SAME, "activation": ACT, **KERNEL},
+          fixed={"lora_rank": None, "lora_alpha": None}, keras_extra=CHANNELS_LAST),
+    Entry("Conv2DTranspose", L.Conv2DTranspose,
+          {"filters": SAME, "kernel_size": SHAPE, "strides": SHAPE, "padding": SAME,
+           "output_padding": SAME, "data_format": SAME, "dilation_rate": SHAPE,
+           "activation": ACT, **KERNEL}, keras_extra=CHANNELS_LAST),
+    Entry("MaxPooling1D", L.MaxPooling1D, POOL, keras_extra=CHANNELS_LAST),
+    Entry("AveragePooling1D", L.AveragePooling1D, POOL, keras_extra=CHANNELS_LAST),
+    Entry("GlobalAveragePooling1D", L.GlobalAveragePooling1D,
+          {"data_format": SAME, "keepdims": SAME}, keras_extra=CHANNELS_LAST),
+    Entry("GlobalMaxPooling1D", L.GlobalMaxPooling1D,
+          {"data_format": SAME, "keepdims": SAME}, keras_extra=CHANNELS_LAST),
+    *[Entry(cls.__name__, cls) for cls in (L.Add, L.Subtract, L.Multiply, L.Average,
+                                            L.Maximum, L.Minimum)],
+    Entry("Concatenate", L.Concatenate, {"axis": SAME}),
+    Entry("RepeatVector", L.RepeatVector, {"n": SAME}),
+    Entry("Permute", L.Permute, {"dims": SHAPE}),
+    Entry("UpSampling2D", L.UpSampling2D, {"size": SHAPE, "data_format": SAME,
+                                           "interpolation": SAME}),
+    Entry("ZeroPadding2D", L.ZeroPadding2D, {"padding": SAME, "data_format": SAME}),
+    Entry("Cropping2D", L.Cropping2D, {"cropping": SAME, "data_format": SAME}),
+    Entry("GaussianNoise", L.GaussianNoise, {"stddev": SAME, "seed": SAME}),
+    Entry("GaussianDropout", L.GaussianDropout, {"rate": SAME, "seed": SAME}),
+    Entry("SpatialDropout2D", L.SpatialDropout2D, {"rate": SAME, "seed": SAME,
+                                                   "data_format": SAME},
+          common=("name", "dtype")),
+    Entry("Rescaling", L.Rescaling, {"scale": SAME, "offset": SAME}),
+    Entry("Bidirectional", L.Bidirectional, {"merge_mode": SAME},
+          nested={"layer": "forward_layer", "backward_layer": "backward_layer"}),
+    Entry("TimeDistributed", L.TimeDistributed, nested={"layer": "layer"}),
 ]
+# tidu layer classes a .keras file cannot hold, with the reason.
+REFUSED = {
+    L.L2Pooling2D: "Keras has no L2 pooling layer (its pooling layers are max and average)",
+    L.Maxout: "Keras has no Maxout layer",
+}
 _BY_KERAS = {e.keras_name: e for e in ENTRIES}
 _BY_TIDU = {e.tidu_cls: e for e in ENTRIES}
 

@@ -20,7 +20,8 @@ from tidu.layers.input_layer import Input
 from tidu.saving import keras_compile, schema
 from tidu.saving.archive import check_overwrite
 from tidu.saving.keras_file import CONFIG, H5, METADATA, h5_names, require_h5py
-from tidu.saving.keras_layers import ENTRIES, TranslationError, dtype_to_keras, entry_for_layer
+from tidu.saving.keras_layers import (ENTRIES, REFUSED, TranslationError, dtype_to_keras,
+                                      entry_for_layer)
 from tidu.utils import atomic_write
 
 __all__ = ["save_keras"]
@@ -31,12 +32,16 @@ KERAS_VERSION = "3.15.1"  # the Keras whose format this writes
 def layer_config(layer, input_shape):
     """{module, class_name, config, registered_name, build_config} of a tidu layer."""
     entry = entry_for_layer(layer)
+    if type(layer) in REFUSED:
+        raise ValueError(f"save: layer {layer.name!r} of class {type(layer).__name__} cannot be "
+                         f"written to a .keras file: {REFUSED[type(layer)]}")
     if entry is None:
         raise ValueError(f"save: layer {layer.name!r} of class {type(layer).__name__} cannot be "
                          f"written to a .keras file; supported: "
                          f"{', '.join(sorted(e.tidu_cls.__name__ for e in ENTRIES))}")
     try:
         config = entry.to_keras(layer)
+        entry.weight_groups(layer)   # a nested layer without an Entry is refused here too
     except TranslationError as e:
         raise ValueError(f"save: {e}") from None
     return entry, {"module": "keras.layers", "class_name": entry.keras_name, "config": config,
@@ -127,12 +132,12 @@ def h5_bytes(model, plan):
                 model, schema.model_class("Sequential")):
             layers.create_group("input_layer").create_group("vars").attrs["name"] = "input_layer"
         for name, entry, layer in plan:
-            for sub, params in entry.groups(layer):
+            for sub, vars_name, params in entry.weight_groups(layer):
                 group = layers.require_group(name)
-                if sub:
-                    group = group.require_group(sub)
+                for part in sub:
+                    group = group.require_group(part)
                 vars_ = group.create_group("vars")
-                vars_.attrs["name"] = entry.cell_name if sub == "cell" else layer.name
+                vars_.attrs["name"] = vars_name
                 for i, p in enumerate(params):
                     vars_.create_dataset(str(i), data=np.asarray(backend.to_numpy(p.data)))
     return buf.getvalue()
