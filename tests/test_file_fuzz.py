@@ -320,7 +320,7 @@ def test_a_deflate_bomb_is_refused(originals):
         zf.writestr(WEIGHTS, parts[WEIGHTS] + b"\0" * (64 << 20), compress_type=zipfile.ZIP_DEFLATED)
         zf.writestr(OPTIMIZER, parts[OPTIMIZER])
     assert len(buf.getvalue()) < 1 << 20  # 64 MiB of tensor member in well under 1 MiB of file
-    with pytest.raises(ModelFileError, match="is compressed.*tidu stores tensors uncompressed"):
+    with pytest.raises(ModelFileError, match="is compressed.*tidu model files store it uncompressed"):
         models.load_model(io.BytesIO(buf.getvalue()))
 
 

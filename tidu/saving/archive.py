@@ -23,6 +23,7 @@ import zipfile
 
 import numpy as np
 
+from tidu import backend
 from tidu.errors import ModelFileError
 from tidu.utils import atomic_write
 
@@ -97,6 +98,16 @@ def size_of(source):
 def read_members(filepath):
     """{member name: bytes} of a model file, after checking the container (see the module
     docstring). FileNotFoundError for a missing path; ModelFileError for anything else."""
+    return read_zip(filepath, "tidu model file", MEMBERS, text=(CONFIG,),
+                    text_limit=MAX_CONFIG_BYTES, blob_limit=MAX_TENSOR_BYTES)
+
+
+def read_zip(filepath, kind, members, text, text_limit, blob_limit):
+    """{member name: bytes} of a zip file of `kind` ('tidu model file', '.keras file') that
+    holds exactly `members`, each once, none encrypted. The `text` members (JSON) may be
+    deflated and hold at most text_limit bytes; the others must be stored uncompressed, so that
+    their sizes are those of the bytes in the file (no decompression bombs), and hold at most
+    blob_limit bytes. Every size is checked before its member is read, every CRC as it is."""
     source, path = source_and_name(filepath)
     try:
         size = size_of(source)
@@ -104,40 +115,40 @@ def read_members(filepath):
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except zipfile.BadZipFile as e:
-        raise fail(path, f"not a tidu model file: not a valid zip archive ({e}); the file is "
+        raise fail(path, f"not a {kind}: not a valid zip archive ({e}); the file is "
                           f"truncated, corrupted or of another format") from None
     except Exception as e:  # OSError, and whatever a mangled central directory provokes
-        raise fail(path, f"not a tidu model file: the zip directory cannot be read "
+        raise fail(path, f"not a {kind}: the zip directory cannot be read "
                           f"({type(e).__name__}: {e}); the file is truncated or corrupted") from None
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
-        unknown = sorted(set(names) - set(MEMBERS))
+        unknown = sorted(set(names) - set(members))
         if unknown:
-            raise fail(path, f"unexpected member(s) {short(unknown)} in the archive; a tidu model "
-                              f"file holds exactly {list(MEMBERS)}")
+            raise fail(path, f"unexpected member(s) {short(unknown)} in the archive; a {kind} "
+                              f"holds exactly {list(members)}")
         dupes = sorted(n for n, k in collections.Counter(names).items() if k > 1)
         if dupes:
             raise fail(path, f"member(s) {dupes} appear more than once (tampered archive)")
-        missing = [m for m in MEMBERS if m not in names]
+        missing = [m for m in members if m not in names]
         if missing:
-            raise fail(path, f"missing member(s) {missing}; a tidu model file holds {list(MEMBERS)}")
+            raise fail(path, f"missing member(s) {missing}; a {kind} holds exactly {list(members)}")
         data = {}
         for info in infos:
             name = info.filename
             if info.flag_bits & 0x1:
-                raise fail(path, f"member {name!r} is encrypted; tidu model files are not")
-            if name == CONFIG:
-                limit = MAX_CONFIG_BYTES
+                raise fail(path, f"member {name!r} is encrypted; a {kind} is not")
+            if name in text:
+                limit = text_limit
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     raise fail(path, f"member {name!r} uses compression method {info.compress_type}; "
                                       f"expected stored (0) or deflated (8)")
             else:
-                limit = min(MAX_TENSOR_BYTES, size)
+                limit = min(blob_limit, size)
                 if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
                     raise fail(path, f"member {name!r} is compressed (method {info.compress_type}, "
-                                      f"{info.compress_size} bytes for {info.file_size}); tidu stores "
-                                      f"tensors uncompressed")
+                                      f"{info.compress_size} bytes for {info.file_size}); {kind}s "
+                                      f"store it uncompressed")
             if info.file_size > limit:
                 raise fail(path, f"member {name!r} claims {info.file_size} bytes, more than the "
                                   f"{limit} allowed (the whole file has {size} bytes)")
@@ -151,6 +162,28 @@ def read_members(filepath):
                                   f"{info.file_size}")
             data[name] = blob
     return data
+
+
+class BuildBudget:
+    """The initializer a model is built with while a file is loaded: zeros, but no more bytes
+    in all than `available` (the weights member holds every weight uncompressed, and each is
+    overwritten from the file anyway). A tampered config asking for huge layers fails here,
+    before allocating them. `holder` names what holds the weights in the messages."""
+
+    def __init__(self, path, available, holder, slack=0):
+        self.path, self.left, self.available = path, available, available
+        self.holder, self.slack = holder, slack
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(int(d) for d in shape)
+        dtype = np.dtype(dtype or backend.floatx())
+        need = math.prod(shape) * dtype.itemsize
+        if need > self.left:
+            raise fail(self.path, f"{CONFIG}: the model asks for a weight of shape {shape} "
+                                   f"({need:,} bytes), more than {self.holder} can hold "
+                                   f"({self.available - self.slack:,} bytes)")
+        self.left -= need
+        return np.zeros(shape, dtype)
 
 
 def parse_json(path, blob):

@@ -25,7 +25,6 @@ than the h5 (a tampered 'units', nested or not, cannot allocate gigabytes); then
 shape and dtype is checked against the model's weights before any is set. Any failure raises ModelFileError
 and leaves nothing behind. Writing is atomic (tidu.utils.atomic_write).
 """
-import collections
 import io
 import math
 import zipfile
@@ -36,7 +35,8 @@ from tidu import backend
 from tidu.errors import ModelFileError
 from tidu.layers.input_layer import Input, InputLayer
 from tidu.saving import keras_compile, schema
-from tidu.saving.archive import clip, fail, parse_json, short, size_of, source_and_name
+from tidu.saving.archive import (BuildBudget, clip, fail, parse_json, read_zip, short,
+                                 source_and_name)
 from tidu.saving.keras_layers import (TranslationError, dtype_to_tidu, entry_for_keras,
                                       entry_for_layer, known_keras_classes, snake_case)
 
@@ -79,53 +79,8 @@ def is_keras_archive(source):
 
 def read_members(filepath):
     """{member: bytes} of a .keras file, after checking the container (module docstring)."""
-    source, path = source_and_name(filepath)
-    try:
-        size = size_of(source)
-        zf = zipfile.ZipFile(source)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except zipfile.BadZipFile as e:
-        raise fail(path, f"not a .keras file: not a valid zip archive ({e}); the file is "
-                          f"truncated, corrupted or of another format") from None
-    except Exception as e:
-        raise fail(path, f"not a .keras file: the zip directory cannot be read "
-                          f"({type(e).__name__}: {e})") from None
-    with zf:
-        infos = zf.infolist()
-        names = [i.filename for i in infos]
-        dupes = sorted(n for n, k in collections.Counter(names).items() if k > 1)
-        if dupes or sorted(set(names)) != sorted(KERAS_MEMBERS):
-            raise fail(path, f"a .keras file holds exactly {list(KERAS_MEMBERS)}, once each; "
-                              f"this one holds {short(names)}")
-        data = {}
-        for info in infos:
-            name = info.filename
-            if info.flag_bits & 0x1:
-                raise fail(path, f"member {name!r} is encrypted")
-            if name == H5:
-                limit = min(MAX_H5_BYTES, size)
-                if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                    raise fail(path, f"member {name!r} is compressed (method {info.compress_type}); "
-                                      f"Keras stores it uncompressed")
-            else:
-                limit = MAX_JSON_BYTES
-                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise fail(path, f"member {name!r} uses compression method "
-                                      f"{info.compress_type}; expected stored (0) or deflated (8)")
-            if info.file_size > limit:
-                raise fail(path, f"member {name!r} claims {info.file_size} bytes, more than the "
-                                  f"{limit} allowed (the whole file has {size} bytes)")
-            try:
-                with zf.open(info) as f:
-                    blob = f.read(limit + 1)
-            except Exception as e:  # BadZipFile (CRC), zlib.error, EOFError, ...
-                raise fail(path, f"member {name!r} is corrupted ({type(e).__name__}: {e})") from None
-            if len(blob) != info.file_size:
-                raise fail(path, f"member {name!r} has {len(blob)} bytes, the archive says "
-                                  f"{info.file_size}")
-            data[name] = blob
-    return data
+    return read_zip(filepath, ".keras file", KERAS_MEMBERS, text=(METADATA, CONFIG),
+                    text_limit=MAX_JSON_BYTES, blob_limit=MAX_H5_BYTES)
 
 
 def open_h5(path, blob):
@@ -138,25 +93,6 @@ def open_h5(path, blob):
 
 
 # --- reading: the model ----------------------------------------------------------------------
-class Budget:
-    """The initializer a model is built with while loading: zeros, but no more bytes in all
-    than `available` (the h5 holds every weight, uncompressed, so no more than its size)."""
-
-    def __init__(self, path, available):
-        self.path, self.left, self.available = path, available, available
-
-    def __call__(self, shape, dtype=None):
-        shape = tuple(int(d) for d in shape)
-        dtype = np.dtype(dtype or backend.floatx())
-        need = math.prod(shape) * dtype.itemsize
-        if need > self.left:
-            raise fail(self.path, f"{CONFIG}: the model asks for a weight of shape {shape} "
-                                   f"({need:,} bytes), more than {H5} can hold "
-                                   f"({self.available - BUILD_SLACK:,} bytes)")
-        self.left -= need
-        return np.zeros(shape, dtype)
-
-
 class Builder:
     """Makes tidu layers from Keras layer configs, each initializer replaced by the budget
     (the translated ones are put back by `restore` once everything is checked)."""
@@ -475,7 +411,7 @@ def load_keras(filepath, compile=True):
     top = parse_json(path, members[CONFIG])
     if not isinstance(top, dict) or not isinstance(top.get("config"), dict):
         raise fail(path, f"{CONFIG}: expected a model {{class_name, config}}, got {short(top)}")
-    builder = Builder(path, Budget(path, len(members[H5]) + BUILD_SLACK))
+    builder = Builder(path, BuildBudget(path, len(members[H5]) + BUILD_SLACK, H5, BUILD_SLACK))
     kind = top.get("class_name")
     if kind == "Sequential":
         model, plan = build_sequential(path, top["config"], builder)

@@ -94,7 +94,7 @@ def functional_config(model):
                              f".keras file cannot hold call arguments")
         args = [inp if s == "input" else outs[s] for s in node["inbound"]]
         refs = [in_hist if s == "input" else hist[s] for s in node["inbound"]]
-        out = layer(args[0] if len(args) == 1 else args)
+        out = layer(layer.call_arguments(args))
         i = calls[layer.name]
         calls[layer.name] += 1
         outs.append(out)

@@ -9,7 +9,6 @@ everything is checked.
 """
 import copy
 import json
-import math
 import os
 import warnings
 
@@ -20,7 +19,7 @@ from tidu import backend
 from tidu.errors import ModelFileError
 from tidu.utils import atomic_write
 from tidu.saving import schema
-from tidu.saving.archive import (CONFIG, FORMAT, FORMAT_VERSION, OPTIMIZER, WEIGHTS, check_overwrite,
+from tidu.saving.archive import (CONFIG, FORMAT, FORMAT_VERSION, OPTIMIZER, WEIGHTS, BuildBudget, check_overwrite,
                                  check_tensors, clip, fail, is_archive, load_tensors, match_weights,
                                  parse_json, read_members, safetensors_bytes, short, source_and_name,
                                  write_archive)
@@ -147,26 +146,6 @@ def deserialize_model(config, custom_objects=None):
     return cls.from_config(config["config"], custom_objects)
 
 
-class _Budget:
-    """The initializer a model is built with while loading: zeros, but no more bytes in all
-    than the weights member holds (every weight is overwritten from the file anyway). A
-    tampered config asking for huge layers fails here, before allocating them."""
-
-    def __init__(self, path, available):
-        self.path, self.left, self.available = path, available, available
-
-    def __call__(self, shape, dtype=None):
-        shape = tuple(int(d) for d in shape)
-        dtype = np.dtype(dtype or backend.floatx())
-        need = math.prod(shape) * dtype.itemsize
-        if need > self.left:
-            raise fail(self.path, f"{CONFIG}: the model asks for a weight of shape {shape} "
-                                   f"({need:,} bytes), more than the {WEIGHTS} member holds "
-                                   f"({self.available - BUILD_SLACK:,} bytes of tensors in all)")
-        self.left -= need
-        return np.zeros(shape, dtype)
-
-
 def _budget_initializers(model_config, budget):
     """A copy of the model config whose layers initialize every weight from `budget`, and the
     original initializers by layer name (put back after loading)."""
@@ -228,7 +207,8 @@ def load_model(filepath, custom_objects=None, compile=True):
         from tidu.saving.keras_file import load_keras
         return load_keras(filepath, compile=compile)
     path, config, blob, weights, opt_state = _read(filepath, custom_objects)
-    budget = _Budget(path, sum(a.nbytes for a in weights.values()) + BUILD_SLACK)
+    budget = BuildBudget(path, sum(a.nbytes for a in weights.values()) + BUILD_SLACK,
+                         f"the {WEIGHTS} member", BUILD_SLACK)
     model_config, originals = _budget_initializers(config["model"], budget)
     try:
         model = deserialize_model(model_config, custom_objects)
