@@ -211,7 +211,7 @@ function drawLosses(answer) {
   for (const v of ticks(lo, hi, 4)) {
     const y = LOSS.top + (hi - v) / (hi - lo) * LOSS.height;
     svg.append(el("line", { class: "grid", x1: LOSS.left, x2: LOSS.left + LOSS.width, y1: y, y2: y }, null, SVG));
-    svg.append(el("text", { x: LOSS.left - 4, y: y + 4, "text-anchor": "end" }, log ? `1e${v.toFixed(1)}` : fmt(v), SVG));
+    svg.append(el("text", { x: LOSS.left - 4, y: y + 4, "text-anchor": "end" }, fmt(log ? 10 ** v : v), SVG));
   }
   for (const k of ticks(0, steps, 4))
     svg.append(el("text", { x: px(k), y: LOSS.top + LOSS.height + 14, "text-anchor": "middle" }, String(Math.round(k)), SVG));
