@@ -95,6 +95,17 @@ def test_a_diverging_path_is_cut_and_marked(lab_url):
     assert np.isfinite(r["path"]).all() and np.isfinite(r["losses"]).all()
 
 
+def test_an_optimizer_that_raises_is_reported_in_its_run(lab_url):
+    # coordinate descent's line search finds no minimum along y on the saddle x² − y²
+    status, out = run(lab_url, function="saddle", steps=50,
+                      optimizers=[{"name": "coordinate_descent"}, {"name": "adam"}])
+    assert status == 200
+    failed, adam = out["runs"]
+    assert failed["error"].startswith("coordinate_descent stopped: ") and "decreasing" in failed["error"]
+    assert failed["path"] == [list(lab.get("saddle").start)] and failed["diverged"] is True
+    assert adam["error"] is None and len(adam["path"]) == 51
+
+
 GOOD = {"function": "beale", "optimizers": [{"name": "adam", "learning_rate": 0.05}], "steps": 10, "start": [1, 1]}
 
 

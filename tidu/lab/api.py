@@ -137,13 +137,16 @@ def grid(function):
 
 def run(request):
     """{'runs': [{'name', 'settings': {arg: value}, 'path': [[x, y], ...], 'losses': [f(path[k]), ...],
-                  'diverged': bool}], 'grid': grid(function)}, one run per request['optimizers'] entry.
+                  'diverged': bool, 'error': None or a message}], 'grid': grid(function)}, one run per
+    request['optimizers'] entry.
 
     request: {'function': name, 'optimizers': [{'name': 'adam', 'learning_rate': 0.05, 'beta_1': 0.9,
               ...}], 'steps': 1..MAX_STEPS, 'start': [x, y]}; a missing learning_rate is the lab's
     default for the function, a missing hyperparameter the optimizer's default. path is
     tidu.lab.trajectories' (path[0] = start); a run that reaches inf/NaN is cut before its first
-    non-finite point or loss and marked diverged (JSON has no inf)."""
+    non-finite point or loss and marked diverged (JSON has no inf). A run whose optimizer raises
+    ValueError (a line search finding no minimum along a line of the saddle) keeps only its start
+    and says why in 'error'; the other runs are drawn."""
     function, optimizers, steps, start = check(request)
     fn = FUNCTIONS[function]
     runs = []
@@ -153,11 +156,15 @@ def run(request):
         else:
             settings = {"learning_rate": DEFAULT_LEARNING_RATES[function][name], **kwargs}
             spec = _optimizer_class(name)(**settings)
-        (path,) = trajectories([spec], function, start=start, steps=steps).values()
+        try:
+            (path,) = trajectories([spec], function, start=start, steps=steps).values()
+            error = None
+        except ValueError as e:     # e.g. a line search on the saddle, which is unbounded below
+            path, error = np.array([start]), f"{name} stopped: {e}"
         with np.errstate(over="ignore", invalid="ignore"):
             losses = np.asarray(fn(path.T), dtype=np.float64)
         n = len(path) if np.isfinite(losses).all() else int(np.argmin(np.isfinite(losses)))
         runs.append({"name": name, "settings": {} if name in CLOSURE_METHODS else settings,
                      "path": path[:n].tolist(), "losses": losses[:n].tolist(),
-                     "diverged": n < steps + 1})
+                     "diverged": n < steps + 1, "error": error})
     return {"runs": runs, "grid": grid(function)}

@@ -8,7 +8,7 @@ Endpoints (JSON in and out; every error is {"error": message}):
                            limits: {max_steps, max_optimizers}, defaults: {...}}
     POST /api/run          body {function, optimizers: [{name, learning_rate, momentum | beta_1 |
                            beta_2 | rho}], steps, start: [x, y]} -> api.run(): {runs: [{name,
-                           settings, path, losses, diverged}], grid: {x, y, z, levels, log}}
+                           settings, path, losses, diverged, error}], grid: {x, y, z, levels, log}}
 
 Status codes: 400 for a request the lab cannot run (bad JSON, a learning rate of -1, an unknown
 optimizer, ...), with a message naming the field, what was expected and what was got; 404 for

@@ -230,7 +230,7 @@ function drawLegend(answer) {
   answer.runs.forEach((r, k) => {
     const settings = Object.entries(r.settings).map(([h, v]) => `${HYPER_LABELS[h] || "lr"}=${v}`).join(" ");
     const n = r.path.length - 1;
-    const end = r.diverged ? `diverged after ${Math.max(n, 0)} steps (cut at the first inf/NaN)`
+    const end = r.error ? r.error : r.diverged ? `diverged after ${Math.max(n, 0)} steps (cut at the first inf/NaN)`
                            : `f = ${r.losses.length ? r.losses[n].toPrecision(4) : "?"} after ${n} steps`;
     const row = el("div", { "data-index": k, class: r.diverged ? "diverged" : "" });
     const swatch = el("span", { class: "swatch" });
