@@ -16,6 +16,13 @@ def add_subcommands(subparsers):
     p.add_argument("--start", default=None, help="start point 'x,y' (default: the function's)")
     p.add_argument("--out", default="lab.png", help="PNG to write")
     p.add_argument("--gif", default=None, help="also write an animated GIF here")
+    p.add_argument("--serve", action="store_true",
+                   help="instead: serve the lab as a page in the browser (pick the function, optimizers, "
+                        "learning rates; see the paths and loss curves); prints the URL")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="with --serve: address to listen on (default 127.0.0.1, this machine only; "
+                        "the server has no authentication)")
+    p.add_argument("--port", type=int, default=8000, help="with --serve: port (0: any free port)")
     p.set_defaults(func=run_lab)
 
     c = subparsers.add_parser("compare", help="train one model with several optimizers and plot the curves",
@@ -34,6 +41,9 @@ def add_subcommands(subparsers):
 
 
 def run_lab(args):
+    if args.serve:
+        from tidu.lab.server import serve
+        return serve(args.host, args.port)
     from tidu import lab
 
     start = None if args.start is None else [float(v) for v in args.start.split(",")]
