@@ -80,3 +80,12 @@ def test_every_rule_runs_on_the_unbounded_saddle():
     for name in names:
         assert np.isfinite(paths[name]).all(), name
     assert abs(paths["adam"][-1][1]) > abs(paths["adam"][0][1])   # it escapes along y
+
+
+def test_a_line_search_that_finds_no_bottom_ends_the_path_instead_of_the_run():
+    """Coordinate descent on the saddle (unbounded below): its line search gives up; the lab
+    reports that path as stopped (shorter than steps + 1) and runs the other optimizers."""
+    paths = lab.trajectories(["coordinate_descent", "sgd"], "saddle", steps=20)
+    assert len(paths["coordinate_descent"]) < 21
+    assert np.array_equal(paths["coordinate_descent"][0], lab.get("saddle").start)
+    assert len(paths["sgd"]) == 21

@@ -102,7 +102,8 @@ def test_an_optimizer_that_raises_is_reported_in_its_run(lab_url):
     assert status == 200
     failed, adam = out["runs"]
     assert failed["error"].startswith("coordinate_descent stopped: ") and "decreasing" in failed["error"]
-    assert failed["path"] == [list(lab.get("saddle").start)] and failed["diverged"] is True
+    assert failed["path"][0] == list(lab.get("saddle").start) and len(failed["path"]) < 51
+    assert failed["diverged"] is True
     assert adam["error"] is None and len(adam["path"]) == 51
 
 

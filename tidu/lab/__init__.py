@@ -51,7 +51,7 @@ def _make(spec, fn_name, learning_rate):
     return type(opt).__name__, opt
 
 
-def trajectories(optimizers, function, start=None, steps=200, learning_rate=None):
+def trajectories(optimizers, function, start=None, steps=200, learning_rate=None, stopped=None):
     """Run each optimizer from `start` (default: the function's) for `steps` steps.
 
     optimizers: names ('sgd', 'adam', 'lbfgs', ...) or Optimizer instances; a first-order method
@@ -59,7 +59,9 @@ def trajectories(optimizers, function, start=None, steps=200, learning_rate=None
     closure method (newton, bfgs, lbfgs, coordinate_descent) keeps its own, and one of its steps
     is one step() call (L-BFGS: up to max_iter iterations; coordinate descent: one sweep). Returns
     {label: path}, each path an array (steps + 1, 2) of the points visited (path[0] = start);
-    a run that diverges to non-finite values stops there (its path is shorter)."""
+    a run that diverges to non-finite values, or whose line search finds the function unbounded
+    below along its direction (coordinate descent on the saddle), stops there (its path is
+    shorter). `stopped`, a dict if given, gets {label: why} for the runs a line search ended."""
     fn = get(function)
     x0 = np.array(fn.start if start is None else start, dtype=np.float64)
     if x0.shape != (2,):
@@ -72,12 +74,21 @@ def trajectories(optimizers, function, start=None, steps=200, learning_rate=None
     for spec in optimizers:
         label, opt = _make(spec, fn.name, learning_rate)
 
+        visited = [x0.copy()]
+
         def stop(k, x, loss):
+            visited.append(np.array(x, dtype=np.float64))
             return not (np.all(np.isfinite(x)) and np.isfinite(loss))
 
         with np.errstate(over="ignore", invalid="ignore"):
-            result = opt.minimize(fn, x0, grad=fn.gradient, steps=steps, callback=stop)
-        path = result.path
+            try:
+                path = opt.minimize(fn, x0, grad=fn.gradient, steps=steps, callback=stop).path
+            except ValueError as e:
+                if "unbounded below" not in str(e):
+                    raise
+                path = np.array(visited)      # the points before the line search gave up
+                if stopped is not None:
+                    stopped[label] = str(e)
         finite = np.all(np.isfinite(path), axis=1)
         paths[label] = path[:np.argmin(finite)] if not finite.all() else path
     return paths

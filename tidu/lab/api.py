@@ -144,9 +144,9 @@ def run(request):
               ...}], 'steps': 1..MAX_STEPS, 'start': [x, y]}; a missing learning_rate is the lab's
     default for the function, a missing hyperparameter the optimizer's default. path is
     tidu.lab.trajectories' (path[0] = start); a run that reaches inf/NaN is cut before its first
-    non-finite point or loss and marked diverged (JSON has no inf). A run whose optimizer raises
-    ValueError (a line search finding no minimum along a line of the saddle) keeps only its start
-    and says why in 'error'; the other runs are drawn."""
+    non-finite point or loss and marked diverged (JSON has no inf). A run whose line search finds
+    no minimum along a line (the saddle is unbounded below) keeps the points before it, is marked
+    diverged and says why in 'error'; the other runs are drawn."""
     function, optimizers, steps, start = check(request)
     fn = FUNCTIONS[function]
     runs = []
@@ -156,11 +156,9 @@ def run(request):
         else:
             settings = {"learning_rate": DEFAULT_LEARNING_RATES[function][name], **kwargs}
             spec = _optimizer_class(name)(**settings)
-        try:
-            (path,) = trajectories([spec], function, start=start, steps=steps).values()
-            error = None
-        except ValueError as e:     # e.g. a line search on the saddle, which is unbounded below
-            path, error = np.array([start]), f"{name} stopped: {e}"
+        why = {}             # a line search that finds no bottom (the saddle) ends the path
+        (path,) = trajectories([spec], function, start=start, steps=steps, stopped=why).values()
+        error = next((f"{name} stopped: {e}" for e in why.values()), None)
         with np.errstate(over="ignore", invalid="ignore"):
             losses = np.asarray(fn(path.T), dtype=np.float64)
         n = len(path) if np.isfinite(losses).all() else int(np.argmin(np.isfinite(losses)))
