@@ -1,6 +1,7 @@
 """Divergence stops the parameter server: a non-finite update is refused before it is applied,
 DivergenceError names the rule, the update, the worker and its staleness, and the model keeps
-the weights of the last finite update (the issue's setting: round robin, τ = 7, DC-ASGD-a)."""
+the weights of the last finite update (the issue's setting: round robin, τ = 7, DC-ASGD-a in
+the paper's form, whose λ0/(√MeanSquare + ε) overflows where MeanSquare is ~0)."""
 import warnings
 
 import numpy as np
@@ -28,7 +29,7 @@ def _flat(model):
 def test_dcasgd_round_robin_overflow_stops_with_last_finite_weights(mnist_subset):
     (x, y, _), _ = mnist_subset
     model = _mnist_mlp()
-    ps = ParameterServer(DCASGD(1.0), num_workers=8, schedule="round_robin", seed=0)
+    ps = ParameterServer(DCASGD(1.0, form="paper"), num_workers=8, schedule="round_robin", seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                        # no RuntimeWarning before the error
         with pytest.raises(DivergenceError, match="update 31 was not applied|Update 31 was not applied") as e:
@@ -41,7 +42,7 @@ def test_dcasgd_round_robin_overflow_stops_with_last_finite_weights(mnist_subset
 
     # the server's state after update 30, reached by a run that stops there on its own
     ref = _mnist_mlp()
-    ps2 = ParameterServer(DCASGD(1.0), num_workers=8, schedule="round_robin", seed=0)
+    ps2 = ParameterServer(DCASGD(1.0, form="paper"), num_workers=8, schedule="round_robin", seed=0)
     ps2.train_epoch(ref, x, y, batch_size=32, steps=30)
     ps2.close(ref)
     np.testing.assert_array_equal(w, _flat(ref))

@@ -134,41 +134,66 @@ class DCASGD(Rule):
     M workers it holds M + 1 copies of the weights, as the notes say).
 
     variant='constant' (DC-ASGD-c): λ = lam (0.04).
-    variant='adaptive' (DC-ASGD-a): λ varies per weight with the gradient's magnitude,
+    variant='adaptive' (DC-ASGD-a): λ varies per weight with the gradient's magnitude, from a
+    running mean of g ⊙ g (m = ms_decay, 0.95; λ0 = lambda0, 2.0), updated with the pushed
+    gradient before it is used. `form` says whose formula:
 
-        MeanSquare_t = m · MeanSquare_{t−1} + (1 − m) · g ⊙ g      (m = ms_decay, 0.95)
-        λ_t = λ0 / (√MeanSquare_t + ε)                                (λ0 = lambda0, 2.0)
+      form='authors' (default), one MeanSquare per worker, ε under the root:
+        MeanSquare(m) ← m · MeanSquare(m) + (1 − m) · g ⊙ g
+        λ = λ0 / √(MeanSquare(m) + ε)
+      form='paper', one MeanSquare on the server, ε outside the root:
+        MeanSquare ← m · MeanSquare + (1 − m) · g ⊙ g
+        λ = λ0 / (√MeanSquare + ε)
 
-    one MeanSquare on the server, updated with every pushed gradient before it is used;
-    ε (not in the paper) only guards against 0/0 where a gradient has always been 0. The
-    defaults (λ = 0.04, λ0 = 2, m = 0.95) are those of the paper's experiments.
+    The defaults (λ = 0.04, λ0 = 2, m = 0.95) are those of the paper's experiments; ε = 1e-7
+    that of the authors' code. Under the root, ε bounds λ by λ0/√ε where a weight's gradients
+    have been ~0; outside it, λ can reach λ0/ε there.
 
-    MXNet's `mx.optimizer.DCASGD` keeps one previous weight per parameter on the server,
-    overwritten at every update, so its w_t − w_prev is the change of the last update, not the
-    drift since this worker pulled: it compensates a delay of one step whatever the real τ.
-    Here the backup is the worker's own pulled copy, as in the paper's parameter-server algorithm.
+    What each reference does, for worker m's push g (η the learning rate):
+
+      paper (ICML 2017, Algorithm 3 and §5), w_bak(m) ← w_t on m's pull, one MeanSquare:
+        w ← w − η (g + λ0/√MeanSquare · g ⊙ g ⊙ (w − w_bak(m)))            (no ε)
+      authors' code (Multiverso, dcasgda_updater.h), the worker pushes η g:
+        MeanSquare(m) ← m MeanSquare(m) + (1 − m) g ⊙ g   (m = the push's momentum option)
+        w ← w − η (g + λ0/√(MeanSquare(m) + 1e-7) · g ⊙ g ⊙ (w − w_bak(m)));  w_bak(m) ← w
+      MXNet mx.optimizer.DCASGD (constant λ = lamda, 0.04; wd = weight decay; one w_prev):
+        w ← w − η (g + wd w + λ g ⊙ g ⊙ (w − w_prev));  w_prev ← w before this update
+      PaddlePaddle (DistributeTranspiler, enable_dc_asgd; w_bak(m) set on m's pull):
+        g' = g + g ⊙ g ⊙ (w − w_bak(m)),  then the configured optimizer on g'  (λ = 1)
+
+    The authors' code sets w_bak(m) to the weights just after m's own push (what m gets if
+    it pulls at once, as its workers do) and starts it at zeros, so a worker's first push is "compensated"
+    against w − 0; here w_bak(m) is the copy m actually pulled, as in the paper, starting at w.
+    MXNet's w_prev is overwritten at every update, so its w − w_prev is the change of the last
+    update, not the drift since this worker pulled: it compensates a delay of one step.
     """
 
     name = "dcasgd"
 
     def __init__(self, learning_rate=0.01, variant="adaptive", lam=0.04, lambda0=2.0,
-                 ms_decay=0.95, epsilon=1e-7):
+                 ms_decay=0.95, epsilon=1e-7, form="authors"):
         super().__init__(learning_rate)
         if variant not in ("adaptive", "constant"):
             raise ValueError(f"DCASGD: expected variant 'adaptive' or 'constant', got {variant!r}")
+        if form not in ("authors", "paper"):
+            raise ValueError(f"DCASGD: expected form 'authors' (one MeanSquare per worker, "
+                             f"λ0/√(MeanSquare + ε)) or 'paper' (one MeanSquare, "
+                             f"λ0/(√MeanSquare + ε)), got form={form!r}")
         for name, value in (("lam", lam), ("lambda0", lambda0)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value >= 0:
                 raise ValueError(f"DCASGD: expected {name} >= 0, got {name}={value!r}")
         if not isinstance(ms_decay, (int, float, np.floating)) or not 0.0 <= ms_decay < 1.0:
             raise ValueError(f"DCASGD: expected 0 <= ms_decay < 1, got ms_decay={ms_decay!r}")
-        self.variant = variant
+        self.variant, self.form = variant, form
         self.lam, self.lambda0 = float(lam), float(lambda0)
         self.ms_decay = float(ms_decay)
         self.epsilon = check_positive("DCASGD", "epsilon", epsilon)
 
     def init_state(self, w, num_workers):
         state = {f"backup/{m}": w.copy() for m in range(num_workers)}
-        if self.variant == "adaptive":
+        if self.variant == "adaptive" and self.form == "authors":
+            state.update({f"mean_square/{m}": np.zeros_like(w) for m in range(num_workers)})
+        elif self.variant == "adaptive":
             state["mean_square"] = np.zeros_like(w)
         return state
 
@@ -187,21 +212,27 @@ class DCASGD(Rule):
         if self.variant == "constant":
             c *= self.lam                                     # · λ
         else:
-            ms, decay = state["mean_square"], self.ms_decay
-            ms *= decay
-            g2 *= 1.0 - decay
-            ms += g2                                          # MeanSquare_t
-            root = np.sqrt(ms, out=g2)
-            root += self.epsilon
+            authors = self.form == "authors"
+            ms = state[f"mean_square/{m}" if authors else "mean_square"]
+            ms *= self.ms_decay
+            g2 *= 1.0 - self.ms_decay
+            ms += g2                                          # MeanSquare ← m MS + (1 − m) g ⊙ g
+            if authors:
+                np.add(ms, self.epsilon, out=g2)
+                root = np.sqrt(g2, out=g2)                    # √(MeanSquare(m) + ε)
+            else:
+                root = np.sqrt(ms, out=g2)
+                root += self.epsilon                          # √MeanSquare + ε
             c *= self.lambda0
-            c /= root                                         # · λ0 / (√MeanSquare_t + ε)
+            c /= root                                         # · λ
         c += g                                                # g + λ g ⊙ g ⊙ (w_t − w_bak(m))
         c *= self.learning_rate
         return c                                              # Δ, w_{t+1} = w_t − Δ
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "variant": self.variant, "lam": self.lam,
-                "lambda0": self.lambda0, "ms_decay": self.ms_decay, "epsilon": self.epsilon}
+        return {"learning_rate": self.learning_rate, "variant": self.variant, "form": self.form,
+                "lam": self.lam, "lambda0": self.lambda0, "ms_decay": self.ms_decay,
+                "epsilon": self.epsilon}
 
 
 class Downpour(Rule):
