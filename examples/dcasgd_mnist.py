@@ -15,17 +15,22 @@ import argparse
 
 from tidu.distributed.experiment import compare, format_table
 
+from tidu.distributed.rules import DCASGD
+
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--small", action="store_true", help="the shipped MNIST subset, a small MLP")
 parser.add_argument("--updates", type=int, default=3000)
 parser.add_argument("--lr", type=float, default=0.5)
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--form", choices=("paper", "authors"), default="paper",
+                    help="DC-ASGD-a's form: the paper's (one MeanSquare) or the authors' code's (one per worker)")
 parser.add_argument("--out", default="dcasgd_mnist.png")
 args = parser.parse_args()
 
 rows = compare(task="mnist-mlp-small" if args.small else "mnist-mlp", workers=(1, 8),
-               rules=("sgd", "asgd", "dcasgd"), updates=args.updates, learning_rate=args.lr,
+               rules=("sgd", "asgd", DCASGD(args.lr, form=args.form)), updates=args.updates,
+               learning_rate=args.lr,
                batch_size=args.batch_size, schedule="random", seed=args.seed, out=args.out)
 print(format_table(rows))
 by = {(r["rule"], r["M"]): r["test_accuracy"] for r in rows}

@@ -61,9 +61,9 @@ def setting():
     return rng.standard_normal(n), _gradients(n, rng)
 
 
-def test_authors_form_is_the_default_and_matches_the_reference(setting):
+def test_authors_form_matches_the_reference(setting):
     w0, grads = setting
-    rule = DCASGD(ETA, lambda0=LAMBDA0, ms_decay=DECAY, epsilon=EPS)
+    rule = DCASGD(ETA, lambda0=LAMBDA0, ms_decay=DECAY, epsilon=EPS, form="authors")
     assert rule.form == "authors" and rule.variant == "adaptive"
     w, state = _run(rule, w0, grads)
     ref, ms = _reference(w0, grads, per_worker=True)
@@ -125,7 +125,7 @@ def test_config_round_trip_and_bad_form():
         config = rule.get_config()
         again = DCASGD(**config)
         assert again.get_config() == config and repr(again) == repr(rule)
-    assert DCASGD(0.2).get_config()["form"] == "authors"
+    assert DCASGD(0.2).get_config()["form"] == "paper"
     assert "form='paper'" in repr(DCASGD(0.2, form="paper"))
     with pytest.raises(ValueError, match="form"):
         DCASGD(0.1, form="mxnet")
@@ -134,7 +134,7 @@ def test_config_round_trip_and_bad_form():
 def test_checkpoint_keeps_per_worker_mean_squares_and_refuses_the_other_form(tmp_path, make_mlp, blobs,
                                                                             flat_weights):
     x, y = blobs
-    ps = ParameterServer(DCASGD(0.1), num_workers=2, schedule="random", seed=0,
+    ps = ParameterServer(DCASGD(0.1, form="authors"), num_workers=2, schedule="random", seed=0,
                          checkpoint_dir=tmp_path, checkpoint_every=4)
     make_mlp().fit(x, y, batch_size=10, epochs=1, verbose=0, distributed=ps)
     arrays, meta = ckpt.load(ckpt.latest(tmp_path, "ckpt"))
