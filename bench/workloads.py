@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-import more_workloads as more  # noqa: E402  (bench/more_workloads.py: GRU, SimpleRNN, latency, convnet)
+import more_workloads as more  # (bench/more_workloads.py: GRU, SimpleRNN, latency, convnet)
 
 STEPS_PER_EPOCH = {"mlp": 469, "cnn": 938, "lstm": 469, "overhead": 1875, **more.STEPS_PER_EPOCH}
 BATCH = {"mlp": 128, "cnn": 64, "lstm": 128, "overhead": 32, **more.BATCH}
