@@ -238,11 +238,12 @@ def results_lines(args, names, have, results, gf, reps, load, host):
     def steps_of(w):
         return (SMOKE_STEPS.get(w, 3) if args.smoke else WORKLOADS[w][1 if args.quick else 2])
 
-    flag = " --smoke" if args.smoke else " --quick" if args.quick else ""
+    flag = (" --smoke" if args.smoke else " --quick" if args.quick else "") \
+        + (f" --reps {args.reps}" if args.reps else "") + (f" --only {args.only}" if args.only else "")
     lines = [
         "# tidu benchmark results", "",
         f"Command: `python bench/run.py{flag}` "
-        f"({reps} repetitions, medians; {args.threads} BLAS threads per process; each run in its own process).",
+        f"({reps} repetition{'s' if reps != 1 else ''}, medians; {args.threads} BLAS threads per process; each run in its own process).",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; measured sgemm: {fmt(gf, '{:.0f}')} GFLOP/s. "
         f"Date: {datetime.date.today().isoformat()}.",
