@@ -8,7 +8,7 @@ process with PYTHONPATH at its tree, alternating A, B, A, B ... within every rep
 slow spell of the machine hits both. Per workload it prints the median of each side, the ratio
 B/A of the medians, and the noise: the largest spread (max/min) of one side's repetitions. A
 ratio inside [1/noise, noise] is not a difference this machine can show. TIDU_FAST=0 (plain
-NumPy) unless --fast. The base revision is checked out into a temporary git worktree. Times:
+NumPy) unless --fast; the environment is run.py's (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset). The base revision is checked out into a temporary git worktree. Times:
 lower is better; the simulator's updates per second: higher is better.
 """
 import argparse
@@ -22,15 +22,14 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from run import WORKLOADS  # noqa: E402  (bench/run.py: the workloads and their quick step counts)
+from run import WORKLOADS, child_env  # noqa: E402  (bench/run.py: the workloads, their quick step counts)
 
-KEYS = {"mlp_predict": "seconds", "cnn_predict": "seconds", "simulator": "asgd_updates_per_sec"}
+KEYS = {"mlp_predict": "seconds", "cnn_predict": "seconds", "simulator": "asgd_updates_per_sec",
+        "cnn_latency": "ms_per_batch"}
 
 
 def run(tree, workload, steps, threads, fast):
-    env = dict(os.environ, PYTHONPATH=tree, TIDU_FAST="1" if fast else "0")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BENCH_THREADS"):
-        env[var] = str(threads)
+    env = dict(child_env(threads), PYTHONPATH=tree, TIDU_FAST="1" if fast else "0")   # as run.py's children
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), "--workload", workload,
            "--impl", "tidu", "--steps", str(steps)]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tree)

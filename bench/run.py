@@ -1,7 +1,8 @@
 """Benchmark suite: tidu against PyTorch (CPU) and hand-written NumPy, same run, same machine.
 
     python bench/run.py            # full: more steps, 5 repetitions
-    python bench/run.py --quick    # under 5 minutes: fewer steps, 3 repetitions
+    python bench/run.py --quick    # fewer steps, 3 repetitions
+    python bench/run.py --smoke --only gru,convnet   # does it run? 1 repetition, 3 steps, table to stdout
 
 Each (workload, implementation) runs in its own process (bench/workloads.py) with 2 BLAS
 threads set before NumPy or torch loads; implementations alternate inside every repetition
@@ -14,6 +15,15 @@ end of training and after the accuracy check (whose batch sizes differ: torch an
 hand-written NumPy predict the 10,000 test images in one batch, tidu in batches of 1000). The machine's load is recorded at the
 start and end: on a shared 2-core machine a background process can multiply a wall time by
 10 (PERF.md lesson 6), so read the ratios against it.
+
+The children run WITHOUT OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in their environment (PERF.md
+lesson 9): some hosts export OPENBLAS_CORETYPE=Haswell, which on an AVX-512 CPU forces AVX2
+kernels, and a user's machine sets neither. Only these benchmark children drop them; tests and CI
+keep the environment as it is. Above every table the host is written: the CPU model, its SIMD
+level and the BLAS kernel NumPy's OpenBLAS chose, as threadpoolctl reports it inside a child
+started with the workloads' environment (the sgemm run).
+
+The Keras column (keras.io's MNIST convnet only) is the real Keras 3 on its torch backend.
 """
 import argparse
 import datetime
@@ -34,17 +44,34 @@ WORKLOADS = {  # name: (description, steps quick, steps full)
     "mlp_predict": ("predict on 10,000 MNIST images, the MLP", 0, 0),
     "cnn_predict": ("predict on 10,000 MNIST images, the CNN", 0, 0),
     "simulator": ("parameter-server simulator, M=8 workers, MNIST MLP, batch 128", 0, 0),
+    "gru": ("GRU(128) on 28x28 sequential MNIST, Adam, batch 128", 30, 100),
+    "simplernn": ("SimpleRNN(128) on 28x28 sequential MNIST, Adam, batch 128", 30, 100),
+    "cnn_latency": ("LeNet CNN predicting batches of 32 one after another", 100, 313),   # batches
+    "convnet": ("keras.io's Simple MNIST convnet (conv3x3x32, pool, conv3x3x64, pool, dropout 0.5, "
+                "fc10), Adam, batch 128", 20, 60),
 }
-STEPS_PER_EPOCH = {"mlp": 469, "cnn": 938, "lstm": 469, "overhead": 1875}
-TARGETS = [  # (what, workload, key, baseline implementation, bound)
-    ("MLP: tidu ≤ 0.8× PyTorch", "mlp", "seconds_per_step", "torch", 0.8),
-    ("MLP: tidu ≤ 1.1× hand-written NumPy", "mlp", "seconds_per_step", "numpy", 1.1),
-    ("CNN: tidu ≤ 1.0× PyTorch (channels_last)", "cnn", "seconds_per_step", "torch", 1.0),
-    ("LSTM: tidu ≤ 1.0× PyTorch", "lstm", "seconds_per_step", "torch", 1.0),
-    ("Overhead: tidu ≤ 1.5× PyTorch", "overhead", "seconds_per_step", "torch", 1.5),
-    ("Memory, MLP: peak RSS (training) ≤ 1.5× PyTorch", "mlp", "train_peak_rss_mb", "torch", 1.5),
-    ("Memory, CNN: peak RSS (training) ≤ 1.5× PyTorch", "cnn", "train_peak_rss_mb", "torch", 1.5),
+STEPS_PER_EPOCH = {"mlp": 469, "cnn": 938, "lstm": 469, "overhead": 1875, "gru": 469, "simplernn": 469,
+                   "convnet": 469}
+BOTH = ("tidu", "tidu[fast]")
+TARGETS = [  # (what, workload, key, baseline implementation, bound, tidu variants it is checked for)
+    ("MLP: tidu ≤ 0.8× PyTorch", "mlp", "seconds_per_step", "torch", 0.8, BOTH),
+    ("MLP: tidu ≤ 1.1× hand-written NumPy", "mlp", "seconds_per_step", "numpy", 1.1, BOTH),
+    ("CNN: tidu ≤ 1.0× PyTorch (channels_last)", "cnn", "seconds_per_step", "torch", 1.0, BOTH),
+    ("LSTM: tidu ≤ 1.0× PyTorch", "lstm", "seconds_per_step", "torch", 1.0, BOTH),
+    ("Overhead: tidu ≤ 1.5× PyTorch", "overhead", "seconds_per_step", "torch", 1.5, BOTH),
+    ("Memory, MLP: peak RSS (training) ≤ 1.5× PyTorch", "mlp", "train_peak_rss_mb", "torch", 1.5, BOTH),
+    ("Memory, CNN: peak RSS (training) ≤ 1.5× PyTorch", "cnn", "train_peak_rss_mb", "torch", 1.5, BOTH),
 ]
+for _w, _name, _key, _rss in [("gru", "GRU", "seconds_per_step", "train_peak_rss_mb"),
+                              ("simplernn", "SimpleRNN", "seconds_per_step", "train_peak_rss_mb"),
+                              ("cnn_latency", "CNN batch-32 latency", "ms_per_batch", "timed_peak_rss_mb"),
+                              ("convnet", "MNIST convnet", "seconds_per_step", "train_peak_rss_mb")]:
+    TARGETS += [(f"{_name}: tidu[fast] ≤ 1.0× PyTorch", _w, _key, "torch", 1.0, ("tidu[fast]",)),
+                (f"{_name}: plain tidu ≤ 1.3× PyTorch", _w, _key, "torch", 1.3, ("tidu",)),
+                (f"Memory, {_name}: peak RSS ({'timed loop' if _w == 'cnn_latency' else 'training'}) "
+                 f"≤ 1.5× PyTorch", _w, _rss, "torch", 1.5, BOTH)]
+IMPLS = {"convnet": ("tidu", "torch", "keras"), "simulator": ("tidu",)}   # default: tidu, numpy, torch
+SMOKE_STEPS = {"cnn_latency": 10}                                        # --smoke: else 3 steps
 
 
 def busy_fraction(seconds=1.0):
@@ -64,13 +91,60 @@ def busy_fraction(seconds=1.0):
     return 1 - (i1 - i0) / max(t1 - t0, 1)
 
 
-FAST_WORKLOADS = ("mlp", "lstm")  # where the extra `fast` (numba) has kernels that matter: RMSprop, LSTM gates
+# where tidu[fast] (the extra `fast`, numba) is also run: RMSprop and LSTM gates have kernels there
+FAST_WORKLOADS = ("mlp", "lstm", "gru", "simplernn", "cnn_latency", "convnet")
+
+
+def child_env(threads):
+    """The environment of a benchmark child: `threads` BLAS threads, and none of the OpenBLAS
+    overrides some hosts export (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE: PERF.md lesson 9)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BENCH_THREADS"):
+        env[var] = str(threads)
+    env.setdefault("KERAS_BACKEND", "torch")
+    return env
+
+
+def cpu_line():
+    """'<CPU model>, <SIMD level>' from lscpu's 'Model name' (else /proc/cpuinfo) and the flags."""
+    model, flags = None, set()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "Model name" and model is None:
+                model = val.strip()
+            elif key.strip() == "Flags":
+                flags = set(val.split())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = val.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(val.split())
+    except OSError:
+        pass
+    simd = "AVX-512 (avx512f)" if "avx512f" in flags else "AVX2 (no avx512f)" if "avx2" in flags \
+        else "other (neither avx2 nor avx512f in the flags)" if flags else "unknown"
+    return f"{model or platform.processor() or platform.machine()}, SIMD {simd}"
+
+
+def blas_line(blas):
+    """NumPy's BLAS as the sgemm child's threadpoolctl saw it (see workloads.py)."""
+    if blas is None:
+        return "unknown (pip install threadpoolctl)"
+    if not blas:
+        return "none found by threadpoolctl"
+    return (f"{blas.get('internal_api')} {blas.get('version')}, kernel {blas.get('architecture')}, "
+            f"{blas.get('num_threads')} threads (threadpoolctl, in a benchmark child)")
 
 
 def run_one(workload, impl, steps, threads):
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BENCH_THREADS"):
-        env[var] = str(threads)
+    env = child_env(threads)
     env["TIDU_FAST"] = "1" if impl == "tidu[fast]" else "0"     # plain tidu: the pure-NumPy path
     impl = "tidu" if impl == "tidu[fast]" else impl
     cmd = [sys.executable, os.path.join(HERE, "workloads.py"), "--workload", workload, "--impl", impl,
@@ -90,41 +164,64 @@ def fmt(x, spec="{:.2f}"):
     return "—" if x is None else spec.format(x)
 
 
+def impls_of(w, have):
+    """The implementations run for workload `w`, given which optional packages `have` holds."""
+    these = [i for i in IMPLS.get(w, ("tidu", "numpy", "torch")) if have.get(i, True)]
+    return these + (["tidu[fast]"] if have["numba"] and w in FAST_WORKLOADS else [])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="check that the workloads run: 1 repetition of 3 steps; the tables go to stdout "
+                         "unless --out is given")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default=None, help="comma-separated workloads")
-    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--out", default=None, help="default: bench/RESULTS.md (--smoke: stdout)")
     args = ap.parse_args()
-    reps = args.reps or (3 if args.quick else 5)
-    have_torch = importlib.util.find_spec("torch") is not None
-    have_numba = importlib.util.find_spec("numba") is not None
+    if args.out is None and not args.smoke:
+        args.out = os.path.join(HERE, "RESULTS.md")
+    reps = args.reps or (1 if args.smoke else 3 if args.quick else 5)
+    have = {name: importlib.util.find_spec(name) is not None for name in ("torch", "numba", "keras")}
     names = args.only.split(",") if args.only else list(WORKLOADS)
-    impls = ["tidu", "numpy"] + (["torch"] if have_torch else [])
-    fast = ["tidu[fast]"] if have_numba else []
+    unknown = [w for w in names if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"--only: unknown workload(s) {', '.join(unknown)}; expected some of {', '.join(WORKLOADS)}")
 
-    results = {(w, i): [] for w in names for i in impls + fast}
-    gflops = []
+    results = {(w, i): [] for w in names for i in impls_of(w, have)}
+    sgemm = []
     load = {"start": (os.getloadavg()[0], busy_fraction())}
     for rep in range(reps):
-        gflops.append(run_one("sgemm", "sgemm", 0, args.threads).get("gflops"))
+        sgemm.append(run_one("sgemm", "sgemm", 0, args.threads))
         for w in names:
-            these = impls + (fast if w in FAST_WORKLOADS else [])
-            order = ["tidu"] if w == "simulator" else these[rep % len(these):] + these[:rep % len(these)]
+            these = impls_of(w, have)
+            order = these[rep % len(these):] + these[:rep % len(these)]
             for impl in order:
-                steps = WORKLOADS[w][1 if args.quick else 2]
+                steps = (SMOKE_STEPS.get(w, 3) if WORKLOADS[w][1] else 0) if args.smoke \
+                    else WORKLOADS[w][1 if args.quick else 2]
                 r = run_one(w, impl, steps, args.threads)
                 results[(w, impl)].append(r)
-                print(f"rep {rep + 1}/{reps} {w:12s} {impl:6s} {json.dumps(r)}", flush=True)
+                print(f"rep {rep + 1}/{reps} {w:12s} {impl:10s} {json.dumps(r)}", flush=True)
     load["end"] = (os.getloadavg()[0], busy_fraction())
-    gf = statistics.median([g for g in gflops if g]) if any(gflops) else None
-    write_results(args, names, impls, results, gf, reps, have_torch, load)
+    gflops = [r["gflops"] for r in sgemm if r.get("gflops")]
+    gf = statistics.median(gflops) if gflops else None
+    blas = next((r.get("blas") for r in sgemm if "gflops" in r), None)
+    host = (f"Host: {cpu_line()}; NumPy's BLAS: {blas_line(blas)}; OPENBLAS_CORETYPE and "
+            f"OPENBLAS_L2_SIZE unset in every benchmark process.")
+    lines = results_lines(args, names, have, results, gf, reps, load, host)
+    if args.out is None:
+        print("\n".join(lines))
+        return
+    lines += kept_sections(args.out)
+    with open(args.out + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(args.out + ".tmp", args.out)
     print(f"wrote {args.out}")
 
 
-def write_results(args, names, impls, results, gf, reps, have_torch, load):
+def results_lines(args, names, have, results, gf, reps, load, host):
     sys.path.insert(0, HERE)
     from workloads import flops_per_step
 
@@ -132,96 +229,139 @@ def write_results(args, names, impls, results, gf, reps, have_torch, load):
         avg, busy = load[when]
         return f"load average {avg:.2f}" + ("" if busy is None else f", CPUs {100 * busy:.0f}% busy (1 s sample)")
 
+    def med(w, impl, key):
+        return median(results.get((w, impl), []), key)
+
+    def ratio(a, b):
+        return None if a is None or b is None else a / b
+
+    def steps_of(w):
+        return (SMOKE_STEPS.get(w, 3) if args.smoke else WORKLOADS[w][1 if args.quick else 2])
+
+    flag = (" --smoke" if args.smoke else " --quick" if args.quick else "") \
+        + (f" --reps {args.reps}" if args.reps else "") + (f" --only {args.only}" if args.only else "")
     lines = [
         "# tidu benchmark results", "",
-        f"Command: `python bench/run.py{' --quick' if args.quick else ''}` "
-        f"({reps} repetitions, medians; {args.threads} BLAS threads per process; each run in its own process).",
+        f"Command: `python bench/run.py{flag}` "
+        f"({reps} repetition{'s' if reps != 1 else ''}, medians; {args.threads} BLAS threads per process; each run in its own process).",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; measured sgemm: {fmt(gf, '{:.0f}')} GFLOP/s. "
         f"Date: {datetime.date.today().isoformat()}.",
         f"Machine load: at the start {load_str('start')}; at the end {load_str('end')} "
         f"(other processes' load inflates wall times; CPU times are less sensitive).",
-        "" if have_torch else "PyTorch is not installed: the torch columns are empty.", "",
-        "## Training (seconds per epoch; CNN/LSTM/overhead time a fixed number of steps and scale to one epoch)", "",
-        "Peak RSS counts from the start of the timed training (MNIST loaded as float32, the model, "
-        "optimizer state and training buffers); the last column adds the accuracy check, whose "
-        "batch sizes differ (torch and NumPy: all 10,000 test images at once; tidu: 1000).", "",
-        "| workload | tidu s/epoch | torch s/epoch | hand NumPy s/epoch | tidu/torch | tidu/NumPy "
-        "| CPU s/epoch tidu / torch / NumPy | FLOP bound s/epoch | peak RSS MB (training) tidu / torch / NumPy "
-        "| test accuracy tidu / torch / NumPy | peak RSS MB (training + accuracy check) tidu / torch / NumPy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "" if have["torch"] else "PyTorch is not installed: the torch columns are empty.",
     ]
-    for w in names:
-        if w not in STEPS_PER_EPOCH:
-            continue
+    train = [w for w in names if w in STEPS_PER_EPOCH]
+    if train:
+        lines += [
+            "", "## Training (seconds per epoch; CNN/LSTM/overhead time a fixed number of steps and scale to one epoch)", "",
+            host, "",
+            "Peak RSS counts from the start of the timed training (MNIST loaded as float32, the model, "
+            "optimizer state and training buffers); the last column adds the accuracy check, whose "
+            "batch sizes differ (torch and NumPy: all 10,000 test images at once; tidu: 1000). "
+            "The convnet has no hand-written NumPy version (—).", "",
+            "| workload | tidu s/epoch | torch s/epoch | hand NumPy s/epoch | tidu/torch | tidu/NumPy "
+            "| CPU s/epoch tidu / torch / NumPy | FLOP bound s/epoch | peak RSS MB (training) tidu / torch / NumPy "
+            "| test accuracy tidu / torch / NumPy | peak RSS MB (training + accuracy check) tidu / torch / NumPy |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    impls = ("tidu", "torch", "numpy")
+    for w in train:
         spe = STEPS_PER_EPOCH[w]
-        s = {i: median(results[(w, i)], "seconds_per_step") for i in impls}
-        e = {i: None if s[i] is None else s[i] * spe for i in impls}
-        rss = {i: median(results[(w, i)], "peak_rss_mb") for i in impls}
-        train_rss = {i: median(results[(w, i)], "train_peak_rss_mb") for i in impls}
-        cpu = {i: median(results[(w, i)], "cpu_seconds_per_step") for i in impls}
-        cpu = {i: None if cpu[i] is None else cpu[i] * spe for i in impls}
-        acc = {i: median(results[(w, i)], "accuracy") for i in impls}
-        bound = flops_per_step(w) * spe / (gf * 1e9) if gf else None
-        ratio = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
-        steps = WORKLOADS[w][1 if args.quick else 2]
+        e = {i: None if med(w, i, "seconds_per_step") is None else med(w, i, "seconds_per_step") * spe
+             for i in impls}
+        cpu = {i: None if med(w, i, "cpu_seconds_per_step") is None else med(w, i, "cpu_seconds_per_step") * spe
+               for i in impls}
+        flops = flops_per_step(w)
+        bound = flops * spe / (gf * 1e9) if gf and flops else None
+
+        def three(key, spec):
+            return " / ".join(fmt(med(w, i, key), spec) for i in impls)
         lines.append(
-            f"| {w}: {WORKLOADS[w][0]} ({steps} steps) | {fmt(e['tidu'])} | {fmt(e.get('torch'))} | "
-            f"{fmt(e['numpy'])} | {fmt(ratio(e['tidu'], e.get('torch')))}× | "
-            f"{fmt(ratio(e['tidu'], e['numpy']))}× | "
-            f"{fmt(cpu['tidu'])} / {fmt(cpu.get('torch'))} / {fmt(cpu['numpy'])} | {fmt(bound)} | "
-            f"{fmt(train_rss['tidu'], '{:.0f}')} / {fmt(train_rss.get('torch'), '{:.0f}')} / "
-            f"{fmt(train_rss['numpy'], '{:.0f}')} | "
-            f"{fmt(acc['tidu'], '{:.4f}')} / {fmt(acc.get('torch'), '{:.4f}')} / {fmt(acc['numpy'], '{:.4f}')} | "
-            f"{fmt(rss['tidu'], '{:.0f}')} / {fmt(rss.get('torch'), '{:.0f}')} / {fmt(rss['numpy'], '{:.0f}')} |")
-    fast_rows = [w for w in names if w in FAST_WORKLOADS and results.get((w, "tidu[fast]"))]
+            f"| {w}: {WORKLOADS[w][0]} ({steps_of(w)} steps) | {fmt(e['tidu'])} | {fmt(e['torch'])} | "
+            f"{fmt(e['numpy'])} | {fmt(ratio(e['tidu'], e['torch']))}× | {fmt(ratio(e['tidu'], e['numpy']))}× | "
+            f"{' / '.join(fmt(cpu[i]) for i in impls)} | {fmt(bound)} | {three('train_peak_rss_mb', '{:.0f}')} | "
+            f"{three('accuracy', '{:.4f}')} | {three('peak_rss_mb', '{:.0f}')} |")
+    fast_rows = [w for w in train if results.get((w, "tidu[fast]"))]
     if fast_rows:
         lines += ["", "## tidu[fast]: the optional extra `fast` (numba installed; one-pass RMSprop update, LSTM gate kernels)", "",
+                  host, "",
                   "The rows above are plain tidu (TIDU_FAST=0, the pure-NumPy default); here the same run "
                   "with numba's kernels (tidu.kernels).", "",
-                  "| workload | tidu[fast] s/epoch | speed-up over plain tidu | tidu[fast]/torch | tidu[fast]/NumPy |",
-                  "|---|---|---|---|---|"]
+                  "| workload | tidu[fast] s/epoch | speed-up over plain tidu | tidu[fast]/torch | tidu[fast]/NumPy "
+                  "| peak RSS MB (training) tidu[fast] |",
+                  "|---|---|---|---|---|---|"]
         for w in fast_rows:
-            spe = STEPS_PER_EPOCH[w]
-            s = {i: median(results[(w, i)], "seconds_per_step") for i in impls + ["tidu[fast]"]}
-            r = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
+            s = {i: med(w, i, "seconds_per_step") for i in impls + ("tidu[fast]",)}
             f = s["tidu[fast]"]
-            lines.append(f"| {w} | {fmt(None if f is None else f * spe)} | {fmt(r(s['tidu'], f))}× | "
-                         f"{fmt(r(f, s.get('torch')))}× | {fmt(r(f, s['numpy']))}× |")
-    lines += ["", "## Inference (seconds for 10,000 images, batch 256)", "",
-              "| workload | tidu s | torch s | hand NumPy s | tidu/torch | tidu/NumPy |", "|---|---|---|---|---|---|"]
-    for w in names:
-        if not w.endswith("_predict"):
-            continue
-        s = {i: median(results[(w, i)], "seconds") for i in impls}
-        r = lambda a, b: None if a is None or b is None else a / b  # noqa: E731
-        lines.append(f"| {WORKLOADS[w][0]} | {fmt(s['tidu'], '{:.3f}')} | {fmt(s.get('torch'), '{:.3f}')} | "
-                     f"{fmt(s['numpy'], '{:.3f}')} | {fmt(r(s['tidu'], s.get('torch')))}× | "
-                     f"{fmt(r(s['tidu'], s['numpy']))}× |")
+            lines.append(f"| {w} | {fmt(None if f is None else f * STEPS_PER_EPOCH[w])} | {fmt(ratio(s['tidu'], f))}× | "
+                         f"{fmt(ratio(f, s['torch']))}× | {fmt(ratio(f, s['numpy']))}× | "
+                         f"{fmt(med(w, 'tidu[fast]', 'train_peak_rss_mb'), '{:.0f}')} |")
+    if "convnet" in names:
+        w, spe = "convnet", STEPS_PER_EPOCH["convnet"]
+        ks = ("tidu", "tidu[fast]", "torch", "keras")
+        e = {i: None if med(w, i, "seconds_per_step") is None else med(w, i, "seconds_per_step") * spe for i in ks}
+        lines += ["", "## keras.io's Simple MNIST convnet: tidu, PyTorch and the real Keras 3 (seconds per epoch)", "",
+                  host, "",
+                  "tidu and Keras run the same model code and `model.fit` (bench/more_workloads.py: "
+                  "simple_mnist_convnet); PyTorch runs the same net written in torch (channels_last, Adam "
+                  "with ε = 1e-7). Keras 3 runs on its torch backend with the same thread count. The "
+                  f"example's validation split is left out; {steps_of(w)} steps, scaled to one epoch of {spe}."
+                  + ("" if have["keras"] else " Keras is not installed (pip install keras): its column is empty."), "",
+                  "| tidu s/epoch | tidu[fast] s/epoch | torch s/epoch | Keras 3 s/epoch | tidu/torch | tidu/Keras "
+                  "| tidu[fast]/Keras | peak RSS MB (training) tidu / tidu[fast] / torch / Keras "
+                  "| test accuracy tidu / torch / Keras |",
+                  "|---|---|---|---|---|---|---|---|---|",
+                  f"| {' | '.join(fmt(e[i]) for i in ks)} | {fmt(ratio(e['tidu'], e['torch']))}× | "
+                  f"{fmt(ratio(e['tidu'], e['keras']))}× | {fmt(ratio(e['tidu[fast]'], e['keras']))}× | "
+                  f"{' / '.join(fmt(med(w, i, 'train_peak_rss_mb'), '{:.0f}') for i in ks)} | "
+                  f"{' / '.join(fmt(med(w, i, 'accuracy'), '{:.4f}') for i in ('tidu', 'torch', 'keras'))} |"]
+    predict = [w for w in names if w.endswith("_predict")]
+    if predict:
+        lines += ["", "## Inference (seconds for 10,000 images, batch 256)", "", host, "",
+                  "| workload | tidu s | torch s | hand NumPy s | tidu/torch | tidu/NumPy |", "|---|---|---|---|---|---|"]
+    for w in predict:
+        s = {i: med(w, i, "seconds") for i in impls}
+        lines.append(f"| {WORKLOADS[w][0]} | {fmt(s['tidu'], '{:.3f}')} | {fmt(s['torch'], '{:.3f}')} | "
+                     f"{fmt(s['numpy'], '{:.3f}')} | {fmt(ratio(s['tidu'], s['torch']))}× | "
+                     f"{fmt(ratio(s['tidu'], s['numpy']))}× |")
+    if "cnn_latency" in names:
+        w = "cnn_latency"
+        ms = {i: med(w, i, "ms_per_batch") for i in ("tidu", "tidu[fast]", "torch", "numpy")}
+        lines += ["", f"## Latency: the LeNet CNN predicting batches of 32 one after another "
+                      f"(milliseconds per batch, {steps_of(w)} batches)", "", host, "",
+                  "tidu: `model.predict_on_batch(x)` (and, in its own column, `model.predict(x)`); torch: "
+                  "`model(x)` under `no_grad` with the softmax; NumPy: the forward pass and softmax. The "
+                  "median per batch is in brackets; peak RSS counts from the start of the timed loop.", "",
+                  "| tidu ms | tidu[fast] ms | tidu `predict` ms | torch ms | hand NumPy ms | tidu/torch "
+                  "| tidu[fast]/torch | tidu/NumPy | peak RSS MB (timed loop) tidu / tidu[fast] / torch / NumPy |",
+                  "|---|---|---|---|---|---|---|---|---|",
+                  f"| {' | '.join(fmt(ms[i]) + ' (' + fmt(med(w, i, 'median_ms_per_batch')) + ')' for i in ('tidu', 'tidu[fast]'))} | "
+                  f"{fmt(med(w, 'tidu', 'predict_ms_per_batch'))} | "
+                  f"{' | '.join(fmt(ms[i]) + ' (' + fmt(med(w, i, 'median_ms_per_batch')) + ')' for i in ('torch', 'numpy'))} | "
+                  f"{fmt(ratio(ms['tidu'], ms['torch']))}× | {fmt(ratio(ms['tidu[fast]'], ms['torch']))}× | "
+                  f"{fmt(ratio(ms['tidu'], ms['numpy']))}× | "
+                  f"{' / '.join(fmt(med(w, i, 'timed_peak_rss_mb'), '{:.0f}') for i in ('tidu', 'tidu[fast]', 'torch', 'numpy'))} |"]
     if "simulator" in names:
         res = results[("simulator", "tidu")]
-        lines += ["", "## Parameter-server simulator (updates per second, M=8, random staleness)", "",
+        lines += ["", "## Parameter-server simulator (updates per second, M=8, random staleness)", "", host, "",
                   "| rule | updates/s |", "|---|---|"]
         for rule in ("asgd", "dcasgd"):
             lines.append(f"| {rule} | {fmt(median(res, f'{rule}_updates_per_sec'), '{:.0f}')} |")
-    lines += ["", "## Targets (ratios of the medians above)", "", "| target | ratio | met |", "|---|---|---|"]
-    for what, w, key, base, bound in TARGETS:
-        if w not in names or base not in impls:
+    lines += ["", "## Targets (ratios of the medians above)", "", host, "", "| target | ratio | met |", "|---|---|---|"]
+    for what, w, key, base, bound, variants in TARGETS:
+        if w not in names or not results.get((w, base)):
             continue
-        for impl in ("tidu", "tidu[fast]"):
+        for impl in variants:
             if not results.get((w, impl)):
                 continue
-            a, b = median(results[(w, impl)], key), median(results[(w, base)], key)
-            r = None if a is None or b is None else a / b
-            label = what if impl == "tidu" else f"{what} — with tidu[fast]"
+            r = ratio(med(w, impl, key), med(w, base, key))
+            label = what if impl == "tidu" or len(variants) == 1 else f"{what} — with tidu[fast]"
             lines.append(f"| {label} | {fmt(r)}× | {'—' if r is None else ('yes' if r <= bound else 'no')} |")
     errors = [(w, i, r["error"]) for (w, i), rs in results.items() for r in rs if "error" in r]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {w} / {i}: {e}" for w, i, e in sorted(set(errors))]
-    lines += kept_sections(args.out)
-    with open(args.out + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(args.out + ".tmp", args.out)
+    return lines
 
 
 KEEP = "Not regenerated by `bench/run.py`"

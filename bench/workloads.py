@@ -7,7 +7,9 @@ NumPy's and torch's BLAS thread pools never share one (PERF.md, lesson 6). Threa
 set from the environment by run.py before NumPy or torch is imported.
 
 Implementations: 'tidu' (the library through model.fit/predict), 'torch' (PyTorch eager, CPU),
-'numpy' (a minimal hand-written float32 NumPy version of the same math: the bar for tidu).
+'numpy' (a minimal hand-written float32 NumPy version of the same math: the bar for tidu),
+'keras' (the real Keras 3 on its torch backend: the convnet only). The workloads added for issue
+14 (GRU, SimpleRNN, batch-32 CNN latency, keras.io's MNIST convnet) live in more_workloads.py.
 
 A training run reports seconds_per_step (wall), cpu_seconds_per_step (all threads: with 2
 OpenBLAS threads about twice the wall time, as the idle worker spins), train_peak_rss_mb (peak
@@ -23,8 +25,10 @@ import time
 
 import numpy as np
 
-STEPS_PER_EPOCH = {"mlp": 469, "cnn": 938, "lstm": 469, "overhead": 1875}
-BATCH = {"mlp": 128, "cnn": 64, "lstm": 128, "overhead": 32}
+import more_workloads as more  # (bench/more_workloads.py: GRU, SimpleRNN, latency, convnet)
+
+STEPS_PER_EPOCH = {"mlp": 469, "cnn": 938, "lstm": 469, "overhead": 1875, **more.STEPS_PER_EPOCH}
+BATCH = {"mlp": 128, "cnn": 64, "lstm": 128, "overhead": 32, **more.BATCH}
 
 
 def load_mnist(n_train=None):
@@ -86,7 +90,7 @@ def flops_per_step(workload):
         B = 32
         f = 2 * B * (784 * 64 + 9 * 64 * 64 + 64 * 10)
         return 3 * f
-    return None
+    return more.flops_per_step(workload)
 
 
 # ---------------------------------------------------------------------------------------
@@ -94,6 +98,8 @@ def flops_per_step(workload):
 def tidu_model(workload, optimizer=None):
     from tidu import layers, models, optimizers
 
+    if workload in more.WORKLOADS:
+        return more.tidu_model(workload)
     if workload in ("mlp", "mlp_predict"):
         m = models.Sequential([layers.Dense(512, activation="relu", input_shape=(784,)),
                                layers.Dense(10, activation="softmax")])
@@ -159,13 +165,16 @@ def run_simulator(xtr, ytr):
 
 # ---------------------------------------------------------------------------------------
 # torch
-def run_torch(workload, steps, xtr, ytr, xte, yte):
+def torch_model(workload):
+    """(model, optimizer, input shape, channels_last) for `workload` in PyTorch."""
     import torch
     from torch import nn
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     torch.manual_seed(0)
     channels_last = workload in ("cnn", "cnn_predict")
+    if workload in more.WORKLOADS:
+        return more.torch_model(workload)
     if workload in ("mlp", "mlp_predict"):
         model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
         opt = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
@@ -195,6 +204,14 @@ def run_torch(workload, steps, xtr, ytr, xte, yte):
         model = nn.Sequential(*mods, nn.Linear(64, 10))
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         shape = (-1, 784)
+    return model, opt, shape, channels_last
+
+
+def run_torch(workload, steps, xtr, ytr, xte, yte):
+    import torch
+    from torch import nn
+
+    model, opt, shape, channels_last = torch_model(workload)
 
     def prep(a):
         t = torch.from_numpy(a).reshape(shape)
@@ -226,6 +243,7 @@ def run_torch(workload, steps, xtr, ytr, xte, yte):
     train(steps)
     dt, dc = time.perf_counter() - t, time.process_time() - c
     rss = peak_rss_mb()
+    model.eval()                                         # dropout off (the convnet)
     with torch.no_grad():
         acc = float((model(prep(xte)).argmax(1).numpy() == yte).mean())
     return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps,
@@ -278,9 +296,10 @@ def pool2_backward(x, y, gy):
     return gx
 
 
-def run_numpy(workload, steps, xtr, ytr, xte, yte):
-    rng = np.random.default_rng(0)
-    B = BATCH.get(workload, 256)
+def numpy_model(workload, rng):
+    """(step(x, y_one_hot), predict(x)) of the hand-written NumPy version of `workload`."""
+    if workload in more.WORKLOADS:
+        return more.numpy_model(workload, rng)
     if workload in ("mlp", "mlp_predict"):
         P = FlatParams([glorot(rng, 784, 512, (784, 512)), np.zeros(512, np.float32),
                         glorot(rng, 512, 10, (512, 10)), np.zeros(10, np.float32)])
@@ -492,7 +511,13 @@ def run_numpy(workload, steps, xtr, ytr, xte, yte):
             P.w -= lr * P.g
 
         predict = lambda x: forward(x)[2]  # noqa: E731
+    return step, predict
 
+
+def run_numpy(workload, steps, xtr, ytr, xte, yte):
+    rng = np.random.default_rng(0)
+    B = BATCH.get(workload, 256)
+    step, predict = numpy_model(workload, rng)
     if workload.endswith("_predict"):
         predict(xte[:256])
         t = time.perf_counter()
@@ -532,15 +557,22 @@ def sgemm_gflops():
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--workload", required=True)
-    p.add_argument("--impl", required=True, choices=["tidu", "torch", "numpy", "sgemm"])
+    p.add_argument("--impl", required=True, choices=["tidu", "torch", "numpy", "keras", "sgemm"])
     p.add_argument("--steps", type=int, default=100)
     args = p.parse_args()
     if args.impl == "sgemm":
-        result = {"gflops": sgemm_gflops()}
+        result = {"gflops": sgemm_gflops(), "blas": more.blas_info()}
     else:
         data = load_mnist()
-        fn = {"tidu": run_tidu, "torch": run_torch, "numpy": run_numpy}[args.impl]
-        result = fn(args.workload, args.steps, *data)
+        if args.workload == "convnet":                    # keras.io's model takes (28, 28, 1) images
+            data = tuple(a.reshape(-1, 28, 28, 1) if a.ndim == 2 else a for a in data)
+        if args.workload == "cnn_latency":
+            result = more.run_latency(args.impl, args.steps, data[2])
+        elif args.impl == "keras":
+            result = more.run_keras(args.workload, args.steps, *data)
+        else:
+            fn = {"tidu": run_tidu, "torch": run_torch, "numpy": run_numpy}[args.impl]
+            result = fn(args.workload, args.steps, *data)
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
