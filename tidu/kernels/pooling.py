@@ -39,7 +39,7 @@ from tidu.kernels.switch import enabled
 Pools = namedtuple("Pools", "max_forward max_backward avg_forward avg_backward")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _kernels = None
-PARALLEL = True   # prange over the batch (measured: see the module docstring of the report)
+PARALLEL = False  # one thread: numba's pool next to OpenBLAS's made the LeNet step 3× slower
 
 
 def pool_kernels(dtype):
@@ -70,9 +70,9 @@ def _compile():
 
     def jit(fn):
         try:
-            return numba.njit(parallel=PARALLEL, cache=True)(fn)
+            return numba.njit(error_model="numpy", parallel=PARALLEL, cache=True)(fn)
         except RuntimeError:  # no writable place for numba's cache: compile in each process
-            return numba.njit(parallel=PARALLEL)(fn)
+            return numba.njit(error_model="numpy", parallel=PARALLEL)(fn)
 
     @jit
     def max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
@@ -96,14 +96,14 @@ def _compile():
                                 continue
                             k = i * pw + j
                             xv = x[n, r, s]
-                            for c in range(C):
+                            for c in range(C):     # selects, no branch: the loop vectorizes
                                 v = xv[c]
-                                if v > yv[c]:
-                                    yv[c] = v
-                                    av[c] = k
-                                elif v != v:          # NaN: y is NaN, no element wins
-                                    yv[c] = v
-                                    av[c] = -1
+                                take = (v > yv[c]) | (v != v)   # a NaN stays, as np.maximum's
+                                yv[c] = v if take else yv[c]
+                                av[c] = k if take else av[c]
+                    for c in range(C):
+                        if yv[c] != yv[c]:                 # a NaN maximum: no element wins
+                            av[c] = -1
 
     @jit
     def max_bwd(gy, arg, ph, pw, sh, sw, pt, pl, disjoint, gx):
