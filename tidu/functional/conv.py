@@ -393,9 +393,6 @@ class L2Pool2D(_Pool):
 
     @staticmethod
     def backward(ctx, gy):
-        if ctx.fast is not None:
-            (arg,) = ctx.saved
-            return ctx.fast.max_backward(gy, arg, ctx.x_shape, ctx.pool_size, ctx.strides, ctx.pads)
         xp = backend.xp
         xpad, y = ctx.saved
         taps = _Pool._taps(ctx, xpad)
