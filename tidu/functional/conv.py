@@ -274,6 +274,7 @@ class MaxPool2D(_Pool):
     the pw columns. Backward finds the first maximum tap by tap, comparing tap k with y and
     keeping the hits no earlier tap had; the last tap needs no comparison, as it holds the first
     maximum of every window with no earlier one, unless the maximum is NaN (y == y, contiguous).
+    With numba (tidu.kernels.pooling) one compiled pass each way gives the same numbers.
     """
 
     @staticmethod
@@ -335,7 +336,8 @@ class AvgPool2D(_Pool):
     of window elements inside the input (all kh·kw for 'valid'; 'same' excludes the padding,
     as Keras/TensorFlow; torch's count_include_pad=True would not).
 
-    dy/dx̃ = 1/|w| for every element of the window; overlapping windows add.
+    dy/dx̃ = 1/|w| for every element of the window; overlapping windows add. With numba
+    (tidu.kernels.pooling) one compiled pass each way gives the same numbers.
     """
 
     @staticmethod
