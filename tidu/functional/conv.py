@@ -15,6 +15,7 @@ from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
 from tidu.functional.dense import column_sums
+from tidu.kernels.pooling import pool_kernels
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
 
@@ -273,12 +274,18 @@ class MaxPool2D(_Pool):
     the pw columns. Backward finds the first maximum tap by tap, comparing tap k with y and
     keeping the hits no earlier tap had; the last tap needs no comparison, as it holds the first
     maximum of every window with no earlier one, unless the maximum is NaN (y == y, contiguous).
+    With numba (tidu.kernels.pooling) one compiled pass each way gives the same numbers.
     """
 
     @staticmethod
     def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         xp = backend.xp
         (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "max_pool2d")
+        ctx.fast = pool_kernels(x.dtype)                    # numba kernels, or None
+        if ctx.fast is not None:
+            y, arg = ctx.fast.max_forward(x, pool_size, strides, pads, (OH, OW))
+            ctx.save_for_backward(arg)
+            return y
         N, H, W, C = x.shape
         (ph, pw) = pool_size
         if strides == pool_size and H == ph * OH and W == pw * OW:
@@ -294,6 +301,9 @@ class MaxPool2D(_Pool):
 
     @staticmethod
     def backward(ctx, gy):
+        if ctx.fast is not None:
+            (arg,) = ctx.saved
+            return ctx.fast.max_backward(gy, arg, ctx.x_shape, ctx.pool_size, ctx.strides, ctx.pads)
         xp = backend.xp
         xpad, y = ctx.saved
         taps = _Pool._taps(ctx, xpad)
@@ -326,28 +336,35 @@ class AvgPool2D(_Pool):
     of window elements inside the input (all kh·kw for 'valid'; 'same' excludes the padding,
     as Keras/TensorFlow; torch's count_include_pad=True would not).
 
-    dy/dx̃ = 1/|w| for every element of the window; overlapping windows add.
+    dy/dx̃ = 1/|w| for every element of the window; overlapping windows add. With numba
+    (tidu.kernels.pooling) one compiled pass each way gives the same numbers.
     """
 
     @staticmethod
     def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         xp = backend.xp
         (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "avg_pool2d")
-        y = _fold(xp.add, _Pool._taps(ctx, _pad(x, pads)))
         (ph, pw), (sh, sw), (pt, _, pl, _) = pool_size, strides, pads
         if padding == "same" and any(pads):
             _, H, W, _ = x.shape
             rows = [min(p * sh - pt + ph, H) - max(p * sh - pt, 0) for p in range(OH)]
             cols = [min(q * sw - pl + pw, W) - max(q * sw - pl, 0) for q in range(OW)]
-            inv = 1 / xp.asarray(np.outer(rows, cols)[:, :, None], dtype=y.dtype)
+            inv = 1 / xp.asarray(np.outer(rows, cols)[:, :, None], dtype=x.dtype)
         else:
-            inv = y.dtype.type(1 / (ph * pw))
-        ctx.inv = inv
+            inv = x.dtype.type(1 / (ph * pw))
+        ctx.inv, ctx.fast = inv, pool_kernels(x.dtype)      # numba kernels, or None
+        if ctx.fast is not None:
+            ctx.inv = np.broadcast_to(inv, (OH, OW, 1))[:, :, 0].copy()   # 1/|w| per pixel
+            return ctx.fast.avg_forward(x, pool_size, strides, pads, (OH, OW), ctx.inv)
+        y = _fold(xp.add, _Pool._taps(ctx, _pad(x, pads)))
         y *= inv
         return y
 
     @staticmethod
     def backward(ctx, gy):
+        if ctx.fast is not None:
+            return ctx.fast.avg_backward(gy, ctx.inv, ctx.x_shape, ctx.pool_size, ctx.strides,
+                                         ctx.pads)
         xp = backend.xp
         share = gy * ctx.inv
         return _Pool._spread(ctx, gy.dtype,

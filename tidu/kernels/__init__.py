@@ -6,6 +6,8 @@
     kernels.set_enabled(flag)  turn them on or off in this process; returns the previous setting
     lstm_steps(dtype)          the LSTM's per-timestep kernels (kernels.recurrent), or None
     update_kernel(name)        an optimizer's one-pass update (kernels.optimizers), or None
+    pool_kernels(dtype)        max and average pooling, forward and backward (kernels.pooling),
+                               or None
 
 Nothing above this package depends on it: each op asks one function here and runs its NumPy
 code, the reference, whenever the answer is None. The switch is asked before numba is imported,
@@ -14,5 +16,6 @@ so with TIDU_FAST=0 numba is never loaded.
 from tidu.kernels.switch import enabled, set_enabled
 from tidu.kernels.recurrent import lstm_steps
 from tidu.kernels.optimizers import update_kernel
+from tidu.kernels.pooling import pool_kernels
 
-__all__ = ["enabled", "set_enabled", "lstm_steps", "update_kernel"]
+__all__ = ["enabled", "set_enabled", "lstm_steps", "update_kernel", "pool_kernels"]
