@@ -276,20 +276,8 @@ def run_keras(workload, steps, xtr, ytr, xte, yte):
     import keras
     import torch
 
-    from workloads import one_hot, peak_rss_mb, reset_peak_rss
+    from workloads import time_fit
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     keras.utils.set_random_seed(0)
-    m = simple_mnist_convnet(keras)
-    B = BATCH[workload]
-    Y = one_hot(ytr)
-    m.fit(xtr[:B * 3], Y[:B * 3], batch_size=B, epochs=1, verbose=0)      # warm up
-    n = steps * B
-    reset_peak_rss()
-    t, c = time.perf_counter(), time.process_time()
-    m.fit(xtr[:n], Y[:n], batch_size=B, epochs=1, verbose=0, shuffle=True)
-    dt, dc = time.perf_counter() - t, time.process_time() - c
-    rss = peak_rss_mb()
-    _, acc = m.evaluate(xte, one_hot(yte), batch_size=1000, verbose=0)
-    return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps,
-            "train_peak_rss_mb": rss, "accuracy": float(acc)}
+    return time_fit(simple_mnist_convnet(keras), workload, steps, xtr, ytr, xte, yte)

@@ -133,7 +133,12 @@ def run_tidu(workload, steps, xtr, ytr, xte, yte):
         return {"seconds": time.perf_counter() - t}
     if workload == "simulator":
         return run_simulator(xtr, ytr)
-    m = tidu_model(workload)
+    return time_fit(tidu_model(workload), workload, steps, xtr, ytr, xte, yte)
+
+
+def time_fit(m, workload, steps, xtr, ytr, xte, yte):
+    """A compiled Keras-API model (tidu's or Keras's) timed over `steps` batches of model.fit,
+    after a warm-up fit of 3 batches; then its test accuracy."""
     B = BATCH[workload]
     Y = one_hot(ytr)
     m.fit(xtr[:B * 3], Y[:B * 3], batch_size=B, epochs=1, verbose=0)      # warm up
