@@ -17,10 +17,10 @@ weight histograms) as TensorBoard event files, as Keras does (the `tensorboard` 
 from tidu.callbacks.base import Callback, CallbackList, History, LambdaCallback
 from tidu.callbacks.files import CSVLogger, ModelCheckpoint
 from tidu.callbacks.learning_rate import LearningRateScheduler, ReduceLROnPlateau
-from tidu.callbacks.progress import ProgbarLogger
+from tidu.callbacks.progress import ProgbarLogger, RunProgress
 from tidu.callbacks.stopping import EarlyStopping, LossExplosion, TerminateOnNaN
 from tidu.callbacks.tensorboard import TensorBoard
 
-__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
+__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "RunProgress", "EarlyStopping",
            "ReduceLROnPlateau", "LearningRateScheduler", "ModelCheckpoint", "CSVLogger",
            "TerminateOnNaN", "LossExplosion", "LambdaCallback", "TensorBoard"]

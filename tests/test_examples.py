@@ -1,0 +1,94 @@
+"""Every example runs: one short epoch on the shipped 2,000-image subset, in its own process,
+as a user runs it (`python examples/X.py --subset --epochs 1`), so the commands of
+docs/results.md cannot rot. The figures themselves come from the full runs (docs/results.md)."""
+import json
+import os
+import pathlib
+import re
+import runpy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tidu
+from tidu.datasets import mnist
+
+ROOT = pathlib.Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(name, *args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=600)
+    assert proc.returncode == 0, f"{name} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def accuracy(out, key):
+    found = re.findall(rf"{key}: ([0-9.]+)", out)
+    assert found, f"no '{key}: ...' line in the output:\n{out[-2000:]}"
+    return float(found[-1])
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn.py", "mnist_lstm.py"])
+def test_example_runs_one_epoch_on_the_subset(name):
+    out = run_example(name, "--subset", "--epochs", "1")
+    assert "Epoch 1/1" in out
+    assert 0.3 < accuracy(out, "test_acc") <= 1.0     # chance is 0.1
+
+
+def test_mnist_best_trains_an_ensemble_and_writes_its_curves(tmp_path):
+    out = run_example("mnist_best.py", "--subset", "--epochs", "1", "--ensemble", "2",
+                      "--out", str(tmp_path))
+    # the progress line: which network, the epoch's time, the ETA of the network and of the run
+    lines = re.findall(r"\[network (\d)/2\] epoch 1/1 - \d+s - loss: [0-9.]+ .* - ETA (\S+) this "
+                       r"network, (\S+) run", out)
+    assert [(m, eta) for m, eta, _ in lines] == [("1", "0s"), ("2", "0s")], out
+    assert lines[0][2] != "0s" and lines[1][2] == "0s"     # network 1 knows network 2 is to come
+    summary = json.loads((tmp_path / "mnist_best.json").read_text())
+    assert [m["seed"] for m in summary["members"]] == [0, 1]
+    assert summary["scored_on"] == "test"
+    assert 0.0 <= summary["ensemble_accuracy"] <= 1.0
+    assert accuracy(out, "test_acc") == pytest.approx(summary["ensemble_accuracy"], abs=1e-4)
+    assert (tmp_path / "mnist_best_0.png").stat().st_size > 0
+    assert (tmp_path / "mnist_best_1.png").stat().st_size > 0
+
+
+def test_mnist_best_validate_never_reads_the_test_set(tmp_path, monkeypatch, capsys):
+    """--validate scores the last sixth of the training images; the test images are not used."""
+    (x, y), (xt, yt) = mnist.load_subset()
+    poisoned = (x, y), (np.full_like(xt, 255), np.zeros_like(yt))   # would score ~0.1 if read
+    monkeypatch.setattr(mnist, "load_subset", lambda: poisoned)
+    monkeypatch.setattr(sys, "argv", ["mnist_best.py", "--subset", "--validate", "--epochs", "1",
+                                      "--out", str(tmp_path)])
+    tidu.utils.set_random_seed(0)
+    scope = runpy.run_path(str(EXAMPLES / "mnist_best.py"), run_name="__main__")
+    assert scope["x_test"].shape[0] == 2000 - 2000 * 5 // 6
+    np.testing.assert_array_equal(scope["x_test"][:, :, :, 0] * 255, x[2000 * 5 // 6:].astype("float32"))
+    assert "validation (last 10,000 training images) accuracy" in capsys.readouterr().out
+
+
+def test_dcasgd_example_runs_small(tmp_path):
+    out = run_example("dcasgd_mnist.py", "--small", "--updates", "60", "--out",
+                      str(tmp_path / "d.png"), cwd=tmp_path)
+    assert "DC-ASGD" in out and (tmp_path / "d.png").stat().st_size > 0
+
+
+def test_the_notes_keras_example_runs_one_epoch(monkeypatch, capsys, tmp_path):
+    """examples/keras_mnist.py is the notes' script with keras -> tidu; it reshapes to 60,000
+    images, so the subset is tiled to the full sizes, and its 5 epochs become 1."""
+    (x, y), (xt, yt) = mnist.load_subset()
+    tiled = (np.tile(x, (30, 1, 1)), np.tile(y, 30)), (np.tile(xt, (20, 1, 1)), np.tile(yt, 20))
+    monkeypatch.setattr(mnist, "load_data", lambda: tiled)
+    text = (EXAMPLES / "keras_mnist.py").read_text()
+    assert text.count("epochs=5") == 1
+    script = tmp_path / "keras_mnist.py"
+    script.write_text(text.replace("epochs=5", "epochs=1"))
+    tidu.utils.set_random_seed(0)
+    scope = runpy.run_path(str(script), run_name="__main__")
+    assert "test_acc:" in capsys.readouterr().out
+    assert scope["test_acc"] > 0.8
