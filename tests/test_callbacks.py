@@ -348,3 +348,40 @@ def test_logits_of_1e4_give_a_finite_loss_and_finite_gradients(last, loss, targe
     assert np.isfinite(value) and all(np.isfinite(g).all() for g in grads)
     assert np.isfinite(model.history.history["loss"][0])
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_run_progress_eta_counts_the_epochs_left_in_this_fit_and_the_fits_after(monkeypatch, capsys):
+    """Fit 1 of 2, 3 epochs each. After epoch 1 (10 s) 2 epochs are left here and 3 in the next
+    fit: ETA 20 s and 50 s. After epoch 2 (20 s, mean 15) 1 + 3 are left: 15 s and 60 s."""
+    clock = iter([0.0, 10.0, 100.0, 120.0])
+    monkeypatch.setattr(callbacks.progress.time, "perf_counter", lambda: next(clock))
+    cb = callbacks.RunProgress(runs=2)
+    cb.set_params({"epochs": 3})
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    cb.on_epoch_end(0, {"loss": 0.5})
+    assert capsys.readouterr().out == "[model 1/2] epoch 1/3 - 10s - loss: 0.5000 - ETA 20s this model, 50s run\n"
+    cb.on_epoch_begin(1)
+    cb.on_epoch_end(1, {"loss": 0.25})
+    assert capsys.readouterr().out.endswith("epoch 2/3 - 20s - loss: 0.2500 - ETA 15s this model, 1:00 run\n")
+
+
+def test_run_progress_in_fit_names_each_model_of_the_run(capsys):
+    x = np.random.default_rng(0).random((32, 4), dtype=np.float32)
+    y = (x.sum(1, keepdims=True) > 2).astype(np.float32)
+    cb = callbacks.RunProgress(runs=2, label="member")
+    for _ in range(2):
+        model = models.Sequential([layers.Dense(1, activation="sigmoid", input_shape=(4,))])
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == [
+        "[member 1/2] epoch 1/2", "[member 1/2] epoch 2/2", "[member 2/2] epoch 1/2", "[member 2/2] epoch 2/2"]
+    assert lines[-1].endswith("ETA 0s this member, 0s run")
+    assert len(cb.epoch_times) == 4
+
+
+@pytest.mark.parametrize("runs", [0, 1.5, True, "2"])
+def test_run_progress_refuses_a_bad_run_count(runs):
+    with pytest.raises(ValueError, match="expected runs to be an int >= 1"):
+        callbacks.RunProgress(runs=runs)
