@@ -44,6 +44,10 @@ parser.add_argument("--validate", action="store_true",
                     help="train on the first 50,000 training images, score the last 10,000 (no test)")
 parser.add_argument("--subset", action="store_true", help="the shipped 2,000-image subset (quick check)")
 parser.add_argument("--out", default=None, help="folder for the curves and the JSON summary")
+parser.add_argument("--save", default=None,
+                    help="folder for each trained network and its training checkpoint: a rerun with "
+                         "the same settings loads the networks already trained and resumes the one "
+                         "that was interrupted (an ensemble can be built over several sessions)")
 args = parser.parse_args()
 
 (x_train, y_train), (x_test, y_test) = mnist.load_subset() if args.subset else mnist.load_data()
@@ -76,30 +80,50 @@ def network():
     ])
 
 
+def saved(seed, suffix):
+    """DIR/mnist_best_<settings>_seed<S>.<suffix>: a file only a run with the same settings reuses."""
+    tag = (f"e{args.epochs}_b{args.batch_size}_lr{args.lr:g}" + ("_val" if args.validate else "")
+           + ("_subset" if args.subset else ""))
+    return os.path.join(args.save, f"mnist_best_{tag}_seed{seed}.{suffix}")
+
+
+seeds = [args.seed + i for i in range(args.ensemble)]
+done = [s for s in seeds if args.save and os.path.exists(saved(s, "tidu"))]
 steps = -(-len(x_train) // args.batch_size) * args.epochs
-progress = callbacks.RunProgress(runs=args.ensemble, label="network")
+progress = callbacks.RunProgress(runs=max(len(seeds) - len(done), 1), label="network")
 members, summary = [], {"args": vars(args), "scored_on": scored_on, "members": []}
 start = time.perf_counter()
-for i in range(args.ensemble):
-    seed = args.seed + i
-    set_random_seed(seed)
-    model = network()
-    if i == 0:
-        model.summary()
-    model.compile(optimizer=optimizers.Adam(CosineDecay(args.lr, steps)),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+for i, seed in enumerate(seeds):
     t0 = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        augment=augment, seed=seed, verbose=0, callbacks=[progress])
+    if seed in done:
+        model = models.load_model(saved(seed, "tidu"))
+        print(f"network {i + 1}/{args.ensemble} (seed {seed}): loaded {saved(seed, 'tidu')}")
+    else:
+        set_random_seed(seed)
+        model = network()
+        if i == 0:
+            model.summary()
+        model.compile(optimizer=optimizers.Adam(CosineDecay(args.lr, steps)),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+        cbs, resume = [progress], None
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            cbs.append(callbacks.ModelCheckpoint(saved(seed, "ckpt"), save_freq="epoch"))
+            resume = saved(seed, "ckpt") if os.path.exists(saved(seed, "ckpt")) else None
+        history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                            augment=augment, seed=seed, verbose=0, callbacks=cbs, resume_from=resume,
+                            validation_data=(x_test, y_test) if args.validate else None)
+        if args.save:
+            model.save(saved(seed, "tidu"))
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            history.plot(os.path.join(args.out, f"mnist_best_{i}.png"),
+                         title=f"mnist_best network {i + 1} (seed {seed})")
     _, acc = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     print(f"network {i + 1}/{args.ensemble} (seed {seed}): {scored_on} accuracy {acc:.4f}", flush=True)
     members.append(model)
-    summary["members"].append({"seed": seed, "accuracy": float(acc),
+    summary["members"].append({"seed": seed, "accuracy": float(acc), "loaded": seed in done,
                                "seconds": round(time.perf_counter() - t0, 1)})
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        history.plot(os.path.join(args.out, f"mnist_best_{i}.png"),
-                     title=f"mnist_best network {i + 1} (seed {seed})")
 
 if args.ensemble > 1:
     ensemble = models.Ensemble(members)
