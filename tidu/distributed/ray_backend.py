@@ -132,6 +132,10 @@ class Worker:
     def pid(self):
         return os.getpid()
 
+    def node(self):
+        """The id of the Ray node this worker runs on."""
+        return _ray().get_runtime_context().get_node_id()
+
     def _fetch(self, window):
         for k, (shard, (lo, hi)) in enumerate(zip(self.shards, self.bounds)):
             while True:
@@ -281,9 +285,12 @@ class RayBackend:
         restore = restore_from is not None
         if ps.checkpoint_dir is not None:
             os.makedirs(ps.checkpoint_dir, exist_ok=True)
-        spread = {"scheduling_strategy": "SPREAD"}            # over the cluster's machines
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        spread = {"scheduling_strategy": "SPREAD"}            # workers: over the cluster's machines
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         shard_refs = [ray.put(w[lo:hi]) for lo, hi in self.bounds]
-        self.shards = [ShardActor.options(max_restarts=-1, **spread).remote(
+        self.shards = [ShardActor.options(max_restarts=-1, num_cpus=0, scheduling_strategy=here).remote(
             rule, shard_refs[k], M, k, ps.checkpoint_dir, ps.checkpoint_every, ps.keep_checkpoints,
             ps.max_staleness, restore, ps.signature()) for k, (lo, hi) in enumerate(self.bounds)]
         seq = np.random.SeedSequence(seed).spawn(M + 2)

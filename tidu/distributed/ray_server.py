@@ -148,6 +148,12 @@ class ShardServer:
     def weights(self):
         return self.w, self.version
 
+    def node(self):
+        """The id of the Ray node this shard runs on (the driver's, unless it could not be)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     # --- checkpoints ----------------------------------------------------------------------
     def _maybe_save(self):
         if self.every and self.version % self.every == 0:
