@@ -44,6 +44,8 @@ WORKLOADS = {  # name: (description, steps quick, steps full)
     "mlp_predict": ("predict on 10,000 MNIST images, the MLP", 0, 0),
     "cnn_predict": ("predict on 10,000 MNIST images, the CNN", 0, 0),
     "simulator": ("parameter-server simulator, M=8 workers, MNIST MLP, batch 128", 0, 0),
+    "ray": ("parameter server on Ray against the simulator, interleaved, M=4 workers, DC-ASGD, "
+            "MNIST MLP, batch 128", 200, 400),                                   # updates per epoch
     "gru": ("GRU(128) on 28x28 sequential MNIST, Adam, batch 128", 30, 100),
     "simplernn": ("SimpleRNN(128) on 28x28 sequential MNIST, Adam, batch 128", 30, 100),
     "cnn_latency": ("LeNet CNN predicting batches of 32 one after another", 100, 313),   # batches
@@ -70,7 +72,7 @@ for _w, _name, _key, _rss in [("gru", "GRU", "seconds_per_step", "train_peak_rss
                 (f"{_name}: plain tidu ≤ 1.3× PyTorch", _w, _key, "torch", 1.3, ("tidu",)),
                 (f"Memory, {_name}: peak RSS ({'timed loop' if _w == 'cnn_latency' else 'training'}) "
                  f"≤ 1.5× PyTorch", _w, _rss, "torch", 1.5, BOTH)]
-IMPLS = {"convnet": ("tidu", "torch", "keras"), "simulator": ("tidu",)}   # default: tidu, numpy, torch
+IMPLS = {"convnet": ("tidu", "torch", "keras"), "simulator": ("tidu",), "ray": ("tidu",)}  # default: tidu, numpy, torch
 SMOKE_STEPS = {"cnn_latency": 10}                                        # --smoke: else 3 steps
 
 
@@ -348,6 +350,26 @@ def results_lines(args, names, have, results, gf, reps, load, host):
                   "| rule | updates/s |", "|---|---|"]
         for rule in ("asgd", "dcasgd"):
             lines.append(f"| {rule} | {fmt(median(res, f'{rule}_updates_per_sec'), '{:.0f}')} |")
+    if "ray" in names and results[("ray", "tidu")]:
+        res = results[("ray", "tidu")]
+        lines += ["", "## Parameter server on Ray against the simulator (updates per second, M=4, DC-ASGD, "
+                  "MNIST MLP, batch 128)", "", host, "",
+                  f"One process per repetition times the two backends turn about (simulator, Ray, simulator, "
+                  f"Ray; {steps_of('ray')} updates per epoch; bench/ps_workloads.py), each on a local Ray of "
+                  f"2 CPUs started for it: with the workers' shared-memory mailboxes (the default on one "
+                  f"machine) and with TIDU_PS_MAILBOX=0, every gradient and weight vector through Ray's "
+                  f"object store as between machines. Ray's 4 workers run 1 BLAS thread each; the "
+                  f"simulator, one process, 2 BLAS threads and, in its own turn, 1 (on a busy machine the "
+                  f"second OpenBLAS thread spins waiting for a core); the ratio is to the faster of the "
+                  f"two. Start: building the actors and 8 warm-up updates.", "",
+                  "| Ray transport | Ray updates/s | simulator updates/s, 2 / 1 BLAS threads (same process) | "
+                  "Ray / simulator | Ray start s |", "|---|---|---|---|---|"]
+        for variant, what in (("mailbox", "shared-memory mailboxes"), ("objects", "object store (TIDU_PS_MAILBOX=0)")):
+            r, s2, s1 = (median(res, f"{k}_vs_{variant}_updates_per_sec" if k != "ray" else f"ray_{variant}_updates_per_sec")
+                         for k in ("ray", "simulator", "simulator_1thread"))
+            best = max((v for v in (s2, s1) if v is not None), default=None)
+            lines.append(f"| {what} | {fmt(r, '{:.0f}')} | {fmt(s2, '{:.0f}')} / {fmt(s1, '{:.0f}')} | "
+                         f"{fmt(ratio(r, best))}× | {fmt(median(res, f'ray_{variant}_start_seconds'), '{:.1f}')} |")
     lines += ["", "## Targets (ratios of the medians above)", "", host, "", "| target | ratio | met |", "|---|---|---|"]
     for what, w, key, base, bound, variants in TARGETS:
         if w not in names or not results.get((w, base)):

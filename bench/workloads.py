@@ -133,6 +133,10 @@ def run_tidu(workload, steps, xtr, ytr, xte, yte):
         return {"seconds": time.perf_counter() - t}
     if workload == "simulator":
         return run_simulator(xtr, ytr)
+    if workload == "ray":
+        import ps_workloads  # (bench/ps_workloads.py: the Ray backend against the simulator)
+
+        return ps_workloads.run_ray(steps, xtr, ytr, lambda: tidu_model("mlp"), one_hot)
     return time_fit(tidu_model(workload), workload, steps, xtr, ytr, xte, yte)
 
 

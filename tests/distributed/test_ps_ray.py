@@ -68,6 +68,25 @@ def test_starts_its_own_ray_trains_asgd_and_leaves_nothing(make_mlp, data, flat_
     assert _ray_processes() == []
 
 
+@pytest.mark.skipif(ray.is_initialized(), reason="a Ray session is already running in this process")
+def test_without_mailboxes_the_arrays_go_through_ray(monkeypatch, make_mlp, data):
+    """TIDU_PS_MAILBOX=0: the shards answer as if on another machine; the workers fall back."""
+    x, y = data
+    monkeypatch.setenv("TIDU_PS_MAILBOX", "0")            # in the environment of the Ray tidu starts
+    model = make_mlp()
+    ps = ParameterServer(DCASGD(0.1), num_workers=2, num_shards=2, backend="ray", num_cpus=2, seed=0)
+    try:
+        first = ps.train_epoch(model, x, y, batch_size=8)
+        second = ps.train_epoch(model, x, y, batch_size=8)
+        near = ray.get([w.__ray_call__.remote(lambda self: self.near) for w in ps._backend.workers])
+    finally:
+        ps.close(model)
+    assert near == [[False, False], [False, False]]
+    assert first["updates"] == second["updates"] == 75
+    assert second["loss"] < first["loss"]
+    assert _accuracy(model, x, y) > 0.9
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     if not ray.is_initialized():
@@ -132,9 +151,11 @@ def test_a_killed_server_shard_restarts_from_its_checkpoint(ray_session, make_ml
         ray.kill(shard, no_restart=False)                 # Ray restarts it; it reloads update 70
         second = ps.train_epoch(model, x, y, batch_size=8)
         versions = [ray.get(s.weights.remote())[1] for s in ps._backend.shards]
+        near = ray.get([w.__ray_call__.remote(lambda self: self.near) for w in ps._backend.workers])
     finally:
         ps.close(model)
-    assert first["updates"] == second["updates"] == 75
+    assert near == [[True, True], [True, True]]           # one machine: g and w through the mailboxes,
+    assert first["updates"] == second["updates"] == 75    # opened again by the restarted shard
     assert versions == [150, 145]                         # shard 1 lost the 5 updates after 70
     assert second["loss"] < first["loss"]
     assert sorted(os.listdir(tmp_path)) == ["shard0-000000140.safetensors", "shard0-000000150.safetensors",
