@@ -15,6 +15,7 @@ from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
 from tidu.functional.dense import column_sums
+from tidu.kernels.conv import conv_kernels
 from tidu.kernels.pooling import pool_kernels
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
@@ -108,7 +109,9 @@ class Conv2D(Function):
         y = X K + b,   dL/dK = Xᵀ G,   dL/db = Σ_rows G,
         dL/dx̃ = Σ_{i,j} (G K[i, j]ᵀ) added at the (i, j) tap of x̃   (dL/dx = the unpadded part).
     The last is one batched matmul giving a contiguous (N, OH, OW, C) block per tap, then kh·kw
-    adds into a zeroed buffer shaped like x̃. X is kept from forward for dL/dK.
+    adds into a zeroed buffer shaped like x̃. X is kept from forward for dL/dK. With numba
+    (tidu.kernels.conv) dL/dx̃'s tap blocks come from one GEMM, D = G Kᵀ, and one compiled pass
+    gathers them onto each element of x, in the same order of sums.
     """
 
     @staticmethod
@@ -174,8 +177,12 @@ class Conv2D(Function):
             if need_b:
                 gb = column_sums(G)  # a GEMV: 10x faster than G.sum(0)
         if need_x:
+            fast = conv_kernels(G.dtype)                     # numba kernels, or None
             if kh == kw == 1 and sh == sw == 1:
                 gx = (G @ kernel.reshape(C, F).T).reshape(x_shape)
+            elif fast is not None:                           # D = G Kᵀ, gathered per element of x
+                D = G @ kernel.reshape(K, F).T
+                gx = fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
             else:
                 taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
                 pt, pb, pl, pr = pads
