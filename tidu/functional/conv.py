@@ -12,7 +12,7 @@ batch is kh·kw vectorised operations and never a Python loop over pixels.
 import numpy as np
 
 from tidu import backend
-from tidu.autograd.function import Function
+from tidu.autograd.function import Function, is_grad_enabled
 from tidu.errors import ShapeError
 from tidu.functional.dense import column_sums
 from tidu.kernels.conv import conv_kernels
@@ -288,14 +288,17 @@ class MaxPool2D(_Pool):
     def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         xp = backend.xp
         (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "max_pool2d")
-        ctx.fast = pool_kernels(x.dtype)                    # numba kernels, or None
+        N, H, W, C = x.shape
+        (ph, pw) = pool_size
+        exact = strides == pool_size and H == ph * OH and W == pw * OW
+        # numba kernels, or None; not for inference over exact tiles, where the NumPy maximum
+        # of whole rows beats the kernel, which also finds the first maximum for backward
+        ctx.fast = None if exact and not is_grad_enabled() else pool_kernels(x.dtype)
         if ctx.fast is not None:
             y, arg = ctx.fast.max_forward(x, pool_size, strides, pads, (OH, OW))
             ctx.save_for_backward(arg)
             return y
-        N, H, W, C = x.shape
-        (ph, pw) = pool_size
-        if strides == pool_size and H == ph * OH and W == pw * OW:
+        if exact:
             rows = x.reshape(N, OH, ph, W * C)  # window row i of every window: rows[:, :, i]
             m = _fold(xp.maximum, [rows[:, :, i] for i in range(ph)]).reshape(N, OH, OW, pw, C)
             y = _fold(xp.maximum, [m[..., j, :] for j in range(pw)])
