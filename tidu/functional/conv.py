@@ -110,8 +110,9 @@ class Conv2D(Function):
         dL/dx̃ = Σ_{i,j} (G K[i, j]ᵀ) added at the (i, j) tap of x̃   (dL/dx = the unpadded part).
     The last is one batched matmul giving a contiguous (N, OH, OW, C) block per tap, then kh·kw
     adds into a zeroed buffer shaped like x̃. X is kept from forward for dL/dK. With numba
-    (tidu.kernels.conv) dL/dx̃'s tap blocks come from one GEMM, D = G Kᵀ, and one compiled pass
-    gathers them onto each element of x, in the same order of sums.
+    (tidu.kernels.conv) the blocks come from one GEMM, D = G Kᵀ (one row per window), and one
+    compiled pass adds each image's windows onto dL/dx, window by window (the sums agree with
+    the taps' to float rounding, not bit for bit).
     """
 
     @staticmethod
@@ -180,7 +181,7 @@ class Conv2D(Function):
             fast = conv_kernels(G.dtype)                     # numba kernels, or None
             if kh == kw == 1 and sh == sw == 1:
                 gx = (G @ kernel.reshape(C, F).T).reshape(x_shape)
-            elif fast is not None:                           # D = G Kᵀ, gathered per element of x
+            elif fast is not None:                           # D = G Kᵀ, added window by window
                 D = G @ kernel.reshape(K, F).T
                 gx = fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
             else:
