@@ -155,3 +155,22 @@ def test_cnn_fit_gives_the_same_losses(calls):
     on = _fit_losses(True)
     assert calls[0] > 0
     np.testing.assert_allclose(on, off, rtol=1e-6)
+
+
+def test_inference_over_exact_tiles_takes_the_numpy_maximum(rng, calls):
+    """Under no_grad the max pool needs no first-maximum index: where the windows tile the
+    input exactly NumPy's maximum of whole rows is faster and runs; elsewhere the kernel."""
+    from tidu.autograd import no_grad
+    x = rng.standard_normal((3, 8, 6, 5)).astype(np.float32)
+    kernels.set_enabled(False)
+    plain = [F.max_pool2d(Tensor(x), p, s, pad).data for p, s, pad in [(2, 2, "valid"), (3, 2, "same")]]
+    kernels.set_enabled(True)
+    with no_grad():
+        y = F.max_pool2d(Tensor(x), 2, 2, "valid").data
+        assert calls[0] == 0
+        np.testing.assert_array_equal(y, plain[0])
+        y = F.max_pool2d(Tensor(x), 3, 2, "same").data
+        assert calls[0] == 1
+        np.testing.assert_array_equal(y, plain[1])
+    F.max_pool2d(Tensor(x), 2, 2, "valid")
+    assert calls[0] == 2

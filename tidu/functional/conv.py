@@ -12,9 +12,10 @@ batch is kh·kw vectorised operations and never a Python loop over pixels.
 import numpy as np
 
 from tidu import backend
-from tidu.autograd.function import Function
+from tidu.autograd.function import Function, is_grad_enabled
 from tidu.errors import ShapeError
 from tidu.functional.dense import column_sums
+from tidu.kernels.conv import conv_kernels
 from tidu.kernels.pooling import pool_kernels
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
@@ -108,7 +109,10 @@ class Conv2D(Function):
         y = X K + b,   dL/dK = Xᵀ G,   dL/db = Σ_rows G,
         dL/dx̃ = Σ_{i,j} (G K[i, j]ᵀ) added at the (i, j) tap of x̃   (dL/dx = the unpadded part).
     The last is one batched matmul giving a contiguous (N, OH, OW, C) block per tap, then kh·kw
-    adds into a zeroed buffer shaped like x̃. X is kept from forward for dL/dK.
+    adds into a zeroed buffer shaped like x̃. X is kept from forward for dL/dK. With numba
+    (tidu.kernels.conv) the blocks come from one GEMM, D = G Kᵀ (one row per window), and one
+    compiled pass adds each image's windows onto dL/dx, window by window (the sums agree with
+    the taps' to float rounding, not bit for bit).
     """
 
     @staticmethod
@@ -174,8 +178,12 @@ class Conv2D(Function):
             if need_b:
                 gb = column_sums(G)  # a GEMV: 10x faster than G.sum(0)
         if need_x:
+            fast = conv_kernels(G.dtype)                     # numba kernels, or None
             if kh == kw == 1 and sh == sw == 1:
                 gx = (G @ kernel.reshape(C, F).T).reshape(x_shape)
+            elif fast is not None:                           # D = G Kᵀ, added window by window
+                D = G @ kernel.reshape(K, F).T
+                gx = fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
             else:
                 taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
                 pt, pb, pl, pr = pads
@@ -281,14 +289,17 @@ class MaxPool2D(_Pool):
     def forward(ctx, x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         xp = backend.xp
         (OH, OW), pads = _Pool._setup(ctx, x, pool_size, strides, padding, "max_pool2d")
-        ctx.fast = pool_kernels(x.dtype)                    # numba kernels, or None
+        N, H, W, C = x.shape
+        (ph, pw) = pool_size
+        exact = strides == pool_size and H == ph * OH and W == pw * OW
+        # numba kernels, or None; not for inference over exact tiles, where the NumPy maximum
+        # of whole rows beats the kernel, which also finds the first maximum for backward
+        ctx.fast = None if exact and not is_grad_enabled() else pool_kernels(x.dtype)
         if ctx.fast is not None:
             y, arg = ctx.fast.max_forward(x, pool_size, strides, pads, (OH, OW))
             ctx.save_for_backward(arg)
             return y
-        N, H, W, C = x.shape
-        (ph, pw) = pool_size
-        if strides == pool_size and H == ph * OH and W == pw * OW:
+        if exact:
             rows = x.reshape(N, OH, ph, W * C)  # window row i of every window: rows[:, :, i]
             m = _fold(xp.maximum, [rows[:, :, i] for i in range(ph)]).reshape(N, OH, OW, pw, C)
             y = _fold(xp.maximum, [m[..., j, :] for j in range(pw)])

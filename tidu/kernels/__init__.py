@@ -8,6 +8,8 @@
     update_kernel(name)        an optimizer's one-pass update (kernels.optimizers), or None
     pool_kernels(dtype)        max and average pooling, forward and backward (kernels.pooling),
                                or None
+    conv_kernels(dtype)        the 2-D convolution's input gradient, gathered in one pass
+                               (kernels.conv), or None
 
 Nothing above this package depends on it: each op asks one function here and runs its NumPy
 code, the reference, whenever the answer is None. The switch is asked before numba is imported,
@@ -17,5 +19,6 @@ from tidu.kernels.switch import enabled, set_enabled
 from tidu.kernels.recurrent import lstm_steps
 from tidu.kernels.optimizers import update_kernel
 from tidu.kernels.pooling import pool_kernels
+from tidu.kernels.conv import conv_kernels
 
-__all__ = ["enabled", "set_enabled", "lstm_steps", "update_kernel", "pool_kernels"]
+__all__ = ["enabled", "set_enabled", "lstm_steps", "update_kernel", "pool_kernels", "conv_kernels"]

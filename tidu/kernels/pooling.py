@@ -42,6 +42,7 @@ from collections import namedtuple
 import numpy as np
 
 from tidu import backend
+from tidu.kernels.memory import keep_freed_memory
 from tidu.kernels.switch import enabled
 
 Pools = namedtuple("Pools", "max_forward max_backward avg_forward avg_backward")
@@ -75,6 +76,7 @@ def _compile():
         import numba
     except ImportError:
         return None
+    keep_freed_memory()  # else the index saved instead of x left the convnet page-faulting
 
     def jit(fn):
         try:
