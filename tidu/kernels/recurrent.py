@@ -162,11 +162,12 @@ def _compile():
             for m in range(n):
                 a[j, m] = two * a[j, m] - one                       # tanh z = 2σ(2z) − 1
         for j in range(u):
+            h = H[j, t + 1]                                         # a contiguous row of H
             for m in range(n):
                 ct = a[2 * u + j, m] * c_prev[j, m] + a[u + j, m] * a[3 * u + j, m]
                 kt = tanh(ct)
                 c[j, m], k[j, m] = ct, kt
-                H[j, t + 1, m] = a[j, m] * kt
+                h[m] = a[j, m] * kt
 
     @jit
     def backward(dh, dc, a, k, c_prev, dZ, t):
@@ -181,22 +182,26 @@ def _compile():
         u, n = dc.shape
         one = dc.dtype.type(1)
         for j in range(u):
+            dz = dZ[j, t]                                           # contiguous rows of dZ
             for m in range(n):
                 o, kt, d = a[j, m], k[j, m], dh[j, m]
                 dc[j, m] += ((one - kt * kt) * o) * d
-                dZ[j, t, m] = ((one - o) * o) * (d * kt)
+                dz[m] = ((one - o) * o) * (d * kt)
         for j in range(u):
+            dz = dZ[u + j, t]
             for m in range(n):
                 i = a[u + j, m]
-                dZ[u + j, t, m] = ((one - i) * i) * (dc[j, m] * a[3 * u + j, m])
+                dz[m] = ((one - i) * i) * (dc[j, m] * a[3 * u + j, m])
         for j in range(u):
+            dz = dZ[2 * u + j, t]
             for m in range(n):
                 f = a[2 * u + j, m]
-                dZ[2 * u + j, t, m] = ((one - f) * f) * (dc[j, m] * c_prev[j, m])
+                dz[m] = ((one - f) * f) * (dc[j, m] * c_prev[j, m])
         for j in range(u):
+            dz = dZ[3 * u + j, t]
             for m in range(n):
                 i, f, g = a[u + j, m], a[2 * u + j, m], a[3 * u + j, m]
-                dZ[3 * u + j, t, m] = (one - g * g) * (dc[j, m] * i)
+                dz[m] = (one - g * g) * (dc[j, m] * i)
                 dc[j, m] *= f
 
     return SimpleNamespace(steps=Steps(forward, backward), expf=expf, tanhf=tanhf, exp=exp, tanh=tanh)
