@@ -8,7 +8,8 @@ last state (N, units). Weights use Keras' layouts and gate orders (below, with P
 How the loops are made fast (PERF.md, lesson 1):
   - the input part of every step, x_t W + b for all t, is ONE GEMM over the (T·N, D+1)
     time-major input with a column of ones (the bias is W's last row), into a (T, N, gates·u)
-    buffer; each step then adds its one fused gate GEMM h_{t−1} U into its contiguous slice;
+    buffer; each step then adds its one fused gate GEMM h_{t−1} U into its contiguous slice
+    (the LSTM does all of this on the transposes, hidden-major: see its docstring);
   - the gates are kept in an internal column order in which the ones treated alike sit next
     to each other, so one ufunc call covers them; gradients are put back in Keras' order;
   - the gates' σ and tanh come from one exp: their weight columns are pre-scaled by −1 (σ) or

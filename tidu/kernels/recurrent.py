@@ -3,16 +3,22 @@
 The NumPy loop in recurrent.LSTM spends as much time in its element-wise ufuncs as in its
 GEMMs: NumPy's float32 exp and tanh run at scalar speed on an AVX2 CPU without AVX-512
 (np.exp 1.4-2.8 ns, np.tanh 3-6 ns per element against 0.2 ns for a multiply), and a step
-makes ~10 passes forward and ~17 backward over (N, 4u) blocks. The kernels here make one pass
-per timestep each way, with the same formulas (see LSTM's docstring):
+makes ~10 passes forward and ~17 backward over (4u, N) blocks. The kernels here make one pass
+per timestep each way, with the same formulas (see LSTM's docstring), on LSTM's hidden-major
+layout (a step's gates are the rows of a (4u, N) block, a state (u, N)):
 
-    forward:   a = A[t] + s·(h_{t−1} U)  ->  A[t] = σ(z_o), σ(z_i), σ(z_f), tanh(z_c),
-               c_t = f ⊙ c_{t−1} + i ⊙ g,   K[t] = tanh(c_t),   h_t = o ⊙ tanh(c_t)
-    backward:  dc += dh ⊙ o ⊙ (1 − tanh² c_t), then dz_o, dz_i, dz_f, dz_c; dc *= f
+    forward:   a = a + s·(U h_{t−1}ᵀ)  ->  a = σ(z_o), σ(z_i), σ(z_f), tanh(z_c)  (rows),
+               c_t = f ⊙ c_{t−1} + i ⊙ g,   k = tanh(c_t),   H[:, t+1] = o ⊙ tanh(c_t)
+    backward:  dc += dh ⊙ o ⊙ (1 − tanh² c_t), then dz_o, dz_i, dz_f, dz_c into dZ[:, t]; dc *= f
 
 Measured at N = 128, u = 128 (the MNIST LSTM(128) benchmark, 2 OpenBLAS threads): a step's
 element-wise work goes from ~230 to ~100 µs forward and from ~200 to ~20-45 µs backward, and
-the whole training step from ~32 to ~22 ms (1.5×, medians of interleaved runs).
+the whole training step from ~32 to ~22 ms (1.5×, medians of interleaved runs), on an AVX2 host.
+On the AVX-512 EPYC (OpenBLAS SkylakeX kernels, minima of 400 calls on a loaded machine): the
+forward kernel ~43 µs, the backward ~15 µs (10 µs in the earlier batch-major layout, whose
+dZ rows were contiguous); the hidden-major layout pays for that through the step GEMMs:
+Uᵀ-by-hᵀ (4u, u)·(u, N) 85-90 µs where h-by-U (N, u)·(u, 4u) took 100-160 µs (OpenBLAS ran
+that shape on one thread), and the backward U·dzᵀ 100-110 µs against 112-114 µs.
 
 The gates come from one exp as in the NumPy loop, σ(z) = 1 / (1 + e^a) with a = −z, and
 g = 2σ(2z) − 1 with a = −2z. In float32 that exp is `expf` below, arithmetic that LLVM turns
