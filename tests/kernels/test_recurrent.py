@@ -111,6 +111,21 @@ def test_float32_fast_path_matches_numpy_loop(options, states):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("n, t, d, u", [(1, 1, 1, 1), (1, 5, 3, 7), (3, 1, 5, 3), (5, 4, 2, 9)])
+@pytest.mark.parametrize("options", [{}, {"return_sequences": True},
+                                     {"return_state": True},
+                                     {"return_sequences": True, "return_state": True}])
+@pytest.mark.parametrize("states", [False, True])
+def test_odd_shapes_fast_path_matches_numpy_loop(n, t, d, u, options, states):
+    # batch 1, one timestep, odd widths: the kernels' loops over (u, N) rows and the
+    # hidden-major buffers' edges; float32 within ~1e-6 of the largest entry
+    slow = _run(False, np.float32, 7, n=n, t=t, d=d, u=u, states=states, **options)
+    fast = _run(True, np.float32, 7, n=n, t=t, d=d, u=u, states=states, **options)
+    for got, want in zip(fast, slow):
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * max(1, np.abs(want).max()))
+
+
 def test_float64_fast_path_matches_numpy_loop():
     slow = _run(False, np.float64, 6, return_sequences=True, return_state=True)
     fast = _run(True, np.float64, 6, return_sequences=True, return_state=True)

@@ -8,7 +8,8 @@ last state (N, units). Weights use Keras' layouts and gate orders (below, with P
 How the loops are made fast (PERF.md, lesson 1):
   - the input part of every step, x_t W + b for all t, is ONE GEMM over the (T·N, D+1)
     time-major input with a column of ones (the bias is W's last row), into a (T, N, gates·u)
-    buffer; each step then adds its one fused gate GEMM h_{t−1} U into its contiguous slice;
+    buffer; each step then adds its one fused gate GEMM h_{t−1} U into its contiguous slice
+    (the LSTM does all of this on the transposes, hidden-major: see its docstring);
   - the gates are kept in an internal column order in which the ones treated alike sit next
     to each other, so one ufunc call covers them; gradients are put back in Keras' order;
   - the gates' σ and tanh come from one exp: their weight columns are pre-scaled by −1 (σ) or
@@ -299,6 +300,13 @@ class LSTM(Function):
         carry to t−1: dc_t ⊙ f;   dh0 = dz_1 Uᵀ,  dc0 = dc_1 ⊙ f_1
         dW = Σ_t x_tᵀ dz_t,  db = Σ dz_t,  dU = Σ_t h_{t−1}ᵀ dz_t,  dx_t = dz_t Wᵀ.
     With return_state the output is (N, T_out + 1, u): the outputs, then c_T as the last row.
+
+    The loop runs on the transposes (hidden-major: a state is (u, N), a step's gates (4u, N)),
+    so each gate block is contiguous rows and a step's GEMM is z_tᵀ = Uᵀ h_{t−1}ᵀ, (4u, u) by
+    (u, N). OpenBLAS (SkylakeX kernels, 2 threads) runs that in ~90 µs at N = u = 128, where
+    h_{t−1} U, (N, u) by (u, 4u), took ~160 µs on one thread. Buffers: the input with its ones
+    row X1 (D+1, T, N) and the states H (u, T+1, N) and pre-activation gradients dZ (4u, T, N)
+    keep time in the middle, so that the weight gradients are one GEMM each over all (t, n).
     With numba installed (the extra `fast`) each timestep's element-wise work, forward and
     backward, is one pass of a kernel in tidu.kernels.recurrent (same formulas; a vectorized float32
     exp within ~1 ulp of np.exp); the NumPy loop is the reference and runs when
@@ -313,31 +321,33 @@ class LSTM(Function):
         cols, s = _columns(u, _LSTM_ORDER), _scale(u, _LSTM_PRESCALE, dtype)
         Wb = _kernel_with_bias(W, b, cols, dtype)               # [W; b], gates o, i, f, g
         Ui = U[:, cols].astype(dtype, copy=False)
-        Ws, Us = Wb * s, Ui * s
+        WsT, UsT = (Wb * s).T, xp.ascontiguousarray((Ui * s).T)
         ws = ctx.ws = _Workspace()
-        X1 = _time_major_with_ones(x, dtype, ws)
-        A = ws.empty((T, N, 4 * u), dtype)
-        xp.matmul(X1, Ws, out=A.reshape(T * N, 4 * u))          # s·(x_t W + b), all t: one GEMM
-        H = ws.empty((T + 1, N, u), dtype)
-        C = ws.empty((T + 1, N, u), dtype)
-        K = ws.empty((T, N, u), dtype)                          # tanh(c_t)
-        H[0] = 0 if h0 is None else h0
-        C[0] = 0 if c0 is None else c0
-        fast = lstm_steps(dtype)                               # numba kernels, or None
-        tmp = (xp.zeros if fast else xp.empty)((N, 4 * u), dtype=dtype)    # fast adds it at t = 0
-        ig = xp.empty((N, u), dtype=dtype)
+        X1 = ws.empty((D + 1, T, N), dtype)                     # X1[:, t] = [x_t; 1]ᵀ
+        X1[:D] = x.transpose(2, 1, 0)
+        X1[D] = 1
+        G = ws.empty((T, 4 * u, N), dtype)
+        xp.matmul(WsT, X1.transpose(1, 0, 2), out=G)            # s·(x_t W + b)ᵀ, all t
+        H = ws.empty((u, T + 1, N), dtype)                      # H[:, t] = h_tᵀ
+        C = ws.empty((T + 1, u, N), dtype)
+        K = ws.empty((T, u, N), dtype)                          # tanh(c_t)ᵀ
+        H[:, 0] = 0 if h0 is None else h0.T
+        C[0] = 0 if c0 is None else c0.T
+        fast = lstm_steps(dtype)                                # numba kernels, or None
+        tmp, ig = xp.empty((4 * u, N), dtype=dtype), xp.empty((u, N), dtype=dtype)
         with np.errstate(over="ignore"):
             for t in range(T):
-                a = A[t]
-                if t or h0 is not None:
-                    xp.matmul(H[t], Us, out=tmp)
-                    if not fast:
-                        a += tmp                                 # a = s·z_t
+                a = G[t]
+                add = bool(t or h0 is not None)
+                if add:
+                    xp.matmul(UsT, H[:, t], out=tmp)
                 if fast:                                         # a += tmp and the lines below
-                    fast.forward(a, tmp, C[t], C[t + 1], K[t], H[t + 1])
+                    fast.forward(a, tmp, add, C[t], C[t + 1], K[t], H, t)
                     continue
+                if add:
+                    a += tmp                                     # a = s·z_tᵀ
                 _sigmoid_from_negated(a)                         # σ(z_o), σ(z_i), σ(z_f), σ(2 z_c)
-                o, i, f, g = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
+                o, i, f, g = a[:u], a[u:2 * u], a[2 * u:3 * u], a[3 * u:]
                 g *= 2
                 g -= 1                                           # g = 2σ(2 z_c) − 1 = tanh(z_c)
                 c = C[t + 1]
@@ -345,67 +355,81 @@ class LSTM(Function):
                 xp.multiply(i, g, out=ig)
                 c += ig                                          # c_t = f ⊙ c_{t−1} + i ⊙ g
                 xp.tanh(c, out=K[t])
-                xp.multiply(o, K[t], out=H[t + 1])               # h_t = o ⊙ tanh(c_t)
-        ctx.save_for_backward(X1, Wb, Ui, A, H, C, K)
+                xp.multiply(o, K[t], out=H[:, t + 1])            # h_t = o ⊙ tanh(c_t)
+        ctx.save_for_backward(X1, Wb, Ui, G, H, C, K)
         ctx.flags, ctx.shape, ctx.cols = (return_sequences, return_state), (N, T, D, u), cols
-        y = _output(H, return_sequences)
+        if return_sequences:
+            y = H[:, 1:].transpose(2, 1, 0)                      # (N, T, u)
+        else:
+            y = H[:, T].T[:, None]                               # (N, 1, u)
         if not return_state:
-            return y
-        Y = xp.empty((N, (T if return_sequences else 1) + 1, u), dtype=dtype)
-        Y[:, :-1] = y.reshape(N, -1, u)
-        Y[:, -1] = C[-1]
+            return xp.ascontiguousarray(y if return_sequences else y[:, 0])    # never a view
+        Y = xp.empty((N, y.shape[1] + 1, u), dtype=dtype)
+        Y[:, :-1] = y
+        Y[:, -1] = C[-1].T
         return Y
 
     @staticmethod
     def backward(ctx, gy):
         xp = backend.xp
-        X1, Wb, Ui, A, H, C, K = ctx.saved
+        X1, Wb, Ui, G, H, C, K = ctx.saved
         N, T, D, u = ctx.shape
         return_sequences, return_state = ctx.flags
         need_x, need_W, need_U, need_b, need_h0, need_c0 = ctx.needs_input_grad
-        dc = xp.zeros((N, u), dtype=A.dtype)
+        dtype = G.dtype
+        dc = xp.zeros((u, N), dtype=dtype)
         if return_state:
-            dc += gy[:, -1]                                      # gc_T
+            dc += gy[:, -1].T                                    # gc_T
             gy = gy[:, :-1] if return_sequences else gy[:, 0]
-        A4, ws = A.reshape(T, N, 4, u), _Workspace()
-        dZ = ws.empty(A.shape, A.dtype)                        # dz_t, gates o, i, f, c
-        dZ4 = dZ.reshape(T, N, 4, u)
-        dh, tmp = xp.zeros((N, u), dtype=A.dtype), xp.empty((N, u), dtype=A.dtype)
-        fast = lstm_steps(A.dtype)
+        ws = _Workspace()
+        gyT = ws.empty((T if return_sequences else 1, u, N), dtype)   # upstream gradients, transposed
+        gyT[...] = gy.transpose(1, 2, 0) if return_sequences else gy.T
+        first = T - gyT.shape[0]                                 # the first step that gets one
+        dZ = ws.empty((4 * u, T, N), dtype)                      # dZ[:, t] = dz_tᵀ, gates o, i, f, c
+        dh, tmp = xp.zeros((u, N), dtype=dtype), xp.empty((u, N), dtype=dtype)
+        Q = xp.empty((4 * u, N), dtype=dtype)
+        fast = lstm_steps(dtype)
         for t in range(T - 1, -1, -1):                          # one step's data stays in cache
-            gt = _state_grad(gy, t, T, return_sequences)
             if t < T - 1:
-                xp.matmul(dZ[t + 1], Ui.T, out=dh)               # dz_{t+1} Uᵀ
-            if gt is not None:
-                dh += gt
+                xp.matmul(Ui, dZ[:, t + 1], out=dh)              # (dz_{t+1} Uᵀ)ᵀ
+            if t >= first:
+                dh += gyT[t - first]
             if fast:                                             # the lines below
-                fast.backward(dh, dc, A[t], K[t], C[t], dZ[t])
+                fast.backward(dh, dc, G[t], K[t], C[t], dZ, t)
                 continue
-            o, i, f, g = A4[t, :, 0], A4[t, :, 1], A4[t, :, 2], A4[t, :, 3]
-            S, k, dz, dz4 = A[t, :, :3 * u], K[t], dZ[t], dZ4[t]
-            xp.subtract(1, S, out=dz[:, :3 * u])
-            dz[:, :3 * u] *= S                                   # σ(1 − σ) for o, i, f
-            xp.multiply(g, g, out=dz4[:, 3])
-            xp.subtract(1, dz4[:, 3], out=dz4[:, 3])             # 1 − g²
+            a, k, dz = G[t], K[t], dZ[:, t]
+            o, i, f, g = a[:u], a[u:2 * u], a[2 * u:3 * u], a[3 * u:]
+            xp.subtract(1, a[:3 * u], out=Q[:3 * u])
+            Q[:3 * u] *= a[:3 * u]                               # σ(1 − σ) for o, i, f
+            xp.multiply(g, g, out=Q[3 * u:])
+            xp.subtract(1, Q[3 * u:], out=Q[3 * u:])             # 1 − g²
             xp.multiply(k, k, out=tmp)
             xp.subtract(1, tmp, out=tmp)
             tmp *= o
             tmp *= dh
             dc += tmp                                            # dc_t += dh ⊙ o ⊙ (1 − tanh² c_t)
             xp.multiply(dh, k, out=tmp)
-            dz4[:, 0] *= tmp                                     # dz_o = dh ⊙ tanh(c_t) ⊙ o(1 − o)
+            xp.multiply(Q[:u], tmp, out=dz[:u])                  # dz_o = dh ⊙ tanh(c_t) ⊙ o(1 − o)
             xp.multiply(dc, g, out=tmp)
-            dz4[:, 1] *= tmp                                     # dz_i = dc ⊙ g ⊙ i(1 − i)
+            xp.multiply(Q[u:2 * u], tmp, out=dz[u:2 * u])        # dz_i = dc ⊙ g ⊙ i(1 − i)
             xp.multiply(dc, C[t], out=tmp)
-            dz4[:, 2] *= tmp                                     # dz_f = dc ⊙ c_{t−1} ⊙ f(1 − f)
+            xp.multiply(Q[2 * u:3 * u], tmp, out=dz[2 * u:3 * u])    # dz_f = dc ⊙ c_{t−1} ⊙ f(1 − f)
             xp.multiply(dc, i, out=tmp)
-            dz4[:, 3] *= tmp                                     # dz_c = dc ⊙ i ⊙ (1 − g²)
+            xp.multiply(Q[3 * u:], tmp, out=dz[3 * u:])          # dz_c = dc ⊙ i ⊙ (1 − g²)
             dc *= f                                              # carry to c_{t−1}
-        gh0 = dZ[0] @ Ui.T if need_h0 else None
-        gc0 = dc if need_c0 else None
-        dZ2 = dZ.reshape(T * N, 4 * u)
-        gW, gU, gb = _weight_grads(X1, H, dZ2, dZ2, ctx.cols, ctx.cols, D, (need_W, need_U, need_b))
-        gx = _input_grad(dZ2, Wb[:D], N, T, D) if need_x else None
+        gh0 = (Ui @ dZ[:, 0]).T if need_h0 else None
+        gc0 = dc.T if need_c0 else None
+        dZ2 = dZ.reshape(4 * u, T * N)
+        gW = gU = gb = None
+        if need_W or need_b:
+            gWb = X1.reshape(D + 1, T * N) @ dZ2.T               # [dW; db] = Σ_t [x_t, 1]ᵀ dz_t
+            gWb = gWb[:, xp.argsort(ctx.cols)]
+            gW, gb = (gWb[:D] if need_W else None), (gWb[D] if need_b else None)
+        if need_U:
+            gU = (H[:, :T].reshape(u, T * N) @ dZ2.T)[:, xp.argsort(ctx.cols)]   # Σ_t h_{t−1}ᵀ dz_t
+        gx = None
+        if need_x:                                               # dx_t = dz_t Wᵀ
+            gx = xp.ascontiguousarray((Wb[:D] @ dZ2).reshape(D, T, N).transpose(2, 1, 0))
         return gx, gW, gU, gb, gh0, gc0
 
 

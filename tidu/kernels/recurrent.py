@@ -3,16 +3,22 @@
 The NumPy loop in recurrent.LSTM spends as much time in its element-wise ufuncs as in its
 GEMMs: NumPy's float32 exp and tanh run at scalar speed on an AVX2 CPU without AVX-512
 (np.exp 1.4-2.8 ns, np.tanh 3-6 ns per element against 0.2 ns for a multiply), and a step
-makes ~10 passes forward and ~17 backward over (N, 4u) blocks. The kernels here make one pass
-per timestep each way, with the same formulas (see LSTM's docstring):
+makes ~10 passes forward and ~17 backward over (4u, N) blocks. The kernels here make one pass
+per timestep each way, with the same formulas (see LSTM's docstring), on LSTM's hidden-major
+layout (a step's gates are the rows of a (4u, N) block, a state (u, N)):
 
-    forward:   a = A[t] + s·(h_{t−1} U)  ->  A[t] = σ(z_o), σ(z_i), σ(z_f), tanh(z_c),
-               c_t = f ⊙ c_{t−1} + i ⊙ g,   K[t] = tanh(c_t),   h_t = o ⊙ tanh(c_t)
-    backward:  dc += dh ⊙ o ⊙ (1 − tanh² c_t), then dz_o, dz_i, dz_f, dz_c; dc *= f
+    forward:   a = a + s·(U h_{t−1}ᵀ)  ->  a = σ(z_o), σ(z_i), σ(z_f), tanh(z_c)  (rows),
+               c_t = f ⊙ c_{t−1} + i ⊙ g,   k = tanh(c_t),   H[:, t+1] = o ⊙ tanh(c_t)
+    backward:  dc += dh ⊙ o ⊙ (1 − tanh² c_t), then dz_o, dz_i, dz_f, dz_c into dZ[:, t]; dc *= f
 
 Measured at N = 128, u = 128 (the MNIST LSTM(128) benchmark, 2 OpenBLAS threads): a step's
 element-wise work goes from ~230 to ~100 µs forward and from ~200 to ~20-45 µs backward, and
-the whole training step from ~32 to ~22 ms (1.5×, medians of interleaved runs).
+the whole training step from ~32 to ~22 ms (1.5×, medians of interleaved runs), on an AVX2 host.
+On the AVX-512 EPYC (OpenBLAS SkylakeX kernels, minima of 400 calls on a loaded machine): the
+forward kernel ~43 µs, the backward ~15 µs (10 µs in the earlier batch-major layout, whose
+dZ rows were contiguous); the hidden-major layout pays for that through the step GEMMs:
+Uᵀ-by-hᵀ (4u, u)·(u, N) 85-90 µs where h-by-U (N, u)·(u, 4u) took 100-160 µs (OpenBLAS ran
+that shape on one thread), and the backward U·dzᵀ 100-110 µs against 112-114 µs.
 
 The gates come from one exp as in the NumPy loop, σ(z) = 1 / (1 + e^a) with a = −z, and
 g = 2σ(2z) − 1 with a = −2z. In float32 that exp is `expf` below, arithmetic that LLVM turns
@@ -141,51 +147,67 @@ def _compile():
     # Each inner loop runs over one row's contiguous columns and writes an array at one offset
     # (or reads and writes it at the same index): a loop that wrote a row at two offsets u apart
     # would need a runtime overlap check, which LLVM widens to the whole array, where it fails.
+    # Layout: hidden-major (see LSTM), a step's gates are rows of (4u, N), a state (u, N).
     @jit
-    def forward(a, zh, c_prev, c, k, h):
-        """One forward timestep in place, rows (N, 4u) of gates o, i, f, g pre-scaled as in LSTM:
+    def forward(a, zh, add, c_prev, c, k, H, t):
+        """One forward timestep in place; a = the gate rows (4u, N) o, i, f, g pre-scaled as in LSTM:
 
-            a = a + zh   (= −z_o, −z_i, −z_f, −2z_c);   a <- σ(z_o), σ(z_i), σ(z_f), 2σ(2z_c) − 1
-            c = f ⊙ c_prev + i ⊙ g,   k = tanh(c),   h = o ⊙ k
+            a = a + zh if add  (= −z_o, −z_i, −z_f, −2z_c);   a <- σ(z_o), σ(z_i), σ(z_f), 2σ(2z_c) − 1
+            c = f ⊙ c_prev + i ⊙ g,   k = tanh(c),   H[:, t + 1] = o ⊙ k
         """
-        n, u = c.shape
+        u, n = c.shape
         one, two = c.dtype.type(1), c.dtype.type(2)
-        for r in range(n):
-            for j in range(4 * u):
-                a[r, j] = one / (one + exp(a[r, j] + zh[r, j]))      # σ(z) = 1 / (1 + e^−z)
-            for j in range(u):
-                a[r, 3 * u + j] = two * a[r, 3 * u + j] - one        # tanh z = 2σ(2z) − 1
-            for j in range(u):
-                o, i, f, g = a[r, j], a[r, u + j], a[r, 2 * u + j], a[r, 3 * u + j]
-                ct = f * c_prev[r, j] + i * g
+        for j in range(4 * u):
+            if add:
+                for m in range(n):
+                    a[j, m] = one / (one + exp(a[j, m] + zh[j, m]))  # σ(z) = 1 / (1 + e^−z)
+            else:
+                for m in range(n):
+                    a[j, m] = one / (one + exp(a[j, m]))
+        for j in range(3 * u, 4 * u):
+            for m in range(n):
+                a[j, m] = two * a[j, m] - one                       # tanh z = 2σ(2z) − 1
+        for j in range(u):
+            h = H[j, t + 1]                                         # a contiguous row of H
+            for m in range(n):
+                ct = a[2 * u + j, m] * c_prev[j, m] + a[u + j, m] * a[3 * u + j, m]
                 kt = tanh(ct)
-                c[r, j], k[r, j], h[r, j] = ct, kt, o * kt
+                c[j, m], k[j, m] = ct, kt
+                h[m] = a[j, m] * kt
 
     @jit
-    def backward(dh, dc, a, k, c_prev, dz):
-        """One backward timestep, from the gates a = σ(z_o), σ(z_i), σ(z_f), g (N, 4u), k = tanh(c_t):
+    def backward(dh, dc, a, k, c_prev, dZ, t):
+        """One backward timestep, from the gate rows a = σ(z_o), σ(z_i), σ(z_f), g (4u, N),
+        k = tanh(c_t), into dZ[:, t]:
 
             dc += dh ⊙ o ⊙ (1 − k²)
             dz_o = dh ⊙ k ⊙ o(1 − o),        dz_i = dc ⊙ g ⊙ i(1 − i)
             dz_f = dc ⊙ c_prev ⊙ f(1 − f),   dz_c = dc ⊙ i ⊙ (1 − g²);   dc <- dc ⊙ f (the carry)
         each product in the NumPy loop's order, so both give the same bits.
         """
-        n, u = dc.shape
+        u, n = dc.shape
         one = dc.dtype.type(1)
-        for r in range(n):
-            for j in range(u):
-                o, kt, d = a[r, j], k[r, j], dh[r, j]
-                dc[r, j] += ((one - kt * kt) * o) * d
-                dz[r, j] = ((one - o) * o) * (d * kt)
-            for j in range(u):
-                i = a[r, u + j]
-                dz[r, u + j] = ((one - i) * i) * (dc[r, j] * a[r, 3 * u + j])
-            for j in range(u):
-                f = a[r, 2 * u + j]
-                dz[r, 2 * u + j] = ((one - f) * f) * (dc[r, j] * c_prev[r, j])
-            for j in range(u):
-                i, f, g = a[r, u + j], a[r, 2 * u + j], a[r, 3 * u + j]
-                dz[r, 3 * u + j] = (one - g * g) * (dc[r, j] * i)
-                dc[r, j] *= f
+        for j in range(u):
+            dz = dZ[j, t]                                           # contiguous rows of dZ
+            for m in range(n):
+                o, kt, d = a[j, m], k[j, m], dh[j, m]
+                dc[j, m] += ((one - kt * kt) * o) * d
+                dz[m] = ((one - o) * o) * (d * kt)
+        for j in range(u):
+            dz = dZ[u + j, t]
+            for m in range(n):
+                i = a[u + j, m]
+                dz[m] = ((one - i) * i) * (dc[j, m] * a[3 * u + j, m])
+        for j in range(u):
+            dz = dZ[2 * u + j, t]
+            for m in range(n):
+                f = a[2 * u + j, m]
+                dz[m] = ((one - f) * f) * (dc[j, m] * c_prev[j, m])
+        for j in range(u):
+            dz = dZ[3 * u + j, t]
+            for m in range(n):
+                i, f, g = a[u + j, m], a[2 * u + j, m], a[3 * u + j, m]
+                dz[m] = (one - g * g) * (dc[j, m] * i)
+                dc[j, m] *= f
 
     return SimpleNamespace(steps=Steps(forward, backward), expf=expf, tanhf=tanhf, exp=exp, tanh=tanh)
