@@ -392,6 +392,8 @@ class RayBackend:
         chunk = max(1, min(64, steps // (4 * max(1, len(live)))))
         pending, issued, done = {}, 0, 0
         losses, taus = [], []
+        n_push = self.ps.rule.n_push
+        credited = {m: _shard_call(self.shards[0].pushes_of, m) for m in live}
 
         def submit(m):
             nonlocal issued
@@ -412,13 +414,17 @@ class RayBackend:
             except RayTaskError as e:
                 raise _divergence(e) or e
             except RayActorError as e:
-                issued -= n                                   # its share goes to the others
+                # A worker killed mid-chunk may have pushed part of it: the rest goes to the others.
+                applied = max(0, _shard_call(self.shards[0].pushes_of, m) - credited[m])
+                credited[m] += applied
+                issued -= max(0, n - applied * n_push)
                 self._worker_failed(m, e)
                 for j in range(len(self.workers)):
                     if self.alive[j] and not any(v[0] == j for v in pending.values()):
                         submit(j)
                 continue
             self.unavailable.pop(m, None)
+            credited[m] += len(out["taus"])                   # one staleness per push
             losses.extend(out["losses"])
             taus.extend(out["taus"])
             done += n

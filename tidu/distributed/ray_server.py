@@ -43,6 +43,7 @@ class ShardServer:
         self.dir, self.every, self.keep = checkpoint_dir, checkpoint_every, keep
         self.S = max_staleness if index == 0 else None      # shard 0 keeps the staleness bound
         self.v_window, self.in_flight = [0] * num_workers, [False] * num_workers
+        self.pushes = [0] * num_workers                     # updates applied, per worker
         self.waiting = deque()                              # workers waiting to start a window
         self.signature = signature
         self.diverged = None                                # the DivergenceError that stopped it
@@ -84,6 +85,7 @@ class ShardServer:
         tau = max(0, self.version - v_window)                # < 0 only after a restart from a checkpoint
         self._apply(g, m, tau)
         self.version += 1
+        self.pushes[m] += 1
         self.in_flight[m] = False
         self._maybe_save()
         got = self._pull(m, True) if pull else None
@@ -138,6 +140,10 @@ class ShardServer:
         self.version += 1
         self._maybe_save()
         return self.w
+
+    def pushes_of(self, m):
+        """How many of worker m's pushes this shard has applied."""
+        return self.pushes[m]
 
     def forget(self, m):
         """Worker m is gone: it no longer holds anyone back."""
