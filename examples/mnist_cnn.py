@@ -1,7 +1,7 @@
 """A small convnet on MNIST: Conv-Pool-Conv-Pool-Dense-Dropout-Dense (5x5 kernels as in LeNet,
-channels-last), Adam, 3 epochs: test accuracy 0.9911 measured with the defaults below.
+channels-last), Adam, 3 epochs. The figure and its wall time are in docs/results.md.
 
-    python examples/mnist_cnn.py [--epochs 3] [--subset]
+    python examples/mnist_cnn.py [--epochs 3] [--subset] [--out curves.png]
 """
 import argparse
 
@@ -14,6 +14,7 @@ parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--subset", action="store_true", help="the shipped 2,000-image subset (quick check)")
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--out", default=None, help="save the training curves to this PNG")
 args = parser.parse_args()
 
 (x_train, y_train), (x_test, y_test) = mnist.load_subset() if args.subset else mnist.load_data()
@@ -33,6 +34,8 @@ model = models.Sequential([
 ])
 model.summary()
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
 test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=500)
 print("test_acc:", test_acc)
+if args.out:
+    history.plot(args.out, title=f"mnist_cnn, seed {args.seed}")

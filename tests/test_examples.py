@@ -35,10 +35,22 @@ def accuracy(out, key):
 
 
 @pytest.mark.parametrize("name", ["mnist_cnn.py", "mnist_lstm.py"])
-def test_example_runs_one_epoch_on_the_subset(name):
-    out = run_example(name, "--subset", "--epochs", "1")
+def test_example_runs_one_epoch_on_the_subset(name, tmp_path):
+    png = tmp_path / "curves.png"
+    out = run_example(name, "--subset", "--epochs", "1", "--out", str(png))
     assert "Epoch 1/1" in out
     assert 0.3 < accuracy(out, "test_acc") <= 1.0     # chance is 0.1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist_best_save_reuses_the_trained_members(tmp_path):
+    args = ("--subset", "--epochs", "1", "--ensemble", "2", "--save", str(tmp_path))
+    first = run_example("mnist_best.py", *args)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == [f"mnist_best_e1_b128_lr0.002_subset_seed{s}.{k}" for s in (0, 1) for k in ("ckpt", "tidu")]
+    again = run_example("mnist_best.py", *args)
+    assert "loaded" not in first and again.count("loaded") == 2 and "epoch 1/1" not in again
+    assert accuracy(again, "test_acc") == accuracy(first, "test_acc")
 
 
 def test_mnist_best_trains_an_ensemble_and_writes_its_curves(tmp_path):
