@@ -132,7 +132,7 @@ if args.ensemble > 1:
     summary["ensemble_accuracy"] = float(acc)
     print(f"ensemble of {args.ensemble}: {scored_on} accuracy {acc:.4f}")
 summary["seconds"] = round(time.perf_counter() - start, 1)
-print(f"{scored_on}_acc: {acc:.4f}  ({summary['seconds']:.0f} s in all)")
+print(f"{'validation' if args.validate else 'test'}_acc: {acc:.4f}  ({summary['seconds']:.0f} s in all)")
 if args.out:
     with open(os.path.join(args.out, "mnist_best.json"), "w") as f:
         json.dump(summary, f, indent=1)

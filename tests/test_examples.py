@@ -81,7 +81,9 @@ def test_mnist_best_validate_never_reads_the_test_set(tmp_path, monkeypatch, cap
     scope = runpy.run_path(str(EXAMPLES / "mnist_best.py"), run_name="__main__")
     assert scope["x_test"].shape[0] == 2000 - 2000 * 5 // 6
     np.testing.assert_array_equal(scope["x_test"][:, :, :, 0] * 255, x[2000 * 5 // 6:].astype("float32"))
-    assert "validation (last 10,000 training images) accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "validation (last 10,000 training images) accuracy" in out
+    assert "validation_acc:" in out and "test_acc:" not in out
 
 
 def test_dcasgd_example_runs_small(tmp_path):
