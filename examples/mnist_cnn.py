@@ -7,7 +7,7 @@ import argparse
 
 from tidu import layers, models
 from tidu.datasets import mnist
-from tidu.utils import to_categorical
+from tidu.utils import set_random_seed, to_categorical
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=3)
@@ -22,6 +22,7 @@ x_train = x_train.reshape((-1, 28, 28, 1)).astype("float32") / 255   # (N, H, W,
 x_test = x_test.reshape((-1, 28, 28, 1)).astype("float32") / 255
 y_train, y_test = to_categorical(y_train, 10), to_categorical(y_test, 10)
 
+set_random_seed(args.seed)   # the initial weights too, not only the shuffling: a rerun is the same run
 model = models.Sequential([
     layers.Conv2D(32, kernel_size=5, activation="relu", input_shape=(28, 28, 1)),
     layers.MaxPooling2D(pool_size=2),

@@ -12,7 +12,7 @@ import argparse
 from tidu import layers, models, optimizers
 from tidu.datasets import mnist
 from tidu.optimizers.schedules import CosineDecay
-from tidu.utils import to_categorical
+from tidu.utils import set_random_seed, to_categorical
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=12)
@@ -33,6 +33,7 @@ if args.validate:  # the last sixth of the training images (10,000 of 60,000) pl
     cut = len(x_train) * 5 // 6
     (x_train, y_train), (x_test, y_test) = (x_train[:cut], y_train[:cut]), (x_train[cut:], y_train[cut:])
 
+set_random_seed(args.seed)   # the initial weights too, not only the shuffling: a rerun is the same run
 model = models.Sequential([
     layers.LSTM(128, input_shape=(28, 28)),
     layers.Dense(10, activation="softmax"),

@@ -41,6 +41,9 @@ def test_example_runs_one_epoch_on_the_subset(name, tmp_path):
     assert "Epoch 1/1" in out
     assert 0.3 < accuracy(out, "test_acc") <= 1.0     # chance is 0.1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the seed fixes the initial weights as well as the order: a rerun is the same run
+    again = run_example(name, "--subset", "--epochs", "1")
+    assert re.findall(r"test_acc: \S+", again) == re.findall(r"test_acc: \S+", out)
 
 
 def test_mnist_best_save_reuses_the_trained_members(tmp_path):
