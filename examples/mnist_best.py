@@ -26,8 +26,6 @@ import json
 import os
 import time
 
-import numpy as np
-
 from tidu import callbacks, layers, models, optimizers
 from tidu.data import ImageAugmenter
 from tidu.datasets import mnist

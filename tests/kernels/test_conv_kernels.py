@@ -24,24 +24,10 @@ from tidu.kernels import memory
 pytest.importorskip("numba")
 
 
-@pytest.fixture(autouse=True)
-def _restore_switch():
-    before = kernels.set_enabled(True)
-    yield
-    kernels.set_enabled(before)
-
-
 @pytest.fixture
-def calls(monkeypatch):
+def calls(count_kernel_gets):
     """How many times Conv2D got the kernels (not None) from conv_kernels."""
-    count = [0]
-
-    def counting(dtype):
-        fast = conv_kernels_module.conv_kernels(dtype)
-        count[0] += fast is not None
-        return fast
-    monkeypatch.setattr(conv, "conv_kernels", counting)
-    return count
+    return count_kernel_gets(conv, "conv_kernels", conv_kernels_module.conv_kernels)
 
 
 CASES = [  # x shape, kernel shape, strides, padding, dilation

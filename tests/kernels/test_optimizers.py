@@ -13,14 +13,6 @@ from tidu import kernels
 from tidu.optimizers import RMSprop
 
 
-@pytest.fixture(autouse=True)
-def _restore_switch():
-    """Each test sets the fast paths' switch; put it back as it was afterwards."""
-    before = kernels.set_enabled(True)
-    yield
-    kernels.set_enabled(before)
-
-
 @pytest.fixture
 def with_numba():
     pytest.importorskip("numba")

@@ -16,25 +16,10 @@ from tidu.kernels import pooling
 pytest.importorskip("numba")
 
 
-@pytest.fixture(autouse=True)
-def _restore_switch():
-    """Each test sets the fast paths' switch; put it back as it was afterwards."""
-    before = kernels.set_enabled(True)
-    yield
-    kernels.set_enabled(before)
-
-
 @pytest.fixture
-def calls(monkeypatch):
+def calls(count_kernel_gets):
     """How many times the ops got the kernels (not None) from pool_kernels."""
-    count = [0]
-
-    def counting(dtype):
-        fast = pooling.pool_kernels(dtype)
-        count[0] += fast is not None
-        return fast
-    monkeypatch.setattr(conv, "pool_kernels", counting)
-    return count
+    return count_kernel_gets(conv, "pool_kernels", pooling.pool_kernels)
 
 
 CASES = [  # x shape, pool_size, strides, padding

@@ -14,13 +14,6 @@ from tidu.kernels import recurrent as fr
 numba = pytest.importorskip("numba")
 
 
-@pytest.fixture(autouse=True)
-def _restore_switch():
-    """Each test sets the fast paths' switch; put it back as it was afterwards."""
-    before = kernels.set_enabled(True)
-    yield
-    kernels.set_enabled(before)
-
 _k = fr.kernels()
 expf, tanhf, exp, tanh = _k.expf, _k.tanhf, _k.exp, _k.tanh     # globals, for numba to call
 
