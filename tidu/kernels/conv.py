@@ -36,13 +36,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from tidu import backend
 from tidu.kernels.memory import keep_freed_memory
-from tidu.kernels.switch import enabled
+from tidu.kernels.switch import CompiledOnce
 
 Convs = namedtuple("Convs", "col2im")
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_kernels = None
 PARALLEL = False  # one thread: numba's pool next to OpenBLAS's spinning workers costs more
 
 
@@ -54,14 +51,7 @@ def conv_kernels(dtype):
     with D the (N·OH·OW, kh·kw·C) column gradient, out_hw (OH, OW), window (kh, kw), pads
     (top, bottom, left, right).
     """
-    global _kernels
-    if not enabled():
-        return None
-    if backend.xp is not np or np.dtype(dtype) not in _DTYPES:
-        return None
-    if _kernels is None:
-        _kernels = _compile()
-    return _kernels
+    return _kernels.get(dtype)
 
 
 def _compile():
@@ -111,3 +101,5 @@ def _compile():
 
     return Convs(col2im)
 
+
+_kernels = CompiledOnce(_compile)

@@ -41,13 +41,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from tidu import backend
 from tidu.kernels.memory import keep_freed_memory
-from tidu.kernels.switch import enabled
+from tidu.kernels.switch import CompiledOnce
 
 Pools = namedtuple("Pools", "max_forward max_backward avg_forward avg_backward")
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_kernels = None
 PARALLEL = False  # one thread: numba's pool next to OpenBLAS's made the LeNet step 3× slower
 
 
@@ -60,14 +57,7 @@ def pool_kernels(dtype):
         avg_forward(x, pool, strides, pads, out_hw, inv)     -> y      (inv: (OH, OW), x's dtype)
         avg_backward(gy, inv, x_shape, pool, strides, pads)  -> dL/dx
     """
-    global _kernels
-    if not enabled():
-        return None
-    if backend.xp is not np or np.dtype(dtype) not in _DTYPES:
-        return None
-    if _kernels is None:
-        _kernels = _compile()
-    return _kernels
+    return _kernels.get(dtype)
 
 
 def _compile():
@@ -253,3 +243,6 @@ def _compile():
         return gx
 
     return Pools(max_forward, max_backward, avg_forward, avg_backward)
+
+
+_kernels = CompiledOnce(_compile)

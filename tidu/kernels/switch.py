@@ -27,3 +27,25 @@ def set_enabled(flag):
         raise TypeError(f"kernels.set_enabled: expected True or False, got {flag!r}")
     previous, _switch = _switch, flag
     return previous
+
+
+class CompiledOnce:
+    """One module's kernels, compiled on first use: get(dtype) is None when the fast paths are
+    off, the array backend is not NumPy or dtype is not float32/float64; else what compile()
+    returned (it runs once, and may itself return None)."""
+
+    DTYPES = ("float32", "float64")
+
+    def __init__(self, compile):
+        self.compile, self.kernels, self.compiled = compile, None, False
+
+    def get(self, dtype):
+        import numpy as np
+
+        from tidu import backend
+
+        if not enabled() or backend.xp is not np or np.dtype(dtype).name not in self.DTYPES:
+            return None
+        if not self.compiled:
+            self.kernels, self.compiled = self.compile(), True
+        return self.kernels
