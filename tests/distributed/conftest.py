@@ -20,13 +20,23 @@ def make_mlp():
     return _mlp
 
 
+def _blobs(rng, n):
+    centers = rng.standard_normal((3, 8)) * 2.0
+    y = rng.integers(0, 3, n)
+    x = (centers[y] + rng.standard_normal((n, 8))).astype(np.float32)
+    return x, y
+
+
 @pytest.fixture
 def blobs(rng):
     """A 3-class problem of 96 samples, 8 features (float32), learnable by the MLP."""
-    centers = rng.standard_normal((3, 8)) * 2.0
-    y = rng.integers(0, 3, 96)
-    x = (centers[y] + rng.standard_normal((96, 8))).astype(np.float32)
-    return x, y
+    return _blobs(rng, 96)
+
+
+@pytest.fixture
+def data(rng):
+    """The same problem with 600 samples: the Ray tests' epochs (75 updates at batch 8)."""
+    return _blobs(rng, 600)
 
 
 def flat(model):

@@ -11,14 +11,6 @@ ray = pytest.importorskip("ray")
 from tidu.distributed import ASGD, DCASGD, ParameterServer, SyncSGD  # noqa: E402
 
 
-@pytest.fixture
-def data(rng):
-    centers = rng.standard_normal((3, 8)) * 2.0
-    y = rng.integers(0, 3, 600)
-    x = (centers[y] + rng.standard_normal((600, 8))).astype(np.float32)
-    return x, y
-
-
 def _accuracy(model, x, y):
     from tidu.autograd import Tensor, no_grad
 

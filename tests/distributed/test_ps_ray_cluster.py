@@ -34,14 +34,6 @@ def cluster():
         c.shutdown()
 
 
-@pytest.fixture
-def data(rng):
-    centers = rng.standard_normal((3, 8)) * 2.0
-    y = rng.integers(0, 3, 600)
-    x = (centers[y] + rng.standard_normal((600, 8))).astype(np.float32)
-    return x, y
-
-
 def test_losing_a_worker_node_mid_epoch_loses_nothing_on_the_server(cluster, make_mlp, data, flat_weights,
                                                                    caplog):
     c, nodes = cluster
