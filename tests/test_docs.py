@@ -107,3 +107,51 @@ def test_api_reference_lists_every_public_name(site):
             and getattr(getattr(module, n), "__module__", "").startswith("tidu")]
         missing += [f"tidu.{name}.{n}" for n in public if f"tidu.{name}.{n}" not in ids]
     assert not missing, f"not in the API reference: {missing}"
+
+
+RESULTS = DOCS / "results.md"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_page_names_real_commands_and_committed_curves():
+    """docs/results.md: each headline row names a command that exists, and its curves are PNGs
+    committed beside the page (not drawn at build time: they come from the long runs)."""
+    text = RESULTS.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if re.match(r"\| \*\*", line)]
+    assert len(rows) >= 6, f"docs/results.md: expected a row per headline figure, got {len(rows)}"
+    for row in rows:
+        commands = re.findall(r"`((?:python|tidu) [^`]+)`", row)
+        assert commands, f"docs/results.md: a row without its command: {row}"
+        for command in commands:
+            script = re.match(r"python (examples/\S+\.py)", command)
+            assert script is None or (ROOT / script.group(1)).is_file(), f"no {script.group(1)}: {row}"
+    pictures = re.findall(r"!\[[^\]]*\]\((results/[\w.-]+\.png)\)", text)
+    assert pictures, "docs/results.md shows no curves"
+    for rel in pictures:
+        png = DOCS / rel
+        assert png.is_file() and png.read_bytes()[:8] == PNG, f"docs/{rel} is not a committed PNG"
+        assert png.stat().st_size < 300_000, f"docs/{rel}: {png.stat().st_size} bytes, keep it small"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "results.md" in nav, "docs/results.md is not in the site's nav"
+
+
+def test_readme_quotes_the_results_page():
+    """The README links docs/results.md and holds no figure of its own: every accuracy it
+    quotes (a percentage with a decimal point) is on the results page."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    results = RESULTS.read_text(encoding="utf-8")
+    assert "docs/results.md" in readme
+    quoted = re.findall(r"\b\d{2}\.\d+%", readme)
+    assert quoted, "the README quotes no result"
+    missing = [q for q in quoted if q not in results]
+    assert not missing, f"the README quotes {missing}, which docs/results.md does not hold"
+
+
+def test_results_page_is_built_with_its_curves(site):
+    page = site / "results" / "index.html"
+    html = page.read_text(encoding="utf-8")
+    imgs = re.findall(r'<img[^>]*src="([^"]+\.png)"', html)
+    assert imgs, "results has no <img>"
+    for src in imgs:
+        png = (page.parent / src).resolve()
+        assert png.is_file() and png.read_bytes()[:8] == PNG, f"results: <img src={src!r}> is not a PNG"
