@@ -37,7 +37,7 @@ from collections import namedtuple
 import numpy as np
 
 from tidu.kernels.memory import keep_freed_memory
-from tidu.kernels.switch import CompiledOnce
+from tidu.kernels.switch import CompiledOnce, njit
 
 Convs = namedtuple("Convs", "col2im")
 PARALLEL = False  # one thread: numba's pool next to OpenBLAS's spinning workers costs more
@@ -62,11 +62,7 @@ def _compile():
         return None
     keep_freed_memory()
 
-    def jit(fn):
-        try:
-            return numba.njit(error_model="numpy", parallel=PARALLEL, cache=True)(fn)
-        except RuntimeError:  # no writable place for numba's cache: compile in each process
-            return numba.njit(error_model="numpy", parallel=PARALLEL)(fn)
+    jit = njit(parallel=PARALLEL)
 
     @jit
     def scatter(D, sh, sw, dh, dw, pt, pl, gx):

@@ -18,7 +18,7 @@ Optimizer asks `update_kernel(name)`.
 """
 import math
 
-from tidu.kernels.switch import enabled
+from tidu.kernels.switch import enabled, njit
 
 _kernels = None
 
@@ -26,24 +26,18 @@ _kernels = None
 def _compile():
     """The kernels, compiled lazily by numba for each dtype they meet ({} without numba)."""
     try:
-        import numba
+        import numba  # noqa: F401  (is it installed?)
     except ImportError:
         return {}
 
-    def jit(fn):  # NumPy's error model: no branch on a division by zero, so the loop vectorizes
-        try:
-            return numba.njit(error_model="numpy", cache=True)(fn)
-        except RuntimeError:  # no writable place for numba's cache: compile in each process
-            return numba.njit(error_model="numpy")(fn)
-
-    @jit
+    @njit
     def rmsprop_keras(theta, g, v, rho, one_minus_rho, eps, lr):
         for i in range(theta.size):
             vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²
             v[i] = vi
             theta[i] -= (lr * g[i]) / math.sqrt(vi + eps)      # θ = θ − η·g / √(v + ε)
 
-    @jit
+    @njit
     def rmsprop_torch(theta, g, v, rho, one_minus_rho, eps, lr):
         for i in range(theta.size):
             vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²

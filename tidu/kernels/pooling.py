@@ -42,7 +42,7 @@ from collections import namedtuple
 import numpy as np
 
 from tidu.kernels.memory import keep_freed_memory
-from tidu.kernels.switch import CompiledOnce
+from tidu.kernels.switch import CompiledOnce, njit
 
 Pools = namedtuple("Pools", "max_forward max_backward avg_forward avg_backward")
 PARALLEL = False  # one thread: numba's pool next to OpenBLAS's made the LeNet step 3× slower
@@ -68,11 +68,7 @@ def _compile():
         return None
     keep_freed_memory()  # else the index saved instead of x left the convnet page-faulting
 
-    def jit(fn):
-        try:
-            return numba.njit(error_model="numpy", parallel=PARALLEL, cache=True)(fn)
-        except RuntimeError:  # no writable place for numba's cache: compile in each process
-            return numba.njit(error_model="numpy", parallel=PARALLEL)(fn)
+    jit = njit(parallel=PARALLEL)
 
     @jit
     def max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):

@@ -41,7 +41,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from tidu import backend
-from tidu.kernels.switch import enabled
+from tidu.kernels.switch import enabled, njit
 
 Steps = namedtuple("Steps", "forward backward")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -85,19 +85,10 @@ def _compile():
     except ImportError:
         return None
 
-    def jit(fn=None, **options):
-        """numba.njit with NumPy's error model: no branch on a division by zero, so loops vectorize."""
-        if fn is None:
-            return lambda fn: jit(fn, **options)
-        try:
-            return numba.njit(error_model="numpy", cache=True, **options)(fn)
-        except RuntimeError:  # no writable place for numba's cache: compile in each process
-            return numba.njit(error_model="numpy", **options)(fn)
-
     f32, i32 = np.float32, np.int32
     lo, hi = f32(-104.0), f32(89.0)
 
-    @jit(fastmath={"contract"})          # a·b + c as one FMA: one rounding instead of two
+    @njit(fastmath={"contract"})          # a·b + c as one FMA: one rounding instead of two
     def expf(x):
         """e^x in float32 = 2^k · e^r,  k = round(x·log2 e),  r = x − k·ln2 (Cody-Waite, two parts).
 
@@ -119,7 +110,7 @@ def _compile():
         s2 = i32((n - n1 + 127) << 23).view(f32)             # 2^(k − k//2)
         return er * s1 * s2
 
-    @jit(fastmath={"contract"})
+    @njit(fastmath={"contract"})
     def tanhf(x):
         """tanh x in float32 (Cephes' tanhf): x + x³·Q(x²) for |x| < 0.625, else
         sign(x)·(1 − 2 / (e^{2|x|} + 1)); both are computed and one kept, so loops vectorize."""
@@ -148,7 +139,7 @@ def _compile():
     # (or reads and writes it at the same index): a loop that wrote a row at two offsets u apart
     # would need a runtime overlap check, which LLVM widens to the whole array, where it fails.
     # Layout: hidden-major (see LSTM), a step's gates are rows of (4u, N), a state (u, N).
-    @jit
+    @njit
     def forward(a, zh, add, c_prev, c, k, H, t):
         """One forward timestep in place; a = the gate rows (4u, N) o, i, f, g pre-scaled as in LSTM:
 
@@ -175,7 +166,7 @@ def _compile():
                 c[j, m], k[j, m] = ct, kt
                 h[m] = a[j, m] * kt
 
-    @jit
+    @njit
     def backward(dh, dc, a, k, c_prev, dZ, t):
         """One backward timestep, from the gate rows a = σ(z_o), σ(z_i), σ(z_f), g (4u, N),
         k = tanh(c_t), into dZ[:, t]:

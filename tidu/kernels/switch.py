@@ -29,6 +29,20 @@ def set_enabled(flag):
     return previous
 
 
+def njit(fn=None, **options):
+    """numba.njit with NumPy's error model (no branch on a division by zero, so loops vectorize),
+    cached on disk; where numba has no writable place for its cache, compiled in each process.
+    Used as @njit or @njit(option=value, ...)."""
+    if fn is None:
+        return lambda fn: njit(fn, **options)
+    import numba
+
+    try:
+        return numba.njit(error_model="numpy", cache=True, **options)(fn)
+    except RuntimeError:
+        return numba.njit(error_model="numpy", **options)(fn)
+
+
 class CompiledOnce:
     """One module's kernels, compiled on first use: get(dtype) is None when the fast paths are
     off, the array backend is not NumPy or dtype is not float32/float64; else what compile()
