@@ -140,3 +140,19 @@ def test_fast_paths_keep_freed_memory_across_steps():
         faults[mode] = int(out.stdout.split()[-1])
     assert faults["keep"] < 50, faults                    # 5 steps: ~2000 pages allocated
     assert faults["default"] > faults["keep"] + 200, faults
+
+
+def test_the_numpy_path_keeps_freed_memory_too():
+    """compile's training step sets the same thresholds with TIDU_FAST=0 (the NumPy path made
+    ~8,250 faults a step on keras.io's convnet in a fresh process without it), numba unloaded."""
+    if not memory.keep_freed_memory():
+        pytest.skip("not glibc: malloc's thresholds are left alone")
+    code = ("import sys\n"
+            "from tidu import layers, models\n"
+            "from tidu.kernels import memory\n"
+            "assert memory._done is None\n"
+            "m = models.Sequential([layers.Input((4,)), layers.Dense(2)])\n"
+            "m.compile(optimizer='sgd', loss='mse')\n"
+            "assert memory._done is True and 'numba' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TIDU_FAST": "0"},
+                   cwd=os.path.dirname(os.path.dirname(tidu.__file__)))

@@ -25,6 +25,7 @@ import math
 import tidu.functional as F
 from tidu import backend, losses as L
 from tidu.autograd import Tensor, no_grad
+from tidu.kernels.memory import keep_freed_memory
 from tidu.training import checks
 
 __all__ = ["TrainStep"]
@@ -44,6 +45,7 @@ class TrainStep:
     """
 
     def __init__(self, model):
+        keep_freed_memory()     # a step's freed arrays serve the next step, no page faults
         self.model = model
         self.fused = None
         self.params, self.reg_params, self.activity_layers = [], [], []
