@@ -390,7 +390,7 @@ class RayBackend:
 
         live = [m for m in range(len(self.workers)) if self.alive[m]]
         chunk = max(1, min(64, steps // (4 * max(1, len(live)))))
-        pending, issued, done = {}, 0, 0
+        pending, issued = {}, 0
         losses, taus = [], []
         n_push = self.ps.rule.n_push
         credited = {m: _shard_call(self.shards[0].pushes_of, m) for m in live}
@@ -427,7 +427,6 @@ class RayBackend:
             credited[m] += len(out["taus"])                   # one staleness per push
             losses.extend(out["losses"])
             taus.extend(out["taus"])
-            done += n
             submit(m)
         return losses, taus
 

@@ -1,6 +1,10 @@
 """The one switch of the compiled fast paths: enabled() and set_enabled(flag) (see tidu.kernels)."""
 import os
 
+import numpy as np
+
+from tidu import backend
+
 _switch = os.environ.get("TIDU_FAST", "1") != "0"
 _numba = None  # whether numba imports, found on the first enabled() with the switch on
 
@@ -54,10 +58,6 @@ class CompiledOnce:
         self.compile, self.kernels, self.compiled = compile, None, False
 
     def get(self, dtype):
-        import numpy as np
-
-        from tidu import backend
-
         if not enabled() or backend.xp is not np or np.dtype(dtype).name not in self.DTYPES:
             return None
         if not self.compiled:
