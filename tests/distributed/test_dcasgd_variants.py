@@ -121,12 +121,13 @@ def test_constant_variant_ignores_form(setting):
 
 
 def test_config_round_trip_and_bad_form():
-    for rule in (DCASGD(0.2), DCASGD(0.2, form="paper", lambda0=0.5, ms_decay=0.9)):
+    for rule in (DCASGD(0.2), DCASGD(0.2, form="paper", lambda0=0.5, ms_decay=0.9), DCASGD(0.2, cap=0.5)):
         config = rule.get_config()
         again = DCASGD(**config)
         assert again.get_config() == config and repr(again) == repr(rule)
-    assert DCASGD(0.2).get_config()["form"] == "paper"
+    assert DCASGD(0.2).get_config()["form"] == "authors"     # the authors' code is the default
     assert "form='paper'" in repr(DCASGD(0.2, form="paper"))
+    assert DCASGD(0.2, cap=1).get_config()["cap"] == 1.0
     with pytest.raises(ValueError, match="form"):
         DCASGD(0.1, form="mxnet")
 
@@ -147,3 +148,46 @@ def test_checkpoint_keeps_per_worker_mean_squares_and_refuses_the_other_form(tmp
     other.restore()
     with pytest.raises(ModelFileError, match="form"):
         make_mlp().fit(x, y, batch_size=10, epochs=1, verbose=0, distributed=other)
+
+
+@pytest.mark.parametrize("variant", ["adaptive", "constant"])
+@pytest.mark.parametrize("form", ["authors", "paper"])
+def test_cap_bounds_the_correction_per_weight(setting, variant, form):
+    """cap: η·λ·g⊙g is at most cap per weight, written out in float64; weights under the cap
+    get exactly the uncapped update, and a cap that nothing reaches changes nothing."""
+    w0, grads = setting
+    eta, cap, lam_c = 0.1, 0.3, 5.0
+    w = w0.astype(np.float64)
+    bak = {m: w.copy() for m in (0, 1)}
+    ms = {0: np.zeros_like(w), 1: np.zeros_like(w), "server": np.zeros_like(w)}
+    used, capped = {0: 0, 1: 0}, 0
+    for event, m in EVENTS:
+        if event == "pull":
+            bak[m] = w.copy()
+            continue
+        g = grads[m][used[m]].astype(np.float64)
+        used[m] += 1
+        if variant == "constant":
+            k = lam_c * g * g
+        else:
+            key = m if form == "authors" else "server"
+            ms[key] = DECAY * ms[key] + (1 - DECAY) * g * g
+            root = np.sqrt(ms[key] + EPS) if form == "authors" else np.sqrt(ms[key]) + EPS
+            k = LAMBDA0 / root * g * g
+        capped += int((eta * k > cap).sum())
+        w = w - eta * (g + np.minimum(k, cap / eta) * (w - bak[m]))
+    rule = DCASGD(eta, variant=variant, lam=lam_c, lambda0=LAMBDA0, ms_decay=DECAY, epsilon=EPS,
+                  form=form, cap=cap)
+    got, _ = _run(rule, w0, grads)
+    np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+    assert capped > 20                                    # the cap was reached, many times
+    uncapped, _ = _run(DCASGD(eta, variant=variant, lam=lam_c, lambda0=LAMBDA0, form=form), w0, grads)
+    assert np.abs(uncapped - got).max() > 1e-2            # and it mattered
+    huge, _ = _run(DCASGD(eta, variant=variant, lam=lam_c, lambda0=LAMBDA0, form=form, cap=1e9), w0, grads)
+    np.testing.assert_array_equal(huge, uncapped)
+
+
+@pytest.mark.parametrize("cap", [0, -1.0, float("nan"), "1", True])
+def test_bad_cap_is_refused(cap):
+    with pytest.raises((ValueError, TypeError), match="cap"):
+        DCASGD(0.1, cap=cap)

@@ -50,7 +50,7 @@ def test_checkpoint_holds_server_and_worker_state(tmp_path, make_mlp, blobs):
     arrays, meta = ckpt.load(ckpt.latest(tmp_path, "ckpt"))
     assert meta["t"] == 8 and meta["config"]["rule"] == "DCASGD"
     n = arrays["w"].size
-    for name in ("shard0/backup/0", "shard0/backup/1", "shard0/mean_square"):
+    for name in ("shard0/backup/0", "shard0/backup/1", "shard0/mean_square/0", "shard0/mean_square/1"):
         assert arrays[name].shape == (n,)
     assert arrays["pending"].shape == (2, n)                # each worker's gradient in flight
     from safetensors.numpy import load_file                # a plain safetensors file, no pickle

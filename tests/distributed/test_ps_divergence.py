@@ -32,21 +32,21 @@ def test_dcasgd_round_robin_overflow_stops_with_last_finite_weights(mnist_subset
     ps = ParameterServer(DCASGD(1.0, form="paper"), num_workers=8, schedule="round_robin", seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                        # no RuntimeWarning before the error
-        with pytest.raises(DivergenceError, match="update 31 was not applied|Update 31 was not applied") as e:
+        with pytest.raises(DivergenceError, match="update 32 was not applied|Update 32 was not applied") as e:
             model.fit(x, y, batch_size=32, epochs=3, verbose=0, distributed=ps)
     err = e.value
-    assert (err.rule, err.update, err.worker, err.staleness) == ("DCASGD", 31, 6, 7)
+    assert (err.rule, err.update, err.worker, err.staleness) == ("DCASGD", 32, 7, 7)
     assert "rule's arithmetic" in str(err)                    # g ⊙ g overflowed, g itself finite
     w = _flat(model)
     assert np.isfinite(w).all()
 
-    # the server's state after update 30, reached by a run that stops there on its own
+    # the server's state after update 31, reached by a run that stops there on its own
     ref = _mnist_mlp()
     ps2 = ParameterServer(DCASGD(1.0, form="paper"), num_workers=8, schedule="round_robin", seed=0)
-    ps2.train_epoch(ref, x, y, batch_size=32, steps=30)
+    ps2.train_epoch(ref, x, y, batch_size=32, steps=31)
     ps2.close(ref)
     np.testing.assert_array_equal(w, _flat(ref))
-    assert ps.staleness_histogram.sum() == 30
+    assert ps.staleness_histogram.sum() == 31
 
 
 def test_nan_gradient_refused_at_first_update(blobs, make_mlp, flat_weights):

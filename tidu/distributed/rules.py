@@ -138,20 +138,25 @@ class DCASGD(Rule):
     running mean of g ⊙ g (m = ms_decay, 0.95; λ0 = lambda0, 2.0), updated with the pushed
     gradient before it is used. `form` says whose formula:
 
-      form='paper' (default), one MeanSquare on the server, ε outside the root:
-        MeanSquare ← m · MeanSquare + (1 − m) · g ⊙ g
-        λ = λ0 / (√MeanSquare + ε)
-      form='authors', one MeanSquare per worker, ε under the root:
+      form='authors' (default), one MeanSquare per worker, ε under the root:
         MeanSquare(m) ← m · MeanSquare(m) + (1 − m) · g ⊙ g
         λ = λ0 / √(MeanSquare(m) + ε)
-    The authors' form is not the default because, measured on examples/dcasgd_mnist.py, it
-    diverges where the paper's does not (λ0 = 2: two seeds of three), though it closes more of
-    ASGD's gap where it converges (each worker's MeanSquare warms up on its own pushes only;
-    the table is in docs/distributed.md).
+      form='paper', one MeanSquare on the server, ε outside the root:
+        MeanSquare ← m · MeanSquare + (1 − m) · g ⊙ g
+        λ = λ0 / (√MeanSquare + ε)
 
     The defaults (λ = 0.04, λ0 = 2, m = 0.95) are those of the paper's experiments; ε = 1e-7
     that of the authors' code. Under the root, ε bounds λ by λ0/√ε where a weight's gradients
     have been ~0; outside it, λ can reach λ0/ε there.
+
+    cap (None: off, as in every reference below): the most η · λ · g ⊙ g may be, per weight.
+    The correction takes η · λ · g ⊙ g of the drift w_t − w_bak(m) back in one update; past 1 it
+    takes back more than the drift itself, which no first-order correction means, and the
+    update overshoots. With MeanSquare updated by the pushed g first, λ · g ⊙ g can reach
+    λ0 · |g| / √(1 − m), about 4.5 λ0 |g|, on a gradient much larger than the weight's recent
+    ones, so large λ0 and learning rates diverge early in training (measured on
+    examples/dcasgd_mnist.py: λ0 = 3, lr 0.5 diverges on one seed of three; with cap=1, λ0 = 5
+    trains on all three and closes more of ASGD's gap; docs/distributed.md has the table).
 
     What each reference does, for worker m's push g (η the learning rate):
 
@@ -175,7 +180,7 @@ class DCASGD(Rule):
     name = "dcasgd"
 
     def __init__(self, learning_rate=0.01, variant="adaptive", lam=0.04, lambda0=2.0,
-                 ms_decay=0.95, epsilon=1e-7, form="paper"):
+                 ms_decay=0.95, epsilon=1e-7, form="authors", cap=None):
         super().__init__(learning_rate)
         if variant not in ("adaptive", "constant"):
             raise ValueError(f"DCASGD: expected variant 'adaptive' or 'constant', got {variant!r}")
@@ -192,6 +197,7 @@ class DCASGD(Rule):
         self.lam, self.lambda0 = float(lam), float(lambda0)
         self.ms_decay = float(ms_decay)
         self.epsilon = check_positive("DCASGD", "epsilon", epsilon)
+        self.cap = None if cap is None else check_positive("DCASGD", "cap", cap)
 
     def init_state(self, w, num_workers):
         state = {f"backup/{m}": w.copy() for m in range(num_workers)}
@@ -209,26 +215,28 @@ class DCASGD(Rule):
             return self._delta(state, w, g, m, tmp)
 
     def _delta(self, state, w, g, m, tmp):
-        w_bak, c, g2 = state[f"backup/{m}"], tmp[0], tmp[1]
-        np.multiply(g, g, out=g2)                             # g ⊙ g
-        np.subtract(w, w_bak, out=c)                          # w_t − w_bak(m)
-        c *= g2                                               # g ⊙ g ⊙ (w_t − w_bak(m))
+        w_bak, c, k = state[f"backup/{m}"], tmp[0], tmp[1]
+        np.multiply(g, g, out=k)                              # g ⊙ g
         if self.variant == "constant":
-            c *= self.lam                                     # · λ
+            k *= self.lam                                     # λ g ⊙ g
         else:
             authors = self.form == "authors"
             ms = state[f"mean_square/{m}" if authors else "mean_square"]
             ms *= self.ms_decay
-            g2 *= 1.0 - self.ms_decay
-            ms += g2                                          # MeanSquare ← m MS + (1 − m) g ⊙ g
+            np.multiply(k, 1.0 - self.ms_decay, out=c)
+            ms += c                                           # MeanSquare ← m MS + (1 − m) g ⊙ g
             if authors:
-                np.add(ms, self.epsilon, out=g2)
-                root = np.sqrt(g2, out=g2)                    # √(MeanSquare(m) + ε)
+                np.add(ms, self.epsilon, out=c)
+                root = np.sqrt(c, out=c)                      # √(MeanSquare(m) + ε)
             else:
-                root = np.sqrt(ms, out=g2)
+                root = np.sqrt(ms, out=c)
                 root += self.epsilon                          # √MeanSquare + ε
-            c *= self.lambda0
-            c /= root                                         # · λ
+            k *= self.lambda0
+            k /= root                                         # λ g ⊙ g, λ = λ0 / root
+        if self.cap is not None:
+            np.minimum(k, self.cap / self.learning_rate, out=k)   # η λ g ⊙ g ≤ cap
+        np.subtract(w, w_bak, out=c)                          # w_t − w_bak(m)
+        c *= k                                                # λ g ⊙ g ⊙ (w_t − w_bak(m))
         c += g                                                # g + λ g ⊙ g ⊙ (w_t − w_bak(m))
         c *= self.learning_rate
         return c                                              # Δ, w_{t+1} = w_t − Δ
@@ -236,7 +244,7 @@ class DCASGD(Rule):
     def get_config(self):
         return {"learning_rate": self.learning_rate, "variant": self.variant, "form": self.form,
                 "lam": self.lam, "lambda0": self.lambda0, "ms_decay": self.ms_decay,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon, "cap": self.cap}
 
 
 class Downpour(Rule):
