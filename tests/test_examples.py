@@ -95,6 +95,34 @@ def test_dcasgd_example_runs_small(tmp_path):
     assert "DC-ASGD" in out and (tmp_path / "d.png").stat().st_size > 0
 
 
+def test_dcasgd_study_runs_small_searches_on_validation_and_resumes(tmp_path):
+    pytest.importorskip("matplotlib")
+    args = ["--subset", "--workers", "2,4", "--schedules", "random,round_robin", "--seeds", "0,1",
+            "--updates", "20", "--lrs", "0.1,0.3", "--lambda0s", "1,2", "--caps", "0,1", "--out", str(tmp_path)]
+    out = run_example("dcasgd_study.py", *args)
+    results = json.loads((tmp_path / "dcasgd_study.json").read_text())
+    search = [r for r in results.values() if r["phase"] == "search"]
+    test = [r for r in results.values() if r["phase"] == "test"]
+    # the search: 2 tasks x (SGD, ASGD: 2 lrs; DC-ASGD-a: 2 lrs x 2 λ0 x 2 caps), at M = 8 (SGD: 1)
+    assert len(search) == 2 * (2 + 2 + 8) and {r["M"] for r in search if r["rule"] != "SGD"} == {8}
+    # the measure: per task and seed, SGD once, ASGD and DC-ASGD-a at 2 M x 2 schedules
+    assert len(test) == 2 * 2 * (1 + 2 * 2 * 2)
+    for task in ("mnist-mlp", "mnist-cnn"):      # each rule's test runs use its search winner
+        for rule in ("SGD", "ASGD", "DC-ASGD-a"):
+            best = max((r for r in search if r["task"] == task and r["rule"] == rule and r["accuracy"] is not None),
+                       key=lambda r: r["accuracy"])
+            assert {(r["lr"], r["lambda0"], r["cap"]) for r in test
+                    if r["task"] == task and r["rule"] == rule} == {(best["lr"], best["lambda0"], best["cap"])}
+    table = (tmp_path / "dcasgd_study_table.txt").read_text()
+    assert table.count("| mnist-") == 2 * 2 * 2 and "Chosen on the validation split" in table
+    for task in ("mnist-mlp", "mnist-cnn"):
+        assert (tmp_path / f"dcasgd_study_{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = run_example("dcasgd_study.py", *args)          # every run is kept: nothing to redo
+    assert " runs (" not in again and json.loads((tmp_path / "dcasgd_study.json").read_text()) == results
+    assert table == (tmp_path / "dcasgd_study_table.txt").read_text()
+    assert " runs (0 already done)" in out
+
+
 def test_the_notes_keras_example_runs_one_epoch(monkeypatch, capsys, tmp_path):
     """examples/keras_mnist.py is the notes' script with keras -> tidu; it reshapes to 60,000
     images, so the subset is tiled to the full sizes, and its 5 epochs become 1."""

@@ -21,37 +21,60 @@ from tidu.distributed import rules as R
 from tidu.distributed.server import ParameterServer
 from tidu.utils import pyplot
 
-TASKS = ("mnist-mlp", "mnist-mlp-small")
+TASKS = ("mnist-mlp", "mnist-cnn", "mnist-mlp-small", "mnist-cnn-small")
+SPLITS = ("test", "validation")
 
 
-def load_task(task="mnist-mlp", seed=0):
-    """(make_model, (x, y), (x_test, y_test)) for a task name.
+def load_task(task="mnist-mlp", seed=0, split="test"):
+    """(make_model, (x, y), (x_eval, y_eval)) for a task name.
 
     'mnist-mlp': 784-512-10 ReLU/softmax MLP on all of MNIST (tidu.datasets.mnist.load_data);
-    'mnist-mlp-small': 784-64-10 on the 2,000 + 500 images shipped with tidu (no download).
+    'mnist-cnn': the convnet of examples/mnist_cnn.py (Conv 5×5×32, pool, Conv 5×5×64, pool,
+        Dense 128, Dropout 0.5, softmax) on all of MNIST, images (N, 28, 28, 1);
+    'mnist-mlp-small': 784-64-10 on the 2,000 + 500 images shipped with tidu (no download);
+    'mnist-cnn-small': the convnet on those images.
+
+    split='test' trains on the training set and evaluates on the test set; split='validation'
+    holds out the last sixth of the training set (10,000 of 60,000 images) and evaluates on it
+    (the rows' test_accuracy is then the validation accuracy),
+    so that hyperparameters can be chosen without the test set.
     """
     from tidu.datasets import mnist
 
     if task not in TASKS:
         raise ValueError(f"compare: unknown task {task!r}; expected one of {TASKS}")
-    if task == "mnist-mlp":
-        (x, y), (xt, yt) = mnist.load_data()
-        hidden = 512
-    else:
-        (x, y), (xt, yt) = mnist.load_subset()
-        hidden = 64
-    x = (x.reshape(len(x), -1) / np.float32(255)).astype(np.float32)
-    xt = (xt.reshape(len(xt), -1) / np.float32(255)).astype(np.float32)
+    if split not in SPLITS:
+        raise ValueError(f"compare: unknown split {split!r}; expected one of {SPLITS}")
+    (x, y), (xt, yt) = mnist.load_subset() if task.endswith("-small") else mnist.load_data()
+    if split == "validation":
+        n = len(x) - len(x) // 6
+        (x, y), (xt, yt) = (x[:n], y[:n]), (x[n:], y[n:])
+    shape = (28, 28, 1) if task.startswith("mnist-cnn") else (784,)
+    x = (x.reshape((len(x),) + shape) / np.float32(255)).astype(np.float32)
+    xt = (xt.reshape((len(xt),) + shape) / np.float32(255)).astype(np.float32)
     y, yt = y.astype(np.int64), yt.astype(np.int64)
 
     def make_model():
         from tidu import backend
-        from tidu.layers import Dense
+        from tidu import layers
         from tidu.models import Sequential
 
         backend.seed(seed)                                # same initial weights for every run
-        model = Sequential([Dense(hidden, activation="relu", input_shape=(784,)),
-                            Dense(10, activation="softmax")])
+        if task.startswith("mnist-cnn"):
+            model = Sequential([
+                layers.Conv2D(32, kernel_size=5, activation="relu", input_shape=shape),
+                layers.MaxPooling2D(pool_size=2),
+                layers.Conv2D(64, kernel_size=5, activation="relu"),
+                layers.MaxPooling2D(pool_size=2),
+                layers.Flatten(),
+                layers.Dense(128, activation="relu"),
+                layers.Dropout(0.5),
+                layers.Dense(10, activation="softmax"),
+            ])
+        else:
+            hidden = 512 if task == "mnist-mlp" else 64
+            model = Sequential([layers.Dense(hidden, activation="relu", input_shape=shape),
+                                layers.Dense(10, activation="softmax")])
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
         return model
 
@@ -110,10 +133,10 @@ def _evaluate(model, x, y):
 def compare(task="mnist-mlp", workers=(1, 4, 8, 16), rules=("sgd", "asgd", "dcasgd", "downpour"),
             updates=2000, seed=0, out="dist.png", learning_rate=0.5, downpour_learning_rate=0.01,
             batch_size=32, schedule="random", eval_every=None, backend="simulated", address=None,
-            verbose=1):
+            verbose=1, split="test"):
     """Train every rule with every number of workers; returns the table as a list of dicts
-    (rule, M, test_accuracy, test_loss, train_loss, updates, mean_staleness, seconds) and, with
-    `out`, plots test accuracy against updates (one panel per M, the sequential-SGD run dashed
+    (rule, M, test_accuracy, test_loss, train_loss, updates, mean_staleness, seconds, split, and
+    curve: the (update, accuracy) points) and, with `out`, plots test accuracy against updates (one panel per M, the sequential-SGD run dashed
     in each) into that file (needs matplotlib, the extra `plot`)."""
     if isinstance(workers, int):
         workers = (workers,)
@@ -127,16 +150,16 @@ def compare(task="mnist-mlp", workers=(1, 4, 8, 16), rules=("sgd", "asgd", "dcas
     if updates < 1:
         raise ValueError(f"compare: expected updates >= 1, got {updates!r}")
     eval_every = int(eval_every or max(1, updates // 20))
-    make_model, (x, y), (xt, yt) = load_task(task, seed)
+    make_model, (x, y), (xt, yt) = load_task(task, seed, split)
 
     rows, curves, sequential = [], {}, {}
     for M in workers:
         for rule in rule_objs:
             key = _sequential_key(rule) if M == 1 else None
             if key is not None and key in sequential:       # the same run, bit for bit: reuse it
-                row = dict(sequential[key][0], rule=_label(rule))
+                row = dict(sequential[key], rule=_label(rule))
                 rows.append(row)
-                curves[(row["rule"], M)] = sequential[key][1]
+                curves[(row["rule"], M)] = row["curve"]
                 continue
             kw = dict(schedule=schedule) if backend == "simulated" else dict(address=address)
             ps = ParameterServer(rule, num_workers=M, backend=backend, seed=seed, **kw)
@@ -160,11 +183,11 @@ def compare(task="mnist-mlp", workers=(1, 4, 8, 16), rules=("sgd", "asgd", "dcas
             row = {"rule": _label(rule), "M": M, "test_accuracy": acc, "test_loss": test_loss,
                    "train_loss": float(losses[-1]), "updates": done,
                    "mean_staleness": float(sum(s * u for s, u in taus) / max(1, sum(u for _, u in taus))),
-                   "seconds": seconds}
+                   "seconds": seconds, "split": split, "curve": points}
             rows.append(row)
             curves[(row["rule"], M)] = points
             if key is not None:
-                sequential[key] = (row, points)
+                sequential[key] = row
             if verbose:
                 print(f"{row['rule']:>10}  M={M:<3} test acc {acc:.4f}  test loss {test_loss:.4f}  "
                       f"mean staleness {row['mean_staleness']:.2f}  {seconds:.0f}s", flush=True)
