@@ -21,23 +21,31 @@ def _gradients(n, rng):
     return {m: [rng.standard_normal(n) * (1.0 if m == 0 else 10.0) for _ in range(4)] for m in (0, 1)}
 
 
-def _reference(w0, grads, per_worker):
-    """The update rule written out in float64, one push at a time."""
+def _reference(w0, grads, per_worker, eta=ETA, variant="adaptive", lam_c=None, cap=None):
+    """The update rule written out in float64, one push at a time; also returns how many times
+    η·λ·g⊙g exceeded the cap."""
     w = w0.astype(np.float64)
     bak = {m: w.copy() for m in (0, 1)}
     ms = {m: np.zeros_like(w) for m in (0, 1)} if per_worker else {"server": np.zeros_like(w)}
-    used = {0: 0, 1: 0}
+    used, capped = {0: 0, 1: 0}, 0
     for event, m in EVENTS:
         if event == "pull":
             bak[m] = w.copy()
             continue
         g = grads[m][used[m]].astype(np.float64)
         used[m] += 1
-        key = m if per_worker else "server"
-        ms[key] = DECAY * ms[key] + (1 - DECAY) * g * g
-        lam = LAMBDA0 / np.sqrt(ms[key] + EPS) if per_worker else LAMBDA0 / (np.sqrt(ms[key]) + EPS)
-        w = w - ETA * (g + lam * g * g * (w - bak[m]))
-    return w, ms
+        if variant == "constant":
+            lam = lam_c
+        else:
+            key = m if per_worker else "server"
+            ms[key] = DECAY * ms[key] + (1 - DECAY) * g * g
+            lam = LAMBDA0 / np.sqrt(ms[key] + EPS) if per_worker else LAMBDA0 / (np.sqrt(ms[key]) + EPS)
+        k = lam * g * g
+        if cap is not None:
+            capped += int((eta * k > cap).sum())
+            k = np.minimum(k, cap / eta)
+        w = w - eta * (g + k * (w - bak[m]))
+    return w, ms, capped
 
 
 def _run(rule, w0, grads):
@@ -66,13 +74,13 @@ def test_authors_form_matches_the_reference(setting):
     rule = DCASGD(ETA, lambda0=LAMBDA0, ms_decay=DECAY, epsilon=EPS, form="authors")
     assert rule.form == "authors" and rule.variant == "adaptive"
     w, state = _run(rule, w0, grads)
-    ref, ms = _reference(w0, grads, per_worker=True)
+    ref, ms, _ = _reference(w0, grads, per_worker=True)
     np.testing.assert_allclose(w, ref, rtol=1e-5, atol=1e-6)
     assert set(state) == {"backup/0", "backup/1", "mean_square/0", "mean_square/1"}
     for m in (0, 1):                                      # each worker's MeanSquare is its own
         np.testing.assert_allclose(state[f"mean_square/{m}"], ms[m], rtol=1e-5)
     assert np.median(state["mean_square/1"]) > 10 * np.median(state["mean_square/0"])
-    paper, _ = _reference(w0, grads, per_worker=False)
+    paper, _, _ = _reference(w0, grads, per_worker=False)
     assert np.abs(ref - paper).max() > 1e-3               # the two forms really differ here
 
 
@@ -80,7 +88,7 @@ def test_paper_form_keeps_the_old_update(setting):
     w0, grads = setting
     rule = DCASGD(ETA, lambda0=LAMBDA0, ms_decay=DECAY, epsilon=EPS, form="paper")
     w, state = _run(rule, w0, grads)
-    ref, ms = _reference(w0, grads, per_worker=False)
+    ref, ms, _ = _reference(w0, grads, per_worker=False)
     np.testing.assert_allclose(w, ref, rtol=1e-5, atol=1e-6)
     assert set(state) == {"backup/0", "backup/1", "mean_square"}   # the old checkpoint names
     np.testing.assert_allclose(state["mean_square"], ms["server"], rtol=1e-5)
@@ -157,25 +165,7 @@ def test_cap_bounds_the_correction_per_weight(setting, variant, form):
     get exactly the uncapped update, and a cap that nothing reaches changes nothing."""
     w0, grads = setting
     eta, cap, lam_c = 0.1, 0.3, 5.0
-    w = w0.astype(np.float64)
-    bak = {m: w.copy() for m in (0, 1)}
-    ms = {0: np.zeros_like(w), 1: np.zeros_like(w), "server": np.zeros_like(w)}
-    used, capped = {0: 0, 1: 0}, 0
-    for event, m in EVENTS:
-        if event == "pull":
-            bak[m] = w.copy()
-            continue
-        g = grads[m][used[m]].astype(np.float64)
-        used[m] += 1
-        if variant == "constant":
-            k = lam_c * g * g
-        else:
-            key = m if form == "authors" else "server"
-            ms[key] = DECAY * ms[key] + (1 - DECAY) * g * g
-            root = np.sqrt(ms[key] + EPS) if form == "authors" else np.sqrt(ms[key]) + EPS
-            k = LAMBDA0 / root * g * g
-        capped += int((eta * k > cap).sum())
-        w = w - eta * (g + np.minimum(k, cap / eta) * (w - bak[m]))
+    w, _, capped = _reference(w0, grads, form == "authors", eta, variant, lam_c, cap)
     rule = DCASGD(eta, variant=variant, lam=lam_c, lambda0=LAMBDA0, ms_decay=DECAY, epsilon=EPS,
                   form=form, cap=cap)
     got, _ = _run(rule, w0, grads)
