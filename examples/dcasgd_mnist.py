@@ -4,7 +4,9 @@ With M = 8 workers pushing in random order, each gradient is ~7 server updates s
 mean M − 1). At a learning rate where that matters, ASGD ends below sequential SGD and DC-ASGD
 (Zheng et al., ICML 2017) recovers much of the gap by adding λ·g⊙g⊙(w_t − w_bak(m)), the
 first-order correction for the drift since the worker pulled. The run is exact and
-reproducible: same seed, same weights.
+reproducible: same seed, same machine, same number of BLAS threads, same weights (another
+thread count sums the matrix products in another order, and the runs end elsewhere:
+docs/results.md has the seeds with 2 threads and with OPENBLAS_NUM_THREADS=1).
 
 DC-ASGD-a runs in the authors' form (one MeanSquare per worker) with λ0 = 5 and cap = 1 (η·λ·g⊙g
 at most 1 per weight), the setting that closed the most of ASGD's gap on a validation split
