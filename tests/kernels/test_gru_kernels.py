@@ -35,7 +35,8 @@ def _inputs(dtype, seed, n, t, d, u, bias, h0):
     """x, kernel, recurrent_kernel, bias, h0 (None where absent), drawn in float32 and then cast
     to dtype (so float64 gets the same numbers), and the generator for the upstream gradient."""
     r = np.random.default_rng(seed)
-    shapes = [(n, t, d), (d, 3 * u), (u, 3 * u), (2, 3 * u) if bias else None, (n, u) if h0 else None]
+    shapes = [(n, t, d), (d, 3 * u), (u, 3 * u),
+              (2, 3 * u) if bias else None, (n, u) if h0 else None]
     scales = [1, 0.4, 0.4, 0.3, 0.5]
     return [None if s is None else (c * r.standard_normal(s)).astype(np.float32).astype(dtype)
             for c, s in zip(scales, shapes)], r

@@ -22,4 +22,5 @@ from tidu.kernels.optimizers import update_kernel
 from tidu.kernels.pooling import pool_kernels
 from tidu.kernels.conv import conv_kernels
 
-__all__ = ["enabled", "set_enabled", "lstm_steps", "gru_steps", "update_kernel", "pool_kernels", "conv_kernels"]
+__all__ = ["enabled", "set_enabled", "lstm_steps", "gru_steps", "update_kernel", "pool_kernels",
+           "conv_kernels"]

@@ -46,10 +46,10 @@ gates (the GRU's forward too, but for its exp). The kernels are single-threaded 
 workers spin between GEMMs).
 
 tidu.functional.recurrent's LSTM asks `lstm_steps(dtype)`, its GRU `gru_steps(dtype)`, and
-each runs its NumPy loop, the reference, whenever the answer is None: the fast paths off (tidu.kernels.enabled() False: numba
-missing, TIDU_FAST=0 or set_enabled(False); asked first, so numba is not even imported when
-it is off), another array backend, or a dtype other than float32 and float64. The kernels are compiled
-on first use and cached on disk by numba.
+each runs its NumPy loop, the reference, whenever the answer is None: the fast paths off
+(tidu.kernels.enabled() False: numba missing, TIDU_FAST=0 or set_enabled(False); asked first,
+so numba is not even imported when it is off), another array backend, or a dtype other than
+float32 and float64. The kernels are compiled on first use and cached on disk by numba.
 """
 import math
 from collections import namedtuple
@@ -274,7 +274,7 @@ def _compile():
         block of G (recomputing t1 and dâ, cheap next to a second pass over memory).
         """
         n, u = dh.shape
-        one, half = dh.dtype.type(1), dh.dtype.type(-0.5)
+        one, minus_half = dh.dtype.type(1), dh.dtype.type(-0.5)
         for m in range(n):
             dm, am, hp, rh = dh[m], a[m], h_prev[m], r_t[m, 2 * u:]
             if carry:
@@ -295,7 +295,7 @@ def _compile():
                 dar[j] = ((one - hh[j] * hh[j]) * ((one - z[j]) * dm[j])) * r[j]
             for j in range(u):
                 d_ar = ((one - hh[j] * hh[j]) * ((one - z[j]) * dm[j])) * r[j]
-                dr[j] = (((one - r[j]) * d_ar) * rh[j]) * half
+                dr[j] = (((one - r[j]) * d_ar) * rh[j]) * minus_half
                 dm[j] = dm[j] * z[j]
 
     return SimpleNamespace(steps=Steps(forward, backward), gru=Steps(gru_forward, gru_backward),
