@@ -31,7 +31,7 @@ import numpy as np
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
-from tidu.kernels import lstm_steps
+from tidu.kernels import gru_steps, lstm_steps
 from tidu.functional.dense import column_sums
 from tidu.functional.shape import getitem
 
@@ -479,6 +479,10 @@ class GRU(Function):
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)) is ĥ and its h' = (1 − z) ⊙ n + z ⊙ h is h_t.
     So weight_ih_l0 = kernelᵀ and weight_hh_l0 = recurrent_kernelᵀ with the row blocks (z, r, h)
     reordered to (r, z, n); bias_ih_l0 = bias[0] and bias_hh_l0 = bias[1], reordered the same way.
+    With numba installed (the extra `fast`) each timestep's element-wise work, forward and
+    backward, is one pass of a kernel in tidu.kernels.recurrent (gru_steps; same formulas and
+    buffers, the step GEMMs stay here); the NumPy loop is the reference and runs when
+    tidu.kernels.enabled() is False.
     """
 
     @staticmethod
@@ -501,11 +505,17 @@ class GRU(Function):
         H = ws.empty((T + 1, N, u), dtype)
         H[0] = 0 if h0 is None else h0
         tmp = xp.empty((N, u), dtype=dtype)
+        fast = gru_steps(dtype)                                 # numba kernels, or None
         with np.errstate(over="ignore"):
             for t in range(T):
                 a, r_t = A[t], R[t]
-                if t or h0 is not None:
+                add = bool(t or h0 is not None)
+                if add:
                     xp.matmul(H[t], Us, out=r_t)
+                if fast:                                         # the lines below
+                    fast.forward(a, r_t, bhs, add, H[t], H[t + 1])
+                    continue
+                if add:
                     r_t += bhs
                 else:
                     r_t[...] = bhs
@@ -531,8 +541,15 @@ class GRU(Function):
         A3, Rh, ws = A.reshape(T, N, 3, u), R[:, :, 2 * u:], _Workspace()
         G = ws.empty((T, N, 4, u), A.dtype)                     # [dâ, dz', dr', dâ ⊙ r] per step
         dh, tmp = xp.zeros((N, u), dtype=A.dtype), xp.empty((N, u), dtype=A.dtype)
+        fast = gru_steps(A.dtype)
         for t in range(T - 1, -1, -1):
             gt = _state_grad(gy, t, T, ctx.return_sequences)
+            if fast:            # dh += dR_{t+1} Uᵀ (tmp) and gt, the lines below, dh *= z
+                fast.backward(dh, tmp, t < T - 1, gy if gt is None else gt, gt is not None,
+                              A[t], R[t], H[t], G[t])
+                if t or need_h0:
+                    xp.matmul(G[t].reshape(N, 4 * u)[:, u:], U.T, out=tmp)   # dR_t Uᵀ
+                continue
             if gt is not None:
                 dh += gt
             hh, z, r = A3[t, :, 0], A3[t, :, 1], A3[t, :, 2]
@@ -554,6 +571,8 @@ class GRU(Function):
                 xp.matmul(G[t].reshape(N, 4 * u)[:, u:], U.T, out=tmp)   # dR_t Uᵀ
                 dh *= z
                 dh += tmp                                        # carry: dh ⊙ z + dR_t Uᵀ
+        if fast and need_h0:
+            dh += tmp                                            # the carry out of t = 1
         gh0 = dh if need_h0 else None
         G2 = G.reshape(T * N, 4 * u)
         dX, dR = G2[:, :3 * u], G2[:, u:]

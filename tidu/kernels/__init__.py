@@ -5,6 +5,7 @@
                                called) and numba imports
     kernels.set_enabled(flag)  turn them on or off in this process; returns the previous setting
     lstm_steps(dtype)          the LSTM's per-timestep kernels (kernels.recurrent), or None
+    gru_steps(dtype)           the GRU's, the same way (kernels.recurrent), or None
     update_kernel(name)        an optimizer's one-pass update (kernels.optimizers), or None
     pool_kernels(dtype)        max and average pooling, forward and backward (kernels.pooling),
                                or None
@@ -16,9 +17,10 @@ code, the reference, whenever the answer is None. The switch is asked before num
 so with TIDU_FAST=0 numba is never loaded.
 """
 from tidu.kernels.switch import enabled, set_enabled
-from tidu.kernels.recurrent import lstm_steps
+from tidu.kernels.recurrent import gru_steps, lstm_steps
 from tidu.kernels.optimizers import update_kernel
 from tidu.kernels.pooling import pool_kernels
 from tidu.kernels.conv import conv_kernels
 
-__all__ = ["enabled", "set_enabled", "lstm_steps", "update_kernel", "pool_kernels", "conv_kernels"]
+__all__ = ["enabled", "set_enabled", "lstm_steps", "gru_steps", "update_kernel", "pool_kernels",
+           "conv_kernels"]
