@@ -30,8 +30,8 @@ def test_cli_subcommand(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="tidu")
     add_distributed_subcommand(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["distributed", "--task", "mnist-mlp-small", "--workers", "2",
-                              "--rules", "asgd,dcasgd-c", "--updates", "10", "--out", ""])
-    assert args.workers == (2,) and args.rules == ("asgd", "dcasgd-c")
+                              "--rules", "asgd,dcasgd-c", "--updates", "10", "--out", "", "--split", "validation"])
+    assert args.workers == (2,) and args.rules == ("asgd", "dcasgd-c") and args.split == "validation"
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "| ASGD | 2 |" in printed and "| DC-ASGD-c | 2 |" in printed

@@ -27,7 +27,7 @@ def _names(text):
 
 def add_distributed_subcommand(subparsers):
     """Add the `distributed` subcommand to an argparse subparsers object; returns its parser."""
-    from tidu.distributed.experiment import TASKS
+    from tidu.distributed.experiment import SPLITS, TASKS
 
     p = subparsers.add_parser(
         "distributed", help="compare parameter-server rules (SyncSGD, ASGD, DC-ASGD, Downpour)",
@@ -46,6 +46,8 @@ def add_distributed_subcommand(subparsers):
     p.add_argument("--schedule", default="random", choices=("random", "round_robin"),
                    help="simulated staleness: random (mean M - 1) or round robin (exactly M - 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="test", choices=SPLITS,
+                   help="evaluate on the test set, or on the last 10,000 training images (validation)")
     p.add_argument("--backend", default="simulated", choices=("simulated", "ray"))
     p.add_argument("--address", default=None,
                    help="Ray only: 'auto' or HOST:PORT joins a running cluster (default: a local Ray)")
@@ -61,7 +63,7 @@ def run(args):
                    seed=args.seed, out=args.out or None, learning_rate=args.lr,
                    downpour_learning_rate=args.downpour_lr, batch_size=args.batch_size,
                    schedule=args.schedule, eval_every=args.eval_every, backend=args.backend,
-                   address=args.address)
+                   address=args.address, split=args.split)
     print(format_table(rows))
     if args.out:
         print(f"plot: {args.out}")
