@@ -36,8 +36,8 @@ def load_task(task="mnist-mlp", seed=0, split="test"):
 
     split='test' trains on the training set and evaluates on the test set; split='validation'
     holds out the last sixth of the training set (10,000 of 60,000 images) and evaluates on it
-    (the rows' test_accuracy is then the validation accuracy),
-    so that hyperparameters can be chosen without the test set.
+    (the rows' test_accuracy is then the validation accuracy), so that hyperparameters can be
+    chosen without the test set.
     """
     from tidu.datasets import mnist
 
@@ -136,8 +136,9 @@ def compare(task="mnist-mlp", workers=(1, 4, 8, 16), rules=("sgd", "asgd", "dcas
             verbose=1, split="test"):
     """Train every rule with every number of workers; returns the table as a list of dicts
     (rule, M, test_accuracy, test_loss, train_loss, updates, mean_staleness, seconds, split, and
-    curve: the (update, accuracy) points) and, with `out`, plots test accuracy against updates (one panel per M, the sequential-SGD run dashed
-    in each) into that file (needs matplotlib, the extra `plot`)."""
+    curve: the (update, accuracy) points) and, with `out`, plots test accuracy against updates
+    (one panel per M, the sequential-SGD run dashed in each) into that file (needs matplotlib,
+    the extra `plot`)."""
     if isinstance(workers, int):
         workers = (workers,)
     workers = tuple(int(m) for m in workers)

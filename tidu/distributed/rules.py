@@ -154,9 +154,10 @@ class DCASGD(Rule):
     takes back more than the drift itself, which no first-order correction means, and the
     update overshoots. With MeanSquare updated by the pushed g first, λ · g ⊙ g can reach
     λ0 · |g| / √(1 − m), about 4.5 λ0 |g|, on a gradient much larger than the weight's recent
-    ones, so large λ0 and learning rates diverge early in training (measured on
-    examples/dcasgd_mnist.py: λ0 = 3, lr 0.5 diverges on one seed of three; with cap=1, λ0 = 5
-    trains on all three and closes more of ASGD's gap; docs/distributed.md has the table).
+    ones, so large λ0 and learning rates diverge early in training (measured in the setting of
+    examples/dcasgd_mnist.py, lr 0.5: without the cap, λ0 = 2 diverged on two seeds of three
+    and λ0 = 4 and 6 on two and three; with cap=1, λ0 = 5 trains on all three and closes more
+    of ASGD's gap; docs/distributed.md has the tables).
 
     What each reference does, for worker m's push g (η the learning rate):
 
