@@ -76,24 +76,23 @@ _TANH_Q = tuple(np.float32(q) for q in (-5.70498872745e-3, 2.06390887954e-2, -5.
 
 
 def lstm_steps(dtype):
-    """Steps(forward, backward) of the compiled kernels, or None: numba missing, the fast path
-    off (tidu.kernels.enabled() False), another array backend or another dtype."""
-    if not enabled():
-        return None
-    if backend.xp is not np or np.dtype(dtype) not in _DTYPES:
-        return None
-    k = kernels()
-    return k.steps if k else None
+    """Steps(forward, backward) of the LSTM's compiled kernels, or None: numba missing, the fast
+    path off (tidu.kernels.enabled() False), another array backend or another dtype."""
+    return _steps(dtype, "steps")
 
 
 def gru_steps(dtype):
     """Steps(forward, backward) of the GRU's compiled kernels, or None, as lstm_steps."""
-    if not enabled():
+    return _steps(dtype, "gru")
+
+
+def _steps(dtype, name):
+    if not enabled():                                    # asked first: numba not imported when off
         return None
     if backend.xp is not np or np.dtype(dtype) not in _DTYPES:
         return None
     k = kernels()
-    return k.gru if k else None
+    return getattr(k, name) if k else None
 
 
 def kernels():
