@@ -127,6 +127,37 @@ def test_a_numpy_only_update_of_a_parameter_is_refused(traced):
         traced.add.at(np.zeros(3), [0], 1.0)
 
 
+def test_what_a_cupy_array_lacks_is_missing_here_too(traced):
+    """The three CuPy differences that broke tidu on a GPU before 'numpy-traced' had them."""
+    a = backend.as_array(np.arange(6, dtype=np.float32))
+    with pytest.raises(TypeError, match="writeable"):
+        traced.lib.stride_tricks.as_strided(a, (2, 3), (12, 4), writeable=False)
+    assert not hasattr(a.flags, "writeable") and a.flags.c_contiguous
+    assert not hasattr(a.data, "shape") and a.data.ptr == a.__array_interface__["data"][0]
+    view = backend.strided_view(a, (2, 3), (12, 4))
+    assert type(view) is Traced and view.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_strided_view_is_read_only_on_numpy():
+    view = backend.strided_view(np.arange(6, dtype=np.float32), (2, 3), (12, 4))
+    assert not view.flags.writeable
+
+
+def test_a_convnet_with_every_conv_path_trains_on_the_backend(traced, digits):
+    """Multi-channel convolutions (the im2col windows), a transposed convolution and the
+    optimizer's packed parameter buffer, all on the backend's arrays."""
+    x, y = digits
+    model = models.Sequential([layers.Conv2D(4, 3, activation="relu", input_shape=(28, 28, 1)),
+                               layers.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
+                               layers.Conv2DTranspose(3, 3, strides=2), layers.MaxPooling2D(2),
+                               layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile(Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = [backend.to_numpy(p.data).copy() for p in model.weights]
+    history = model.fit(x.reshape(-1, 28, 28, 1), y, epochs=2, batch_size=16, verbose=0)
+    assert all_traced(model) and np.isfinite(history.history["loss"]).all()
+    assert all((backend.to_numpy(p.data) != b).any() for p, b in zip(model.weights, before))
+
+
 def test_scalars_0d_arrays_and_plain_numpy_still_work(traced):
     a = backend.as_array(np.arange(3, dtype=np.float32))
     b = a * 2.0 + np.float32(1) - np.array(0.5)

@@ -108,6 +108,14 @@ def to_numpy(x):
     return _to_numpy(x) if isinstance(x, xp.ndarray) else numpy.asarray(x)
 
 
+def strided_view(x, shape, strides):
+    """A view of `x` with the given shape and byte strides (windows, im2col), read-only where
+    the backend can say so (NumPy; CuPy's as_strided takes no `writeable`)."""
+    if name == "numpy":
+        return xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(x, shape, strides)
+
+
 def seed(s):
     """Reset the package-wide random generator (dropout, shuffling, initializers without a seed)."""
     global _global_rng
@@ -126,7 +134,16 @@ def rng(seed=None):
 class TracedArray(numpy.ndarray):
     """An array of the 'numpy-traced' backend: NumPy's arithmetic, except that a plain NumPy
     array (ndim > 0) meeting a TracedArray in a ufunc or a NumPy function raises TypeError,
-    as a NumPy array meeting a CuPy array does. Scalars and 0-d arrays mix freely."""
+    as a NumPy array meeting a CuPy array does. Scalars and 0-d arrays mix freely. As on a CuPy
+    array, `.data` is a pointer (`.data.ptr`), not a buffer, and `.flags` has no `writeable`."""
+
+    @property
+    def data(self):
+        return _Pointer(self.__array_interface__["data"][0])
+
+    @property
+    def flags(self):
+        return _Flags(self.view(numpy.ndarray).flags)
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         where = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
@@ -143,6 +160,30 @@ class TracedArray(numpy.ndarray):
     def __array_function__(self, func, types, args, kwargs):
         _refuse_numpy(func.__name__, (args, kwargs))
         return _traced(func(*_plain(args), **_plain(kwargs)))
+
+
+class _Pointer:
+    """What a CuPy array's `.data` is: where its memory starts (`ptr`), not the array."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr):
+        self.ptr = ptr
+
+
+class _Flags:
+    """What a CuPy array's `.flags` has: c_contiguous, f_contiguous, owndata."""
+
+    __slots__ = ("c_contiguous", "f_contiguous", "owndata")
+
+    def __init__(self, flags):
+        self.c_contiguous, self.f_contiguous, self.owndata = \
+            flags.c_contiguous, flags.f_contiguous, flags.owndata
+
+
+def _as_strided(x, shape=None, strides=None):
+    """numpy.lib.stride_tricks.as_strided with CuPy's arguments (no `writeable`, no `subok`)."""
+    return numpy.lib.stride_tricks.as_strided(x, shape, strides)
 
 
 def _data_args(method, inputs):
@@ -219,7 +260,7 @@ class _TracedModule:
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
-        value = getattr(self._module, attr)
+        value = _as_strided if attr == "as_strided" else getattr(self._module, attr)
         if isinstance(value, type(numpy)):
             value = _TracedModule(value)
         elif callable(value) and not isinstance(value, type):

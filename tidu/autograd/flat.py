@@ -23,7 +23,16 @@ __all__ = ["FlatView", "pack"]
 
 
 def _data(p):
-    return p if isinstance(p, np.ndarray) or not hasattr(p, "data") else p.data
+    """The array of a Tensor/Parameter, or `p` itself when it is an array (a CuPy array's own
+    `.data` is its memory pointer, not an array)."""
+    if isinstance(p, (np.ndarray, backend.xp.ndarray)) or not hasattr(p, "data"):
+        return p
+    return p.data
+
+
+def _address(a):
+    """The address of an array's first element (NumPy or CuPy)."""
+    return a.__array_interface__["data"][0] if backend.name == "numpy" else a.data.ptr
 
 
 class FlatView:
@@ -86,13 +95,13 @@ class FlatView:
             return None
         arrays = [_data(p) for p in self.params]
         base = arrays[0].base
-        if not (isinstance(base, np.ndarray) and base.ndim == 1 and base.flags.c_contiguous
+        if not (isinstance(base, (np.ndarray, backend.xp.ndarray)) and base.ndim == 1 and base.flags.c_contiguous
                 and base.size == self.size and base.dtype == arrays[0].dtype):
             return None
-        addr, item = base.__array_interface__["data"][0], base.itemsize
+        addr, item = _address(base), base.itemsize
         for d, start in zip(arrays, self.offsets):
             if d.base is not base or not d.flags.c_contiguous or \
-                    d.__array_interface__["data"][0] != addr + start * item:
+                    _address(d) != addr + start * item:
                 return None
         return base
 

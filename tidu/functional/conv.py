@@ -144,9 +144,8 @@ class Conv2D(Function):
         else:
             xpad = _pad(x, pads)
             sN, sH, sW, sC = xpad.strides
-            windows = xp.lib.stride_tricks.as_strided(
-                xpad, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC),
-                writeable=False)
+            windows = backend.strided_view(
+                xpad, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))
             cols = xp.ascontiguousarray(windows).reshape(M, K)
         y = cols @ W2
         if bias is not None and not ones_row:

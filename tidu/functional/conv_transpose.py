@@ -106,9 +106,8 @@ class Conv2DTranspose(Function):
         (sh, sw), (dh, dw) = ctx.strides, ctx.dilation
         gfull = _window(gy, tuple(-c for c in ctx.crops))
         sN, sH, sW, sF = gfull.strides
-        windows = xp.lib.stride_tricks.as_strided(
-            gfull, (N, H, W, kh, kw, F), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sF),
-            writeable=False)
+        windows = backend.strided_view(
+            gfull, (N, H, W, kh, kw, F), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sF))
         G = xp.ascontiguousarray(windows).reshape(N * H * W, kh * kw * F)
         need_x, need_K = ctx.needs_input_grad[:2]
         gx = (G @ kernel.reshape(kh * kw * F, C)).reshape(x.shape) if need_x else None

@@ -297,7 +297,7 @@ class Optimizer(_State):
         if value.dtype.kind != "f":
             raise TypeError(f"{self.name}: {self._where(where)} must be a floating-point array, "
                             f"got dtype {value.dtype}")
-        if not value.flags.writeable:
+        if not getattr(value.flags, "writeable", True):  # CuPy's flags have no writeable
             raise ValueError(f"{self.name}: {self._where(where)} is read-only; it is updated in place")
         return value
 
