@@ -7,6 +7,7 @@ probabilities) at 99.7% (five networks: 99.66%; docs/results.md).
     python examples/mnist_best.py --ensemble 5         # five networks (seeds 0-4), averaged
     python examples/mnist_best.py --validate           # model selection: train on the first
                                                        # 50,000, score the last 10,000; no test
+    python examples/mnist_best.py --ensemble 5 --shifts  # also average over 9 one-pixel shifts
     python examples/mnist_best.py --subset --epochs 1  # quick check on the shipped subset
 
 Every choice below (architecture, augmentation, epochs, schedule) is made with --validate, on
@@ -27,6 +28,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 from tidu import callbacks, layers, models, optimizers
 from tidu.data import ImageAugmenter
 from tidu.datasets import mnist
@@ -41,6 +44,9 @@ parser.add_argument("--ensemble", type=int, default=1, help="networks to train a
 parser.add_argument("--seed", type=int, default=0, help="seed of the first network; member i gets seed + i")
 parser.add_argument("--validate", action="store_true",
                     help="train on the first 50,000 training images, score the last 10,000 (no test)")
+parser.add_argument("--shifts", action="store_true",
+                    help="also score each network and the ensemble on the average of their predictions "
+                         "over the nine one-pixel shifts of every image (test-time augmentation)")
 parser.add_argument("--subset", action="store_true", help="the shipped 2,000-image subset (quick check)")
 parser.add_argument("--out", default=None, help="folder for the curves and the JSON summary")
 parser.add_argument("--save", default=None,
@@ -79,6 +85,21 @@ def network():
     ])
 
 
+def shifted(x, dy, dx):
+    """`x` (N, H, W, C) moved dy pixels down and dx right, the pixels moved in set to 0."""
+    out = np.zeros_like(x)
+    H, W = x.shape[1:3]
+    out[:, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        x[:, max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
+def shift_averaged(model, x):
+    """The model's class probabilities averaged over the nine shifts of x by -1, 0 and 1 pixel."""
+    views = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    return sum(model.predict(shifted(x, dy, dx), batch_size=1000, verbose=0) for dy, dx in views) / 9
+
+
 def saved(seed, suffix):
     """DIR/mnist_best_<settings>_seed<S>.<suffix>: a file only a run with the same settings reuses."""
     tag = (f"e{args.epochs}_b{args.batch_size}_lr{args.lr:g}" + ("_val" if args.validate else "")
@@ -90,7 +111,8 @@ seeds = [args.seed + i for i in range(args.ensemble)]
 done = [s for s in seeds if args.save and os.path.exists(saved(s, "tidu"))]
 steps = -(-len(x_train) // args.batch_size) * args.epochs
 progress = callbacks.RunProgress(runs=max(len(seeds) - len(done), 1), label="network")
-members, summary = [], {"args": vars(args), "scored_on": scored_on, "members": []}
+labels = y_test.argmax(1)
+members, probs, summary = [], [], {"args": vars(args), "scored_on": scored_on, "members": []}
 start = time.perf_counter()
 for i, seed in enumerate(seeds):
     t0 = time.perf_counter()
@@ -119,19 +141,29 @@ for i, seed in enumerate(seeds):
             history.plot(os.path.join(args.out, f"mnist_best_{i}.png"),
                          title=f"mnist_best network {i + 1} (seed {seed})")
     _, acc = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
-    print(f"network {i + 1}/{args.ensemble} (seed {seed}): {scored_on} accuracy {acc:.4f}", flush=True)
+    row = {"seed": seed, "accuracy": float(acc), "loaded": seed in done}
+    shifts = ""
+    if args.shifts:
+        probs.append(shift_averaged(model, x_test))
+        row["accuracy_shifts"] = float(np.mean(probs[-1].argmax(1) == labels))
+        shifts = f" (averaged over nine shifts: {row['accuracy_shifts']:.4f})"
+    print(f"network {i + 1}/{args.ensemble} (seed {seed}): {scored_on} accuracy {acc:.4f}{shifts}", flush=True)
     members.append(model)
-    summary["members"].append({"seed": seed, "accuracy": float(acc), "loaded": seed in done,
-                               "seconds": round(time.perf_counter() - t0, 1)})
+    summary["members"].append({**row, "seconds": round(time.perf_counter() - t0, 1)})
 
 if args.ensemble > 1:
     ensemble = models.Ensemble(members)
     ensemble.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     _, acc = ensemble.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     summary["ensemble_accuracy"] = float(acc)
-    print(f"ensemble of {args.ensemble}: {scored_on} accuracy {acc:.4f}")
+    shifts = ""
+    if args.shifts:
+        summary["ensemble_accuracy_shifts"] = float(np.mean(sum(probs).argmax(1) == labels))
+        shifts = f" (averaged over nine shifts: {summary['ensemble_accuracy_shifts']:.4f})"
+    print(f"ensemble of {args.ensemble}: {scored_on} accuracy {acc:.4f}{shifts}")
 summary["seconds"] = round(time.perf_counter() - start, 1)
 print(f"{'validation' if args.validate else 'test'}_acc: {acc:.4f}  ({summary['seconds']:.0f} s in all)")
 if args.out:
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "mnist_best.json"), "w") as f:
         json.dump(summary, f, indent=1)

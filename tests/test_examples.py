@@ -89,6 +89,25 @@ def test_mnist_best_validate_never_reads_the_test_set(tmp_path, monkeypatch, cap
     assert "validation_acc:" in out and "test_acc:" not in out
 
 
+def test_mnist_best_shifts_average_the_nine_shifted_views(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["mnist_best.py", "--subset", "--epochs", "1", "--ensemble", "2",
+                                      "--shifts", "--out", str(tmp_path)])
+    tidu.utils.set_random_seed(0)
+    scope = runpy.run_path(str(EXAMPLES / "mnist_best.py"), run_name="__main__")
+    shifted = scope["shifted"]
+    a = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
+    assert shifted(a, 1, 0)[0, :, :, 0].tolist() == [[0, 0, 0], [0, 1, 2], [3, 4, 5]]   # down
+    assert shifted(a, 0, -1)[0, :, :, 0].tolist() == [[1, 2, 0], [4, 5, 0], [7, 8, 0]]  # left
+    x, labels = scope["x_test"], scope["labels"]
+    probs = [np.mean([m.predict(shifted(x, dy, dx), verbose=0) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
+                     axis=0) for m in scope["members"]]
+    summary = json.loads((tmp_path / "mnist_best.json").read_text())
+    assert [m["accuracy_shifts"] for m in summary["members"]] == \
+        pytest.approx([np.mean(p.argmax(1) == labels) for p in probs])
+    assert summary["ensemble_accuracy_shifts"] == pytest.approx(np.mean(sum(probs).argmax(1) == labels))
+    assert capsys.readouterr().out.count("averaged over nine shifts") == 3
+
+
 def test_dcasgd_example_runs_small(tmp_path):
     out = run_example("dcasgd_mnist.py", "--small", "--updates", "60", "--out",
                       str(tmp_path / "d.png"), cwd=tmp_path)
