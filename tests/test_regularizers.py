@@ -62,6 +62,10 @@ def test_function_names_and_defaults(w):
     assert isinstance(R.get("L1L2"), R.L1L2)
     assert R.get(None) is None
     zero = R.L1L2()(Tensor(w))
+    # a class gives an instance with the class's defaults, as Keras 3's regularizers.get does
+    # (keras.regularizers.get(keras.regularizers.L2) is L2(0.01), of L1L2 l1 = l2 = 0)
+    assert type(R.get(R.L2)) is R.L2 and R.get(R.L2).l2 == 0.01
+    assert (R.get(R.L1L2).l1, R.get(R.L1L2).l2) == (0.0, 0.0)
     assert float(zero.data) == 0.0
 
 
@@ -115,3 +119,11 @@ def test_an_n_given_to_the_constructor_is_kept_by_every_fit(w):
 def test_set_training_size_rejects_a_non_positive_int(n, error):
     with pytest.raises(error, match=r"L2\.set_training_size: expected n \(the number of training samples\)"):
         R.L2(0.1, convention="notes").set_training_size(n)
+
+
+@pytest.mark.parametrize("name", ["L1", "L2", "L1L2"])
+def test_get_of_a_class_matches_keras(name):
+    keras = pytest.importorskip("keras", reason="keras 3 is the reference for regularizers.get")
+    ours, theirs = R.get(getattr(R, name)), keras.regularizers.get(getattr(keras.regularizers, name))
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours.get_config() == pytest.approx(theirs.get_config())

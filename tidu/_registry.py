@@ -78,6 +78,8 @@ class Registry:
             return self.make(self.lookup(identifier))
         if isinstance(identifier, dict):
             return self.deserialize(identifier)
+        if isinstance(identifier, type) and issubclass(identifier, self.base):
+            return identifier()                      # a class: its defaults, as Keras 3's get
         if callable(identifier):
             return identifier
         raise TypeError(f"{self.module}.get: expected a name, a config dict, {self.what} or a "

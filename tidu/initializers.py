@@ -371,8 +371,6 @@ def get(identifier):
     """An initializer from a name ('he_normal', 'HeNormal'), a config dict {'class_name',
     'config'}, an Initializer (returned as is), an Initializer class, or any callable
     `(shape, dtype) -> array`. None gives None."""
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
     return _REGISTRY.get(identifier)
 
 

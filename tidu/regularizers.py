@@ -153,7 +153,8 @@ _REGISTRY = Registry("regularizers", "regularizer", Regularizer, "a Regularizer"
 
 def get(identifier):
     """A regularizer from a name ('l2', default factor 0.01), a config dict, a Regularizer (as
-    is) or any callable `w -> 0-d Tensor`. None gives None."""
+    is), a Regularizer class (an instance with its defaults, as Keras 3) or any callable
+    `w -> 0-d Tensor`. None gives None."""
     return _REGISTRY.get(identifier)
 
 
