@@ -63,7 +63,13 @@ TARGETS = [  # (what, workload, key, baseline implementation, bound, tidu varian
     ("Overhead: tidu ≤ 1.5× PyTorch", "overhead", "seconds_per_step", "torch", 1.5, BOTH),
     ("Memory, MLP: peak RSS (training) ≤ 1.5× PyTorch", "mlp", "train_peak_rss_mb", "torch", 1.5, BOTH),
     ("Memory, CNN: peak RSS (training) ≤ 1.5× PyTorch", "cnn", "train_peak_rss_mb", "torch", 1.5, BOTH),
+    ("Memory, LSTM: peak RSS (training) ≤ 1.5× PyTorch", "lstm", "train_peak_rss_mb", "torch", 1.5, BOTH),
 ]
+for _w, _name in [("cnn", "CNN"), ("lstm", "LSTM")]:   # issue 14's bar for the plain path (fast: above)
+    TARGETS.append((f"{_name}: plain tidu ≤ 1.3× PyTorch", _w, "seconds_per_step", "torch", 1.3, ("tidu",)))
+for _w, _name in [("mlp_predict", "Inference, MLP"), ("cnn_predict", "Inference, CNN")]:
+    TARGETS += [(f"{_name}: tidu[fast] ≤ 1.0× PyTorch", _w, "seconds", "torch", 1.0, ("tidu[fast]",)),
+                (f"{_name}: plain tidu ≤ 1.3× PyTorch", _w, "seconds", "torch", 1.3, ("tidu",))]
 for _w, _name, _key, _rss in [("gru", "GRU", "seconds_per_step", "train_peak_rss_mb"),
                               ("simplernn", "SimpleRNN", "seconds_per_step", "train_peak_rss_mb"),
                               ("cnn_latency", "CNN batch-32 latency", "ms_per_batch", "timed_peak_rss_mb"),
@@ -93,8 +99,9 @@ def busy_fraction(seconds=1.0):
     return 1 - (i1 - i0) / max(t1 - t0, 1)
 
 
-# where tidu[fast] (the extra `fast`, numba) is also run: RMSprop and LSTM gates have kernels there
-FAST_WORKLOADS = ("mlp", "lstm", "gru", "simplernn", "cnn_latency", "convnet")
+# where tidu[fast] (the extra `fast`, numba) is also run: every workload tidu trains or predicts with
+FAST_WORKLOADS = ("mlp", "cnn", "lstm", "gru", "simplernn", "mlp_predict", "cnn_predict", "cnn_latency",
+                  "convnet")
 
 
 def child_env(threads):
@@ -286,7 +293,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             f"{three('accuracy', '{:.4f}')} | {three('peak_rss_mb', '{:.0f}')} |")
     fast_rows = [w for w in train if results.get((w, "tidu[fast]"))]
     if fast_rows:
-        lines += ["", "## tidu[fast]: the optional extra `fast` (numba installed; one-pass RMSprop update, LSTM gate kernels)", "",
+        lines += ["", "## tidu[fast]: the optional extra `fast` (numba installed: the compiled kernels of tidu.kernels)", "",
                   host, "",
                   "The rows above are plain tidu (TIDU_FAST=0, the pure-NumPy default); here the same run "
                   "with numba's kernels (tidu.kernels).", "",
@@ -321,11 +328,12 @@ def results_lines(args, names, have, results, gf, reps, load, host):
     predict = [w for w in names if w.endswith("_predict")]
     if predict:
         lines += ["", "## Inference (seconds for 10,000 images, batch 256)", "", host, "",
-                  "| workload | tidu s | torch s | hand NumPy s | tidu/torch | tidu/NumPy |", "|---|---|---|---|---|---|"]
+                  "| workload | tidu s | tidu[fast] s | torch s | hand NumPy s | tidu/torch | tidu[fast]/torch "
+                  "| tidu/NumPy |", "|---|---|---|---|---|---|---|---|"]
     for w in predict:
-        s = {i: med(w, i, "seconds") for i in impls}
-        lines.append(f"| {WORKLOADS[w][0]} | {fmt(s['tidu'], '{:.3f}')} | {fmt(s['torch'], '{:.3f}')} | "
-                     f"{fmt(s['numpy'], '{:.3f}')} | {fmt(ratio(s['tidu'], s['torch']))}× | "
+        s = {i: med(w, i, "seconds") for i in ("tidu", "tidu[fast]", "torch", "numpy")}
+        lines.append(f"| {WORKLOADS[w][0]} | {' | '.join(fmt(s[i], '{:.3f}') for i in ('tidu', 'tidu[fast]', 'torch', 'numpy'))} | "
+                     f"{fmt(ratio(s['tidu'], s['torch']))}× | {fmt(ratio(s['tidu[fast]'], s['torch']))}× | "
                      f"{fmt(ratio(s['tidu'], s['numpy']))}× |")
     if "cnn_latency" in names:
         w = "cnn_latency"
