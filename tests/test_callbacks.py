@@ -385,3 +385,72 @@ def test_run_progress_in_fit_names_each_model_of_the_run(capsys):
 def test_run_progress_refuses_a_bad_run_count(runs):
     with pytest.raises(ValueError, match="expected runs to be an int >= 1"):
         callbacks.RunProgress(runs=runs)
+
+
+# --- the test and predict hooks: evaluate, predict and fit's validation call them as Keras 3 ------
+def _hook_recorder(base):
+    class Recorder(base):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_test_begin(self, logs=None):
+            self.calls.append(("on_test_begin",))
+
+        def on_test_batch_begin(self, batch, logs=None):
+            self.calls.append(("on_test_batch_begin", batch))
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.calls.append(("on_test_batch_end", batch, sorted(logs)))
+
+        def on_test_end(self, logs=None):
+            self.calls.append(("on_test_end", sorted(logs)))
+
+        def on_predict_begin(self, logs=None):
+            self.calls.append(("on_predict_begin",))
+
+        def on_predict_batch_begin(self, batch, logs=None):
+            self.calls.append(("on_predict_batch_begin", batch))
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self.calls.append(("on_predict_batch_end", batch, np.shape(logs["outputs"])))
+
+        def on_predict_end(self, logs=None):
+            self.calls.append(("on_predict_end",))
+    return Recorder
+
+
+def _hook_calls(lib):
+    """The test/predict hooks `lib` (tidu or keras) calls in evaluate, predict and a fit with
+    validation data, each on 10 samples in batches of 4."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((10, 4)).astype("float32"), rng.integers(0, 3, 10)
+    model = lib.Sequential([lib.Input((4,)), lib.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    Recorder = _hook_recorder(lib.callbacks.Callback)
+    calls = {}
+    for what, run in [("evaluate", lambda cb: model.evaluate(x, y, batch_size=4, verbose=0, callbacks=[cb])),
+                      ("predict", lambda cb: model.predict(x, batch_size=4, verbose=0, callbacks=[cb])),
+                      ("fit", lambda cb: model.fit(x, y, batch_size=4, epochs=2, verbose=0,
+                                                   validation_data=(x, y), callbacks=[cb]))]:
+        cb = Recorder()
+        run(cb)
+        calls[what] = cb.calls
+    return calls
+
+
+def test_evaluate_predict_and_fit_call_the_test_and_predict_hooks():
+    import tidu
+    calls = _hook_calls(tidu)
+    batches = [("on_test_batch_begin", b) for b in range(3)]
+    assert calls["evaluate"][0] == ("on_test_begin",) and calls["evaluate"][-1] == ("on_test_end", ["accuracy", "loss"])
+    assert [c for c in calls["evaluate"] if c[0] == "on_test_batch_begin"] == batches
+    assert calls["predict"][-2:] == [("on_predict_batch_end", 2, (2, 3)), ("on_predict_end",)]
+    assert calls["fit"] == calls["evaluate"] * 2           # one validation pass per epoch
+
+
+def test_the_test_and_predict_hooks_match_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras", reason="keras 3 is the reference for the callback hooks")
+    import tidu
+    assert _hook_calls(tidu) == _hook_calls(keras)

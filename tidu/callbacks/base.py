@@ -96,8 +96,14 @@ class CallbackList:
         for cb in self._batch_end:
             cb.on_train_batch_end(batch, logs)
 
+    def on_test_batch_begin(self, batch, logs=None): self._call("on_test_batch_begin", batch, logs)
     def on_test_batch_end(self, batch, logs=None): self._call("on_test_batch_end", batch, logs)
+    def on_predict_batch_begin(self, batch, logs=None): self._call("on_predict_batch_begin", batch, logs)
     def on_predict_batch_end(self, batch, logs=None): self._call("on_predict_batch_end", batch, logs)
+
+    def overrides(self, *hooks):
+        """Whether any callback defines one of `hooks` (so a loop can skip work for none)."""
+        return any(_overrides(cb, h) for cb in self.callbacks for h in hooks)
 
 
 def available_keys(logs, params):

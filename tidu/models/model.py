@@ -307,12 +307,16 @@ class Model(Layer):
                  callbacks=None, return_dict=False):
         """The loss (with regularization penalties, as Keras) and metrics on (x, y), averaged
         over samples: the loss alone without metrics, else [loss, *metrics]; a dict with
-        return_dict=True."""
+        return_dict=True. `callbacks` get on_test_begin, on_test_batch_begin/end (with the running
+        loss and metrics) and on_test_end, as in Keras; fit calls them on its own callbacks for
+        each validation pass."""
         return _training.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks,
                                  return_dict)
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
-        """The model's outputs for x, batch by batch in inference mode, as one NumPy array."""
+        """The model's outputs for x, batch by batch in inference mode, as one NumPy array.
+        `callbacks` get on_predict_begin, on_predict_batch_begin/end (logs {'outputs': the
+        batch's outputs}) and on_predict_end, as in Keras."""
         return _training.predict(self, x, batch_size, verbose, steps, callbacks)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,

@@ -219,7 +219,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
                 logs = _train_epoch(model, step_fn, batches, x, y, sw, cbs, state, start, epoch, stop_on_nan)
             start = None
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = _evaluate_arrays(model, step_fn, *val, val_bs)
+                val_logs = _evaluate_arrays(model, step_fn, *val, val_bs, cbs=cbs)
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
             if state is not None:
                 state.epoch_done = True
@@ -299,34 +299,59 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=1, sample_weight=No
     x = C.check_x(model, x, where)
     y = C.check_y(y, len(x), where)
     sw = C.check_sample_weight(sample_weight, len(x), where)
+    if steps is not None:
+        steps = check_int(where, "steps", steps, 1)
+    nsteps = math.ceil(len(x) / bs) if steps is None else min(steps, math.ceil(len(x) / bs))
+    cbs = _hook_list(model, callbacks, verbose, nsteps)
     out_shape = step_fn.probe(x[:bs], where)
     y = C.check_targets(y, out_shape, model.compiled_loss, where)
     step_fn.prepare()
     if steps is not None:
-        steps = check_int(where, "steps", steps, 1)
         x, y = x[:steps * bs], y[:steps * bs]
         sw = None if sw is None else sw[:steps * bs]
-    return _result(model, _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose), return_dict)
+    return _result(model, _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose, cbs), return_dict)
 
 
-def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0):
+def _hook_list(model, callbacks, verbose, steps):
+    """The CallbackList of evaluate's or predict's `callbacks` (None when there are none), with
+    Keras's params for a single pass."""
+    if not callbacks:
+        return None
+    return CallbackList(callbacks, model=model, params={"verbose": verbose, "epochs": 1, "steps": steps})
+
+
+def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0, cbs=None):
+    """One pass over (x, y): the loss and metrics as logs. With `cbs`, the test hooks as Keras
+    calls them: on_test_begin, on_test_batch_begin/end around every batch (the end with the
+    running loss and metrics), on_test_end with the final logs."""
     _reset(model.compiled_metrics)
     n = len(x)
     steps = math.ceil(n / bs)
     bar = Progbar(steps, verbose=verbose) if verbose else None
+    batch_logs = cbs is not None and cbs.overrides("on_test_batch_end")
+    if cbs is not None:
+        cbs.on_test_begin()
     penalty = step_fn.weight_penalty()
     loss_sum, seen, logs = 0.0, 0, {}
     for step in range(steps):
+        if cbs is not None:
+            cbs.on_test_batch_begin(step)
         sl = slice(step * bs, min((step + 1) * bs, n))
         xb = x[sl]
         value = step_fn.test(xb, y[sl], None if sw is None else sw[sl], penalty)
         loss_sum += value * len(xb)
         seen += len(xb)
-        if bar is not None:
-            bar.update(step + 1, _logs(model, loss_sum / seen))
+        if bar is not None or batch_logs:
+            logs = _logs(model, loss_sum / seen)
+            if bar is not None:
+                bar.update(step + 1, logs)
+        if cbs is not None:
+            cbs.on_test_batch_end(step, dict(logs) if batch_logs else None)
     logs = _logs(model, loss_sum / seen)
     if bar is not None:
         bar.finish(logs)
+    if cbs is not None:
+        cbs.on_test_end(dict(logs))
     return logs
 
 
@@ -336,22 +361,31 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     bs = 32 if batch_size is None else check_int(where, "batch_size", batch_size, 1)
     verbose = _verbose(where, verbose, 0)
     x = C.check_x(model, x, where)
-    model.build_from_data(x)
     n = len(x)
     if steps is not None:
         n = min(n, check_int(where, "steps", steps, 1) * bs)
     nsteps = math.ceil(n / bs)
+    cbs = _hook_list(model, callbacks, verbose, nsteps)   # as Keras: the batch's outputs in the logs
+    model.build_from_data(x)
     bar = Progbar(nsteps, verbose=verbose) if verbose else None
+    if cbs is not None:
+        cbs.on_predict_begin()
     outs = []
     with no_grad():
         for step in range(nsteps):
+            if cbs is not None:
+                cbs.on_predict_batch_begin(step)
             xb = x[step * bs:min((step + 1) * bs, n)]
             out = model.forward(Tensor._node(backend.as_array(xb), None), training=False)
             outs.append(backend.to_numpy(out.data))
             if bar is not None:
                 bar.update(step + 1)
+            if cbs is not None:
+                cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
     if bar is not None:
         bar.finish({})
+    if cbs is not None:
+        cbs.on_predict_end()
     return np.concatenate(outs, axis=0)
 
 
