@@ -156,3 +156,17 @@ def test_the_numpy_path_keeps_freed_memory_too():
             "assert memory._done is True and 'numba' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TIDU_FAST": "0"},
                    cwd=os.path.dirname(os.path.dirname(tidu.__file__)))
+
+
+def test_tidu_keep_memory_0_leaves_malloc_alone():
+    """The user's switch: with TIDU_KEEP_MEMORY=0 neither compile's training step nor a fast
+    kernel touches malloc's thresholds, and the steps page-fault as glibc's defaults make them."""
+    if not memory.keep_freed_memory():
+        pytest.skip("not glibc: malloc's thresholds are left alone")
+    code = ("from tidu import layers, models\n"
+            "from tidu.kernels import memory\n"
+            "m = models.Sequential([layers.Input((4,)), layers.Dense(2)])\n"
+            "m.compile(optimizer='sgd', loss='mse')\n"
+            "assert memory._done is False and memory.keep_freed_memory() is False\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TIDU_KEEP_MEMORY": "0"},
+                   cwd=os.path.dirname(os.path.dirname(tidu.__file__)))

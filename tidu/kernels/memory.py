@@ -22,9 +22,14 @@ interleaved runs) the convnet made ~250 faults a step (cnn ~180) and this settin
 from 51.8/53.2/47.7 to 48.9/49.4/44.9 ms; in a fresh process with 2 BLAS threads and
 TIDU_FAST=0 (train_on_batch, batch 128, 20 steps after 3) it made ~8,250 faults a step, 62-78
 ms, and with the setting 0 faults and 31-32 ms.
+
+TIDU_KEEP_MEMORY=0 in the environment leaves malloc as it is (keep_freed_memory() then does
+nothing and returns False), for a process that shares its heap with code that wants glibc's
+defaults, at the price of the page faults above.
 """
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3      # glibc's <malloc.h>
@@ -38,7 +43,7 @@ def keep_freed_memory():
     global _done
     if _done is None:
         _done = False
-        if sys.platform.startswith("linux"):
+        if sys.platform.startswith("linux") and os.environ.get("TIDU_KEEP_MEMORY", "1") != "0":
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 mallopt = libc.mallopt
