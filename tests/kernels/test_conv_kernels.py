@@ -142,31 +142,31 @@ def test_fast_paths_keep_freed_memory_across_steps():
     assert faults["default"] > faults["keep"] + 200, faults
 
 
-def test_the_numpy_path_keeps_freed_memory_too():
-    """compile's training step sets the same thresholds with TIDU_FAST=0 (the NumPy path made
-    ~8,250 faults a step on keras.io's convnet in a fresh process without it), numba unloaded."""
-    if not memory.keep_freed_memory():
-        pytest.skip("not glibc: malloc's thresholds are left alone")
+def _compile_in_a_fresh_process(env, check):
+    """Compile a small model in a new Python with `env` added, then run the assertion `check`."""
     code = ("import sys\n"
             "from tidu import layers, models\n"
             "from tidu.kernels import memory\n"
             "assert memory._done is None\n"
             "m = models.Sequential([layers.Input((4,)), layers.Dense(2)])\n"
             "m.compile(optimizer='sgd', loss='mse')\n"
-            "assert memory._done is True and 'numba' not in sys.modules\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TIDU_FAST": "0"},
+            f"assert {check}\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **env},
                    cwd=os.path.dirname(os.path.dirname(tidu.__file__)))
+
+
+def test_the_numpy_path_keeps_freed_memory_too():
+    """compile's training step sets the same thresholds with TIDU_FAST=0 (the NumPy path made
+    ~8,250 faults a step on keras.io's convnet in a fresh process without it), numba unloaded."""
+    if not memory.keep_freed_memory():
+        pytest.skip("not glibc: malloc's thresholds are left alone")
+    _compile_in_a_fresh_process({"TIDU_FAST": "0"}, "memory._done is True and 'numba' not in sys.modules")
 
 
 def test_tidu_keep_memory_0_leaves_malloc_alone():
-    """The user's switch: with TIDU_KEEP_MEMORY=0 neither compile's training step nor a fast
-    kernel touches malloc's thresholds, and the steps page-fault as glibc's defaults make them."""
+    """The user's switch: with TIDU_KEEP_MEMORY=0 compile's training step leaves malloc's
+    thresholds as they are, and so does any later call (a fast kernel's first use)."""
     if not memory.keep_freed_memory():
         pytest.skip("not glibc: malloc's thresholds are left alone")
-    code = ("from tidu import layers, models\n"
-            "from tidu.kernels import memory\n"
-            "m = models.Sequential([layers.Input((4,)), layers.Dense(2)])\n"
-            "m.compile(optimizer='sgd', loss='mse')\n"
-            "assert memory._done is False and memory.keep_freed_memory() is False\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TIDU_KEEP_MEMORY": "0"},
-                   cwd=os.path.dirname(os.path.dirname(tidu.__file__)))
+    _compile_in_a_fresh_process({"TIDU_KEEP_MEMORY": "0"},
+                                "memory._done is False and memory.keep_freed_memory() is False")
