@@ -348,3 +348,65 @@ def test_counting_metrics_resume_mid_epoch_with_their_counts(data, tmp_path):
     assert sorted(h.history) == sorted(h_ref.history) and "pr" in h.history
     for key in h_ref.history:
         assert np.array_equal(np.array(h.history[key]), np.array(h_ref.history[key])), key
+
+
+class ScriptedLoss(callbacks.Callback):
+    """Sets the epoch's logged loss from a script, so EarlyStopping's best epoch is known."""
+
+    def __init__(self, losses):
+        super().__init__()
+        self.losses = losses
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["loss"] = self.losses[epoch]
+
+
+def _best_weights_run(x, y, path, resume=None, kill=None):
+    model = make("plain")
+    stop = callbacks.EarlyStopping("loss", patience=2, restore_best_weights=True)
+    cbs = [ScriptedLoss([3.0, 1.0, 2.0, 2.5, 4.0, 5.0]), stop, callbacks.ModelCheckpoint(path, save_freq=2)]
+    model.fit(x, y, epochs=6, batch_size=64, verbose=0, seed=4, resume_from=resume,
+              callbacks=cbs + ([KillAt(kill)] if kill else []))
+    return model, stop
+
+
+def test_early_stopping_best_weights_travel_with_the_checkpoint(data, tmp_path):
+    """Best at epoch 2 (of 6), stopped at epoch 4 with the weights of epoch 2 put back; a run
+    killed in epoch 3 and resumed must put back the same weights, which only the checkpoint has."""
+    x, y = data
+    reference, stop = _best_weights_run(x, y, tmp_path / "ref.tidu")
+    assert stop.best_epoch == 1 and stop.stopped_epoch == 3
+    path = tmp_path / "run.tidu"
+    with pytest.raises(Interrupt):
+        _best_weights_run(x, y, path, kill=11)   # 4 steps an epoch: saved at step 10, killed at 11
+    resumed, _ = _best_weights_run(x, y, path, resume=path)
+    assert all(np.array_equal(a, b) for a, b in zip(reference.get_weights(), resumed.get_weights()))
+
+
+def test_a_checkpoint_with_bad_weight_copies_is_refused_before_anything_changes(data, tmp_path):
+    import zipfile
+
+    from safetensors.numpy import save
+
+    x, y = data
+    path = tmp_path / "run.tidu"
+    with pytest.raises(Interrupt):
+        _best_weights_run(x, y, path, kill=11)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    assert "callbacks.safetensors" in members
+    bad = tmp_path / "bad.tidu"
+    for name, tensors, message in [
+            ("shape", {"EarlyStopping:0/0": np.zeros((2, 2), np.float32)}, r"holds 1 weight copies"),
+            ("index", {"EarlyStopping:0/x": np.zeros(1, np.float32)}, r"expected a name"),
+    ]:
+        with zipfile.ZipFile(bad, "w") as zf:
+            for n, blob in members.items():
+                zf.writestr(n, save(tensors) if n == "callbacks.safetensors" else blob,
+                            compress_type=zipfile.ZIP_DEFLATED if n == "config.json" else zipfile.ZIP_STORED)
+        model = make("plain")
+        before = model.get_weights()
+        with pytest.raises(ModelFileError, match=message):
+            model.fit(x, y, epochs=6, batch_size=64, verbose=0, seed=4, resume_from=bad,
+                      callbacks=[callbacks.EarlyStopping("loss", restore_best_weights=True)])
+        assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), name

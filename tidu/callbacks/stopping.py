@@ -72,10 +72,16 @@ class EarlyStopping(Callback):
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
 
     def get_state(self):
-        """The counters and best value (not best_weights: after a resume, restore_best_weights
-        restores the best weights seen since)."""
+        """The counters and best value (the best weights go with get_weight_copies)."""
         return {"wait": self.wait, "stopped_epoch": self.stopped_epoch,
                 "best_epoch": self.best_epoch, "best": self.best}
+
+    def get_weight_copies(self):
+        """The best epoch's weights (restore_best_weights), for a checkpoint; None when none."""
+        return self.best_weights
+
+    def set_weight_copies(self, weights):
+        self.best_weights = None if weights is None else [w.copy() for w in weights]
 
     def set_state(self, state):
         self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])

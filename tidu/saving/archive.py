@@ -3,12 +3,14 @@
     config.json                  the architecture, compile and training sections (saving.schema)
     model.weights.safetensors    every weight, named '<layer name>/<weight name>' (Keras' order)
     optimizer.safetensors        the optimizer's state_dict (step count, moments ...)
+    callbacks.safetensors        in a checkpoint only, and only when a callback keeps copies of
+                                 the weights (EarlyStopping's best weights): '<callback key>/<i>'
 
 Writing goes to a temporary file in the target's directory, fsynced, then `os.replace`
 (tidu.utils.atomic_write): a crash (or SIGKILL) leaves the old file or the new one.
 
 Reading checks the container before anything is parsed: an intact zip (CRC of every member)
-holding exactly these three members, not encrypted; config.json at most 16 MiB; the tensor
+holding exactly these three members (and at most callbacks.safetensors besides), not encrypted; config.json at most 16 MiB; the tensor
 members stored uncompressed (as tidu writes them), so their sizes are those of the bytes in
 the file (no decompression bombs); strict JSON (no NaN/Infinity constants); valid safetensors.
 Anything else raises ModelFileError naming the file and what is wrong. Only JSON and
@@ -29,6 +31,7 @@ from tidu.utils import atomic_write
 
 FORMAT, FORMAT_VERSION = "tidu.model", 1
 CONFIG, WEIGHTS, OPTIMIZER = "config.json", "model.weights.safetensors", "optimizer.safetensors"
+CALLBACKS = "callbacks.safetensors"
 MEMBERS = (CONFIG, WEIGHTS, OPTIMIZER)
 MAX_CONFIG_BYTES = 16 << 20
 MAX_TENSOR_BYTES = 16 << 30
@@ -50,14 +53,17 @@ def safetensors_bytes(tensors):
                 metadata={"format": "tidu", "names": json.dumps(list(tensors))})
 
 
-def write_archive(filepath, config_bytes, weights, optimizer_state):
-    """Write the three members to `filepath` atomically: config.json deflated, the tensor
-    members (safetensors bytes) stored, as the reader requires."""
+def write_archive(filepath, config_bytes, weights, optimizer_state, callbacks=None):
+    """Write the three members (and callbacks.safetensors when `callbacks` is given) to
+    `filepath` atomically: config.json deflated, the tensor members (safetensors bytes) stored,
+    as the reader requires."""
     def write(f):
         with zipfile.ZipFile(f, "w") as zf:
             zf.writestr(CONFIG, config_bytes, compress_type=zipfile.ZIP_DEFLATED)
             zf.writestr(WEIGHTS, weights, compress_type=zipfile.ZIP_STORED)
             zf.writestr(OPTIMIZER, optimizer_state, compress_type=zipfile.ZIP_STORED)
+            if callbacks is not None:
+                zf.writestr(CALLBACKS, callbacks, compress_type=zipfile.ZIP_STORED)
 
     atomic_write(filepath, write)
 
@@ -99,12 +105,12 @@ def read_members(filepath):
     """{member name: bytes} of a model file, after checking the container (see the module
     docstring). FileNotFoundError for a missing path; ModelFileError for anything else."""
     return read_zip(filepath, "tidu model file", MEMBERS, text=(CONFIG,),
-                    text_limit=MAX_CONFIG_BYTES, blob_limit=MAX_TENSOR_BYTES)
+                    text_limit=MAX_CONFIG_BYTES, blob_limit=MAX_TENSOR_BYTES, optional=(CALLBACKS,))
 
 
-def read_zip(filepath, kind, members, text, text_limit, blob_limit):
+def read_zip(filepath, kind, members, text, text_limit, blob_limit, optional=()):
     """{member name: bytes} of a zip file of `kind` ('tidu model file', '.keras file') that
-    holds exactly `members`, each once, none encrypted. The `text` members (JSON) may be
+    holds exactly `members` (and any of `optional`), each once, none encrypted. The `text` members (JSON) may be
     deflated and hold at most text_limit bytes; the others must be stored uncompressed, so that
     their sizes are those of the bytes in the file (no decompression bombs), and hold at most
     blob_limit bytes. Every size is checked before its member is read, every CRC as it is."""
@@ -123,7 +129,7 @@ def read_zip(filepath, kind, members, text, text_limit, blob_limit):
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
-        unknown = sorted(set(names) - set(members))
+        unknown = sorted(set(names) - set(members) - set(optional))
         if unknown:
             raise fail(path, f"unexpected member(s) {short(unknown)} in the archive; a {kind} "
                               f"holds exactly {list(members)}")

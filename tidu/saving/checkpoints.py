@@ -22,14 +22,19 @@ config.json also records, under training.fit, where fit was:
 
 The weights, the optimizer state (step count, moments) and the generators are in the model
 file as for model.save. On a resume inside an epoch, on_epoch_begin runs again for that epoch
-(as with Keras' BackupAndRestore); EarlyStopping's and LossExplosion's best weights are not
-recorded (after a resume they count from the weights restored). Floats go to JSON as Python's repr (exact); NaN and ±inf as the
-strings 'NaN', 'Infinity', '-Infinity' (tidu's JSON reader refuses the non-standard constants).
+(as with Keras' BackupAndRestore). A callback that keeps copies of the weights defines
+get_weight_copies() / set_weight_copies(list or None) (EarlyStopping's best weights): they go
+to the member callbacks.safetensors as '<callback key>/<i>', checked against the model's
+weights before a resume changes anything. LossExplosion's last good weights (one step old)
+are not recorded. Floats go to JSON as Python's repr (exact); NaN and ±inf as the strings
+'NaN', 'Infinity', '-Infinity' (tidu's JSON reader refuses the non-standard constants).
 """
 import math
 import numbers
 
 import numpy as np
+
+from tidu import backend
 
 __all__ = ["FitState", "Resume", "capture", "check_progress", "rng_state", "make_rng",
            "check_rng_state"]
@@ -161,6 +166,37 @@ def _callback_key(cb, counts):
     return f"{name}:{i}"
 
 
+def capture_weight_copies(model):
+    """{'<callback key>/<i>': array} of the callbacks of the fit in progress that keep copies of
+    the model's weights (get_weight_copies), for the checkpoint's callbacks member; {} for none."""
+    st = model.fit_state
+    out, counts = {}, {}
+    for cb in (st.callbacks if st is not None else []):
+        key = _callback_key(cb, counts)
+        get = getattr(cb, "get_weight_copies", None)
+        copies = get() if get is not None else None
+        for i, a in enumerate(copies or []):
+            out[f"{key}/{i}"] = np.asarray(backend.to_numpy(a))
+    return out
+
+
+def group_weight_copies(tensors):
+    """{'<callback key>': [array, ...]} from the member's '<callback key>/<i>' tensors, or a
+    string saying what is wrong with their names."""
+    groups = {}
+    for name, a in tensors.items():
+        key, _, index = name.rpartition("/")
+        if not key or not index.isdigit():
+            return f"tensor {name!r}: expected a name '<callback key>/<index>'"
+        groups.setdefault(key, {})[int(index)] = a
+    out = {}
+    for key, by_index in groups.items():
+        if sorted(by_index) != list(range(len(by_index))):
+            return f"callback {key!r}: expected indices 0..{len(by_index) - 1}, got {sorted(by_index)}"
+        out[key] = [by_index[i] for i in range(len(by_index))]
+    return out
+
+
 def capture(model):
     """The training.fit record for `model` now, or None when it is not inside `fit`."""
     st = model.fit_state
@@ -276,10 +312,11 @@ class Resume:
     """A checkpoint read and checked against the model (saving.read_checkpoint), applied by
     fit once its own checks pass: nothing changes until `apply`."""
 
-    def __init__(self, path, progress, weights, opt_state, rng, layer_rngs):
+    def __init__(self, path, progress, weights, opt_state, rng, layer_rngs, weight_copies=None):
         self.path, self.progress = path, progress
         self.weights, self.opt_state = weights, opt_state
         self.rng_state, self.layer_rngs = rng, layer_rngs
+        self.weight_copies = weight_copies or {}   # callback key -> [array per model weight]
 
     @property
     def epoch(self):
@@ -332,6 +369,8 @@ class Resume:
             key = _callback_key(cb, counts)
             if key in saved and hasattr(cb, "set_state"):
                 cb.set_state({k: decode_number(v) for k, v in saved[key].items()})
+            if hasattr(cb, "set_weight_copies"):
+                cb.set_weight_copies(self.weight_copies.get(key))
 
     def restore_metrics(self, metrics):
         saved = self.progress["metrics"]

@@ -19,11 +19,11 @@ from tidu import backend
 from tidu.errors import ModelFileError
 from tidu.utils import atomic_write
 from tidu.saving import schema
-from tidu.saving.archive import (CONFIG, FORMAT, FORMAT_VERSION, OPTIMIZER, WEIGHTS, BuildBudget, check_overwrite,
+from tidu.saving.archive import (CALLBACKS, CONFIG, FORMAT, FORMAT_VERSION, OPTIMIZER, WEIGHTS, BuildBudget, check_overwrite,
                                  check_tensors, clip, fail, is_archive, load_tensors, match_weights,
                                  parse_json, read_members, safetensors_bytes, short, source_and_name,
                                  write_archive)
-from tidu.saving.checkpoints import Resume, make_rng, rng_state
+from tidu.saving.checkpoints import Resume, capture_weight_copies, group_weight_copies, make_rng, rng_state
 
 BUILD_SLACK = 64 << 20       # bytes a model may allocate beyond the weights the file holds while
                              # it is built (the exact names and shapes are checked after)
@@ -118,8 +118,10 @@ def save_model(model, filepath, overwrite=True, progress=None):
         raise ValueError("ModelCheckpoint: the model's compile configuration cannot be saved, so a "
                          "checkpoint could not be resumed from")
     opt_bytes = safetensors_bytes(state)
+    copies = capture_weight_copies(model) if progress is not None else {}
 
-    write_archive(filepath, config_bytes, weights, opt_bytes)
+    write_archive(filepath, config_bytes, weights, opt_bytes,
+                  safetensors_bytes(copies) if copies else None)
 
 
 def save_weights(model, filepath, overwrite=True):
@@ -182,15 +184,16 @@ def _restore_initializers(path, model, originals):
 
 
 def _read(filepath, custom_objects):
-    """(name for messages, config, weights blob, weights, optimizer state): a model file
-    read and checked up to, not including, building the model."""
+    """(name for messages, config, weights blob, weights, optimizer state, callbacks' weight
+    copies or {}): a model file read and checked up to, not including, building the model."""
     _, path = source_and_name(filepath)
     members = read_members(filepath)
     config = parse_json(path, members[CONFIG])
     schema.check_config(path, config, custom_objects)
     weights = load_tensors(path, members[WEIGHTS], WEIGHTS)
     opt_state = load_tensors(path, members[OPTIMIZER], OPTIMIZER)
-    return path, config, members[WEIGHTS], weights, opt_state
+    copies = load_tensors(path, members[CALLBACKS], CALLBACKS) if CALLBACKS in members else {}
+    return path, config, members[WEIGHTS], weights, opt_state, copies
 
 
 def load_model(filepath, custom_objects=None, compile=True):
@@ -206,7 +209,7 @@ def load_model(filepath, custom_objects=None, compile=True):
     if _is_keras_file(filepath):
         from tidu.saving.keras_file import load_keras
         return load_keras(filepath, compile=compile)
-    path, config, blob, weights, opt_state = _read(filepath, custom_objects)
+    path, config, blob, weights, opt_state, _ = _read(filepath, custom_objects)
     budget = BuildBudget(path, sum(a.nbytes for a in weights.values()) + BUILD_SLACK,
                          f"the {WEIGHTS} member", BUILD_SLACK)
     model_config, originals = _budget_initializers(config["model"], budget)
@@ -250,7 +253,7 @@ def _is_keras_file(filepath):
     if isinstance(source, str) and not os.path.isfile(source):
         return False   # the tidu reader says it is missing
     names = member_names(source)
-    if names is not None and sorted(names) == sorted([CONFIG, WEIGHTS, OPTIMIZER]):
+    if names is not None and sorted(set(names) - {CALLBACKS}) == sorted([CONFIG, WEIGHTS, OPTIMIZER]):
         return False
     if names is not None and sorted(names) == sorted(KERAS_MEMBERS):
         return True
@@ -349,7 +352,7 @@ def read_checkpoint(filepath, model, custom_objects=None):
     """A checkpoint written by ModelCheckpoint, read and checked against `model` (same weights
     by name or position, shapes and dtypes; same optimizer class; progress recorded), as a
     saving.checkpoints.Resume that fit applies. Nothing in `model` changes here."""
-    path, config, blob, tensors, opt_state = _read(filepath, custom_objects)
+    path, config, blob, tensors, opt_state, copies = _read(filepath, custom_objects)
     training = config.get("training") or {}
     progress = training.get("fit")
     if progress is None:
@@ -378,7 +381,24 @@ def read_checkpoint(filepath, model, custom_objects=None):
     layer_rngs = dict((layer.name, state) for layer, state in
                       _check_layer_rngs(path, model, training.get("layer_rngs") or {}))
     return Resume(path, progress, [backend.as_array(v, p.dtype) for p, v in zip(params, values)],
-                  opt_state, training["rng"], layer_rngs)
+                  opt_state, training["rng"], layer_rngs, _check_weight_copies(path, params, copies))
+
+
+def _check_weight_copies(path, params, tensors):
+    """{callback key: [array per weight]} from the callbacks member, each group checked against
+    the model's weights (count, shapes, dtypes) so that a resume fails before changing anything."""
+    groups = group_weight_copies(tensors)
+    if isinstance(groups, str):
+        raise fail(path, f"{CALLBACKS}: {groups}")
+    for key, arrays in groups.items():
+        if len(arrays) != len(params):
+            raise fail(path, f"{CALLBACKS}: callback {key!r} holds {len(arrays)} weight copies, the "
+                              f"model has {len(params)} weights")
+        for i, (a, p) in enumerate(zip(arrays, params)):
+            if a.shape != tuple(p.shape) or a.dtype != p.dtype:
+                raise fail(path, f"{CALLBACKS}: callback {key!r}, copy {i}: expected {p.name} "
+                                  f"{tuple(p.shape)} {p.dtype}, got {a.shape} {a.dtype}")
+    return groups
 
 
 def load_weights(model, filepath, by_name=False):
