@@ -156,3 +156,18 @@ def test_the_notes_keras_example_runs_one_epoch(monkeypatch, capsys, tmp_path):
     scope = runpy.run_path(str(script), run_name="__main__")
     assert "test_acc:" in capsys.readouterr().out
     assert scope["test_acc"] > 0.8
+
+
+def test_the_parameter_server_cnn_is_the_example_cnn(monkeypatch, capsys):
+    """tidu.distributed.experiment's 'mnist-cnn' task (and the ONNX test) build the network of
+    examples/mnist_cnn.py: the same layers with the same settings, but for their names."""
+    from tidu.distributed.experiment import task_model
+
+    monkeypatch.setattr(sys, "argv", ["mnist_cnn.py", "--subset", "--epochs", "1"])
+    example = runpy.run_path(str(EXAMPLES / "mnist_cnn.py"), run_name="__main__")["model"]
+    capsys.readouterr()
+
+    def layers_of(model):
+        return [(type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"})
+                for layer in model.layers]
+    assert layers_of(task_model("mnist-cnn")) == layers_of(example)

@@ -58,16 +58,8 @@ def test_notes_mlp(tmp_path, rng, mnist_subset):
 
 
 def test_examples_mnist_cnn_model(tmp_path, rng, mnist_subset):
-    model = models.Sequential([   # as examples/mnist_cnn.py builds it
-        layers.Conv2D(32, kernel_size=5, activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D(pool_size=2),
-        layers.Conv2D(64, kernel_size=5, activation="relu"),
-        layers.MaxPooling2D(pool_size=2),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    from tidu.distributed.experiment import task_model
+    model = task_model("mnist-cnn")   # as examples/mnist_cnn.py builds it
     randomize(model, rng, 0.1)
     (x, _, _), _ = mnist_subset
     export_and_compare(model, lambda n: x[:n].reshape(n, 28, 28, 1), tmp_path)

@@ -25,6 +25,27 @@ TASKS = ("mnist-mlp", "mnist-cnn", "mnist-mlp-small", "mnist-cnn-small")
 SPLITS = ("test", "validation")
 
 
+def task_model(task):
+    """The uncompiled network of a task (see load_task); 'mnist-cnn' is examples/mnist_cnn.py's."""
+    from tidu import layers
+    from tidu.models import Sequential
+
+    if task.startswith("mnist-cnn"):
+        return Sequential([
+            layers.Conv2D(32, kernel_size=5, activation="relu", input_shape=(28, 28, 1)),
+            layers.MaxPooling2D(pool_size=2),
+            layers.Conv2D(64, kernel_size=5, activation="relu"),
+            layers.MaxPooling2D(pool_size=2),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ])
+    hidden = 512 if task == "mnist-mlp" else 64
+    return Sequential([layers.Dense(hidden, activation="relu", input_shape=(784,)),
+                       layers.Dense(10, activation="softmax")])
+
+
 def load_task(task="mnist-mlp", seed=0, split="test"):
     """(make_model, (x, y), (x_eval, y_eval)) for a task name.
 
@@ -56,25 +77,9 @@ def load_task(task="mnist-mlp", seed=0, split="test"):
 
     def make_model():
         from tidu import backend
-        from tidu import layers
-        from tidu.models import Sequential
 
         backend.seed(seed)                                # same initial weights for every run
-        if task.startswith("mnist-cnn"):
-            model = Sequential([
-                layers.Conv2D(32, kernel_size=5, activation="relu", input_shape=shape),
-                layers.MaxPooling2D(pool_size=2),
-                layers.Conv2D(64, kernel_size=5, activation="relu"),
-                layers.MaxPooling2D(pool_size=2),
-                layers.Flatten(),
-                layers.Dense(128, activation="relu"),
-                layers.Dropout(0.5),
-                layers.Dense(10, activation="softmax"),
-            ])
-        else:
-            hidden = 512 if task == "mnist-mlp" else 64
-            model = Sequential([layers.Dense(hidden, activation="relu", input_shape=shape),
-                                layers.Dense(10, activation="softmax")])
+        model = task_model(task)
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
         return model
 
