@@ -15,37 +15,7 @@ from tidu.layers.base import Layer
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-TOL = dict(atol=1e-4, rtol=1e-4)
-
-
-def randomize(model, rng, scale=0.5):
-    """Every weight drawn from U(−scale, scale) (biases too, so their layout is tested), the
-    moving variances from U(0.5, 1.5)."""
-    for w in model.weights:
-        if w.name.endswith("moving_variance"):
-            w.data[...] = rng.uniform(0.5, 1.5, w.shape)
-        else:
-            w.data[...] = rng.uniform(-scale, scale, w.shape)
-    return model
-
-
-def export_and_compare(model, make_input, tmp_path, batches=(1, 7)):
-    """Export once; onnxruntime's output equals model.predict for each batch size."""
-    path = tmp_path / "m.onnx"
-    model.export(str(path), format="onnx")
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for n in batches:
-        x = make_input(n)
-        got = session.run(["output"], {"input": x})[0]
-        want = model.predict(x, verbose=0)
-        assert got.shape == want.shape, (n, got.shape, want.shape)
-        np.testing.assert_allclose(got, want, **TOL, err_msg=f"batch size {n}")
-    return path
-
-
-def floats(rng, shape):
-    return lambda n: rng.normal(size=(n, *shape)).astype("float32")
+from onnx_check import TOL, export_and_compare, floats, randomize  # noqa: E402
 
 
 # --- the example models --------------------------------------------------------------------------
@@ -222,7 +192,7 @@ def test_stacked_recurrent_layers(tmp_path, rng):
 def test_unknown_sequence_length(tmp_path, rng):
     model = randomize(models.Sequential([layers.LSTM(4, input_shape=(None, 3)),
                                          layers.Dense(2)]), rng)
-    path = export_and_compare(model, floats(rng, (6, 3)), tmp_path)
+    path, _ = export_and_compare(model, floats(rng, (6, 3)), tmp_path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = rng.normal(size=(2, 9, 3)).astype("float32")   # another length, same file
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x, verbose=0), **TOL)

@@ -13,34 +13,7 @@ from tidu.layers.base import Layer
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-TOL = dict(atol=1e-4, rtol=1e-4)
-
-
-def randomize(model, rng, scale=0.5):
-    """Every weight drawn from U(−scale, scale), the moving variances from U(0.5, 1.5)."""
-    for w in model.weights:
-        low, high = (0.5, 1.5) if w.name.endswith("moving_variance") else (-scale, scale)
-        w.data[...] = rng.uniform(low, high, w.shape)
-    return model
-
-
-def export_and_compare(model, make_input, tmp_path, batches=(1, 7)):
-    """Export once; onnxruntime's output equals model.predict for each batch size."""
-    path = tmp_path / "m.onnx"
-    model.export(str(path), format="onnx")
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for n in batches:
-        x = make_input(n)
-        got = session.run(["output"], {"input": x})[0]
-        want = model.predict(x, verbose=0)
-        assert got.shape == want.shape, (n, got.shape, want.shape)
-        np.testing.assert_allclose(got, want, **TOL, err_msg=f"batch size {n}")
-    return session
-
-
-def floats(rng, shape):
-    return lambda n: rng.normal(size=(n, *shape)).astype("float32")
+from onnx_check import TOL, export_and_compare, floats, randomize  # noqa: E402
 
 
 # --- every registered layer class has a converter --------------------------------------------
@@ -165,7 +138,7 @@ def test_unknown_lengths_same_padding_and_time_distributed(tmp_path, rng):
         layers.MaxPooling1D(3, strides=2, padding="same"),
         layers.TimeDistributed(layers.Dense(4, activation="tanh")),
         layers.Conv1D(2, 3, padding="causal", dilation_rate=2)]), rng)
-    session = export_and_compare(model, floats(rng, (11, 2)), tmp_path)
+    _, session = export_and_compare(model, floats(rng, (11, 2)), tmp_path)
     for steps in (5, 16):   # other lengths, the same file
         x = rng.normal(size=(3, steps, 2)).astype("float32")
         np.testing.assert_allclose(session.run(None, {"input": x})[0],
@@ -186,7 +159,7 @@ def test_unknown_lengths_same_padding_and_time_distributed(tmp_path, rng):
 ], ids=["conv1d_dilated", "conv2d_dilated_strided", "conv2d_transpose", "upsampling_crop_pad"])
 def test_unknown_spatial_sizes(stack, sizes, tmp_path, rng):
     model = randomize(models.Sequential(stack), rng)
-    session = export_and_compare(model, floats(rng, sizes[0]), tmp_path)
+    _, session = export_and_compare(model, floats(rng, sizes[0]), tmp_path)
     x = rng.normal(size=(2, *sizes[1])).astype("float32")   # other sizes, the same file
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x, verbose=0), **TOL)
 
@@ -266,7 +239,7 @@ def test_bidirectional_lstm_model_on_sequences(tmp_path, rng):
         layers.Bidirectional(layers.LSTM(6, return_sequences=True), input_shape=(None, 4)),
         layers.Bidirectional(layers.GRU(5), merge_mode="sum"),
         layers.Dense(3, activation="softmax")]), rng)
-    session = export_and_compare(model, floats(rng, (9, 4)), tmp_path)
+    _, session = export_and_compare(model, floats(rng, (9, 4)), tmp_path)
     x = rng.normal(size=(2, 4, 4)).astype("float32")   # another length, the same file
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x, verbose=0), **TOL)
 
