@@ -103,7 +103,7 @@ def test_numpy_only_kernels_are_not_given_backend_arrays(traced, digits, monkeyp
     def kernel(*args):
         raise AssertionError("a NumPy-only fused kernel ran on the backend's arrays")
 
-    monkeypatch.setattr(RMSprop, "fused", lambda self: kernel)
+    monkeypatch.setattr(RMSprop, "fused", lambda self, dtype=None: kernel)
     x, y = digits
     model = mlp()
     model.compile(RMSprop(0.01), "sparse_categorical_crossentropy")

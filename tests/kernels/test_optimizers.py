@@ -74,3 +74,16 @@ def test_no_kernel_when_disabled_or_not_plain():
     kernels.set_enabled(True)
     assert RMSprop(momentum=0.9).fused() is None
     assert RMSprop(centered=True).fused() is None
+
+
+def test_float16_parameters_take_the_rule(with_numba, rng):
+    """numba has no float16: a float16 model's RMSprop runs the NumPy rule (the kernel was
+    handed float16 arrays before, and numba raised NotImplementedError)."""
+    assert RMSprop().fused(np.float16) is None and RMSprop().fused(np.float32) is not None
+    theta = rng.standard_normal(50).astype(np.float16)
+    p, ref = Parameter(theta.copy()), theta.copy()
+    opt, rule = RMSprop(0.01), RMSprop(0.01)
+    g = rng.standard_normal(50).astype(np.float16)
+    opt.apply_gradients([(g, p)])
+    ref, _ = rule.rule(ref, g, rule.init_state(ref), 1, np.float16(0.01))
+    assert p.data.dtype == np.float16 and np.array_equal(p.data, ref)

@@ -13,14 +13,15 @@ LSTM the update is under 5% of a step. The kernels are single-threaded: numba's 
 next to OpenBLAS's (whose workers spin between GEMMs) made the MLP step 2× slower.
 
 The NumPy rule stays the reference and the default whenever numba is not installed, the
-fast paths are off (tidu.kernels.enabled() False: TIDU_FAST=0 or set_enabled(False)); an
-Optimizer asks `update_kernel(name)`.
+fast paths are off (tidu.kernels.enabled() False: TIDU_FAST=0 or set_enabled(False)), for
+another array backend and for parameters other than float32/float64 (numba has no float16);
+an Optimizer asks `update_kernel(name, dtype)`.
 """
 import math
 
-from tidu.kernels.switch import enabled, njit
+import numpy as np
 
-_kernels = None
+from tidu.kernels.switch import CompiledOnce, njit
 
 
 def _compile():
@@ -53,12 +54,12 @@ def _compile():
     return {"rmsprop_keras": update(rmsprop_keras), "rmsprop_torch": update(rmsprop_torch)}
 
 
-def update_kernel(name):
+def update_kernel(name, dtype=np.float32):
     """The one-pass update `name(opt, theta, g, state, t, lr)`, updating theta and the state in
-    place (1-D contiguous arrays of one float dtype), or None when the fast path is off."""
-    global _kernels
-    if not enabled():
-        return None
-    if _kernels is None:
-        _kernels = _compile()
-    return _kernels.get(name)
+    place (1-D contiguous arrays of `dtype`), or None: the fast path off, another array
+    backend, a dtype other than float32/float64, or numba missing."""
+    kernels = _kernels.get(dtype)
+    return kernels.get(name) if kernels else None
+
+
+_kernels = CompiledOnce(_compile)

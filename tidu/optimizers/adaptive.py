@@ -167,9 +167,9 @@ class RMSprop(Optimizer):
         theta -= step                                       # θ = θ − η·g/d   (or θ − b, θ − η·b)
         return theta, state
 
-    def fused(self):
+    def fused(self, dtype=np.float32):
         """The plain form (not centered, no momentum) in one pass: tidu.kernels.optimizers."""
-        return None if self.centered or self.momentum else update_kernel(f"rmsprop_{self.convention}")
+        return None if self.centered or self.momentum else update_kernel(f"rmsprop_{self.convention}", dtype)
 
 
 def _series(cache, key, factor, t):

@@ -217,9 +217,9 @@ class Optimizer(_State):
     def rule(self, theta, g, state, t, lr):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define rule(theta, g, state, t, lr)")
 
-    def fused(self):
-        """A one-pass kernel doing exactly what `rule` does on a flat float vector (see
-        tidu.optimizers.fused, the extra `fast`), or None: the rule runs."""
+    def fused(self, dtype=np.float32):
+        """A one-pass kernel doing exactly what `rule` does on a flat vector of `dtype` (see
+        tidu.kernels.optimizers, the extra `fast`), or None: the rule runs."""
         return None
 
     def on_epoch_begin(self, epoch):

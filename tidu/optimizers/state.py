@@ -311,7 +311,8 @@ class _State:
         concatenated, clipped, and the rule runs once on the whole vector."""
         clipping = self.clipnorm is not None or self.global_clipnorm is not None or self.clipvalue is not None
         if self.elementwise and not clipping and not self._globals:
-            kernel = self.fused() if backend.xp is np else None  # numba kernels take NumPy only
+            # numba kernels take NumPy arrays only; fused(dtype) is None for a dtype it cannot take
+            kernel = self.fused(group.dtype) if backend.xp is np else None
             self._decay_group(group, theta, lr)
             for a, b, i, j, view in group.segments:
                 if view is None:
