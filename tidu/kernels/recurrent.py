@@ -57,12 +57,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tidu import backend
-from tidu.kernels.switch import enabled, njit
+from tidu.kernels.switch import CompiledOnce, njit
 
 Steps = namedtuple("Steps", "forward backward")
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_kernels = None
 
 # Cephes' expf: e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln2 = LN2_HI + LN2_LO and LN2_HI
 # exact in 9 bits, so k·LN2_HI is exact for |k| < 2^15
@@ -87,22 +84,14 @@ def gru_steps(dtype):
 
 
 def _steps(dtype, name):
-    if not enabled():                                    # asked first: numba not imported when off
-        return None
-    if backend.xp is not np or np.dtype(dtype) not in _DTYPES:
-        return None
-    k = kernels()
+    k = _kernels.get(dtype)          # asks enabled() first: numba is not imported when off
     return getattr(k, name) if k else None
 
 
 def kernels():
     """The kernels (a namespace: steps, the LSTM's; gru; expf, tanhf, exp, tanh for the tests),
-    compiled on the
-    first call; None without numba."""
-    global _kernels
-    if _kernels is None:
-        _kernels = _compile() or False
-    return _kernels or None
+    compiled on the first call; None without numba or with the fast path off."""
+    return _kernels.get(np.float32)
 
 
 def _compile():
@@ -299,3 +288,6 @@ def _compile():
 
     return SimpleNamespace(steps=Steps(forward, backward), gru=Steps(gru_forward, gru_backward),
                            expf=expf, tanhf=tanhf, exp=exp, tanh=tanh)
+
+
+_kernels = CompiledOnce(_compile)
