@@ -66,6 +66,10 @@ class _Conv(ActivityRegularized, Layer):
 
     def pre_activation(self, inputs, training=False):
         """The convolution plus bias."""
+        self._check_input(inputs)
+        return self._op(inputs)
+
+    def _check_input(self, inputs):
         if inputs.ndim != self.rank + 2 or inputs.shape[-1] != self.input_channels:
             raise ShapeError(f"{self._label()} expected input (batch, {self._axes}, "
                              f"{self.input_channels}), got shape {inputs.shape}")
@@ -74,7 +78,6 @@ class _Conv(ActivityRegularized, Layer):
             raise ShapeError(f"{self._label()} input of {self._axes.replace(', ', ' × ')} "
                              f"{sizes} is smaller than the kernel's span {self._span()} with "
                              f"padding='valid'")
-        return self._op(inputs)
 
     def call(self, inputs, training=False):
         return self._regularize_activity(self.activation(self.pre_activation(inputs, training)))
@@ -150,6 +153,21 @@ class Conv2D(_Conv):
     def _op(self, inputs):
         return F.conv2d(inputs, self.kernel, self.bias, strides=self.strides,
                         padding=self.padding, dilation_rate=self.dilation_rate)
+
+    def pooled_pre_activation(self, inputs, pool, training=False):
+        """pool(self.pre_activation(inputs)) for a MaxPooling2D `pool`, as one op,
+        F.conv2d_max_pool2d (for inference it runs chunk by chunk of images, in the cache).
+        A conv output the pool cannot take goes to the pool itself, for its own error."""
+        self._check_input(inputs)
+        if not pool.built:   # a pool has no weights; what its __call__ would have marked
+            pool.built = True
+        out_hw = [self._output_length(n, axis) for axis, n in enumerate(inputs.shape[1:3])]
+        if pool.padding == "valid" and any(n < k for n, k in zip(out_hw, pool.pool_size)):
+            return pool(self._op(inputs), training=training)
+        return F.conv2d_max_pool2d(inputs, self.kernel, self.bias, strides=self.strides,
+                                   padding=self.padding, dilation_rate=self.dilation_rate,
+                                   pool_size=pool.pool_size, pool_strides=pool.strides,
+                                   pool_padding=pool.padding)
 
 
 class Conv2DTranspose(_Conv):

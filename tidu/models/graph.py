@@ -8,7 +8,8 @@ in an order where every step comes after the steps it reads.
 `run` evaluates the steps on a Tensor. With logits=True the last step gives its layer's
 pre-activation z instead of a = activation(z), for the fused losses. A Conv2D with relu whose
 only reader is a MaxPooling2D runs as conv, pool, relu (`pools_first`): the same values and
-gradients, relu on a map 4× smaller.
+gradients, relu on a map 4× smaller; the conv and the pool are one call
+(tidu.functional.conv2d_max_pool2d), which for inference runs them image chunk by chunk.
 """
 import collections
 
@@ -80,10 +81,10 @@ def run(steps, x, training=False, logits=False, fusable=None):
             a = layer.call_arguments(args)
             if fusable is not None and fusable[i] and (i + 1 < last or not logits) \
                     and pools_first(layer, steps[i + 1].layer, a):
-                z = layer.pre_activation(a, training=training)
-                values.append(z)   # never read: the pool reads it through the next line
+                values.append(None)   # never read: the pool is the only reader
                 i += 1
-                values.append(layer.activation(steps[i].layer(z, training=training)))
+                z = layer.pooled_pre_activation(a, steps[i].layer, training=training)
+                values.append(layer.activation(z))
             elif logits and i == last:
                 values.append(layer.pre_activation(a, training=training))
             else:
