@@ -1,6 +1,7 @@
-"""conv2d_max_pool2d: max_pool2d(conv2d(...)) as one call; for inference, chunk by chunk of
-images. Every case forces small chunks (CHUNK_BYTES of a few images, the last chunk short) and
-compares with the two ops run on the whole batch."""
+"""conv2d_max_pool2d: max_pool2d(conv2d(...)) as one call (Conv2DMaxPool where the pool tiles
+the conv's output); for inference, chunk by chunk of images. The inference cases force small
+chunks (CHUNK_BYTES of a few images, the last chunk short) and compare with the two ops run on
+the whole batch; the training cases compare gradients with the two ops'."""
 import numpy as np
 import pytest
 
@@ -36,14 +37,15 @@ def image_bytes(xs, ks, s, pad, d):
 
 
 def count_chunks(monkeypatch):
+    """The batch size of every im2col + GEMM (Conv2D's and Conv2DMaxPool's) from now on."""
     calls = []
-    forward = conv_module.Conv2D.forward
+    im2col_gemm = conv_module._im2col_gemm
 
-    def spy(ctx, x, *args, **kwargs):
+    def spy(x, *args):
         calls.append(x.shape[0])
-        return forward(ctx, x, *args, **kwargs)
+        return im2col_gemm(x, *args)
 
-    monkeypatch.setattr(conv_module.Conv2D, "forward", staticmethod(spy))
+    monkeypatch.setattr(conv_module, "_im2col_gemm", spy)
     return calls
 
 
@@ -144,3 +146,120 @@ def test_a_pool_larger_than_the_conv_output_raises_the_pool_layers_error(rng):
     with pytest.raises(ShapeError, match=r"MaxPooling2D\(\(2, 2\)\) '.*' input of height × width "
                                          r"\(1, 1\) is smaller than the pool"):
         model.predict(np.zeros((1, 5, 5, 1), np.float32), verbose=0)
+
+
+# --- Conv2DMaxPool: the pool tiles the conv's output -----------------------------------------
+# (x shape, kernel shape, conv strides, padding, dilation, pool): conv output → pooled
+TILED = [
+    ((3, 12, 12, 1), (5, 5, 1, 4), 1, "valid", 1, 2),   # C = 1, bias as a row of ones: 8×8 → 4×4
+    ((3, 13, 13, 2), (3, 3, 2, 5), 1, "valid", 1, 2),   # 11×11 → 5×5: the last row, column dropped
+    ((2, 11, 11, 3), (3, 3, 3, 4), 2, "same", 1, 2),    # strides 2, 'same': 6×6 → 3×3
+    ((2, 12, 12, 2), (3, 3, 2, 3), 1, "valid", 2, 3),   # dilation 2, 3×3 pool: 8×8 → 2×2
+    ((1, 6, 6, 4), (1, 1, 4, 3), 1, "valid", 1, 2),     # batch 1, a 1×1 conv
+    ((2, 7, 7, 1), (3, 3, 1, 2), 1, "same", 1, 1),      # a 1×1 pool
+]
+
+
+def grads_of(op, x, k, b, case, seed=0, integers=False):
+    """y and the gradients of Σ y·w, w standard normal (small integers with integers=True)."""
+    ts = [Tensor(a, requires_grad=True) for a in (x, k, b) if a is not None]
+    y = op(*ts, *([None] if b is None else []), case[2], case[3], case[4], case[5], None, "valid")
+    grads_of.op = y._ctx.fn
+    w_rng = np.random.default_rng(seed)
+    w = w_rng.integers(-2, 3, y.shape).astype(y.dtype) if integers else w_rng.standard_normal(y.shape)
+    (y * Tensor(w)).sum().backward()
+    return y.data, [t.grad for t in ts]
+
+
+def switch(flag):
+    from tidu import kernels
+    previous = kernels.set_enabled(flag)
+    if flag and not kernels.enabled():
+        kernels.set_enabled(previous)
+        pytest.skip("numba is not installed: no fast path to compare")
+    return previous
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "fast"])
+def fast(request):
+    """Both settings of the fast paths' switch: Conv2DMaxPool trains only without numba's
+    max pool kernels, and its dL/dx uses numba's col2im when they are on."""
+    from tidu import kernels
+    previous = switch(request.param)
+    yield request.param
+    kernels.set_enabled(previous)
+
+
+@pytest.fixture
+def plain():
+    """The fast paths off: training runs Conv2DMaxPool (with numba, the two ops)."""
+    from tidu import kernels
+    previous = switch(False)
+    yield
+    kernels.set_enabled(previous)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", TILED)
+def test_tiled_pool_is_one_op_with_the_two_ops_values_and_gradients(rng, monkeypatch, fast, case, bias):
+    xs, ks = case[:2]
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    b = rng.standard_normal(ks[3]) if bias else None
+    calls = count_chunks(monkeypatch)
+    y, grads = grads_of(fused, x, k, b, case)
+    assert calls == [xs[0]]   # one im2col + GEMM
+    assert grads_of.op is (conv_module.MaxPool2D if fast else conv_module.Conv2DMaxPool)
+    y_ref, grads_ref = grads_of(two_ops, x, k, b, case)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(grads[0], grads_ref[0])            # dL/dx: the same sums
+    for g, g_ref in zip(grads[1:], grads_ref[1:]):                   # dL/dK, dL/db: reordered
+        np.testing.assert_allclose(g, g_ref, rtol=1e-13, atol=1e-14 * np.abs(g_ref).max())
+
+
+@pytest.mark.parametrize("case", TILED[:4])
+def test_tiled_pool_breaks_ties_and_nans_as_max_pool2d(rng, plain, case):
+    """Small integers: windows full of equal values (a blank corner, a zero bias) and exact
+    sums, so every gradient is compared bit for bit; a NaN poisons its windows alike."""
+    xs, ks = case[:2]
+    x = rng.integers(-1, 2, xs).astype(np.float64)
+    x[:, :5, :5] = 0
+    k, b = rng.integers(-1, 2, ks).astype(np.float64), np.zeros(ks[3])
+    x_nan = x.copy()
+    x_nan[0, 3, 3, 0] = np.nan   # read by kept conv outputs only (see the next test)
+    for x_case in (x, x_nan):
+        y, grads = grads_of(fused, x_case, k, b, case, seed=1, integers=True)
+        y_ref, grads_ref = grads_of(two_ops, x_case, k, b, case, seed=1, integers=True)
+        np.testing.assert_array_equal(y, y_ref)
+        for g, g_ref in zip(grads, grads_ref):
+            np.testing.assert_array_equal(g, g_ref)
+
+
+@pytest.mark.parametrize("case", TILED)
+def test_tiled_pool_gradcheck(rng, plain, case):
+    xs, ks = case[:2]
+    x, k, b = rng.standard_normal(xs), rng.standard_normal(ks), rng.standard_normal(ks[3])
+    gradcheck(lambda x, k, b: fused(x, k, b, *case[2:], None, "valid"), x, k, b)
+    gradcheck(lambda x, k: fused(x, k, None, *case[2:], None, "valid"), x, k)
+
+
+def test_tiled_pool_float32_stays_float32(rng, plain):
+    x = rng.standard_normal((2, 12, 12, 3)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    y, grads = grads_of(fused, x, k, np.zeros(4, np.float32), TILED[1])
+    assert grads_of.op is conv_module.Conv2DMaxPool
+    assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
+
+
+def test_rows_only_dropped_outputs_read_stay_out_of_the_gradients(rng, plain):
+    """A NaN that only the conv outputs past the last whole pool window read: the two ops
+    compute those outputs and send them a zero gradient, 0·NaN = NaN in dL/dK; the fused op
+    never computes them, and dL/dK stays finite (the pooled outputs do not depend on it)."""
+    case = TILED[3]                          # 8×8 conv output, 3×3 pool: rows 6, 7 dropped
+    x, k = rng.standard_normal(case[0]), rng.standard_normal(case[1])
+    x[0, 11, 3, 0] = np.nan                  # input row 11: read by conv output row 7 alone
+    y, (gx, gk) = grads_of(fused, x, k, None, case)
+    assert grads_of.op is conv_module.Conv2DMaxPool
+    y_ref, (gx_ref, gk_ref) = grads_of(two_ops, x, k, None, case)
+    np.testing.assert_array_equal(y, y_ref)
+    assert np.isfinite(y).all() and np.isfinite(gk).all() and np.isnan(gk_ref).any()
+    np.testing.assert_array_equal(gx, gx_ref)

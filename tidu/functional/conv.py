@@ -118,82 +118,112 @@ class Conv2D(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1)):
-        xp = backend.xp
-        N, H, W, C = x.shape
-        kh, kw, _, F = kernel.shape
-        (sh, sw), (dh, dw) = strides, dilation_rate
-        (OH, OW), pads = _geometry(x.shape, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), strides,
-                                   padding, "conv2d", "kernel")
-        M, K = N * OH * OW, kh * kw * C
-        W2 = kernel.reshape(K, F)
-        ones_row = False
-        if kh == kw == 1 and sh == sw == 1:
-            cols = x.reshape(M, C)  # 1×1 convolution: the input is its own im2col matrix
-        elif C == 1:
+        (OH, OW), pads = _conv_geometry(x.shape, kernel.shape, strides, padding, dilation_rate)
+        y, cols, ones_row = _im2col_gemm(x, kernel, bias, strides, dilation_rate, pads, (OH, OW), (1, 1))
+        ctx.save_for_backward(cols, kernel)
+        ctx.geometry = (x.shape, (OH, OW), pads)
+        ctx.strides, ctx.dilation, ctx.ones_row = strides, dilation_rate, ones_row
+        return y.reshape(x.shape[0], OH, OW, kernel.shape[3])
+
+    @staticmethod
+    def backward(ctx, gy):
+        cols, kernel = ctx.saved
+        x_shape, out_hw, pads = ctx.geometry
+        G = backend.xp.ascontiguousarray(gy).reshape(-1, kernel.shape[3])
+        gK, gb = _weight_grads(ctx, cols, G, kernel)
+        gx = _input_grad(G, kernel, x_shape, out_hw, ctx.strides, ctx.dilation, pads) \
+            if ctx.needs_input_grad[0] else None
+        return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
+
+
+def _conv_geometry(x_shape, kernel_shape, strides, padding, dilation_rate, op="conv2d"):
+    """((OH, OW), pads) of a convolution: the dilated kernel slid over the padded input."""
+    kh, kw = kernel_shape[:2]
+    (dh, dw) = dilation_rate
+    return _geometry(x_shape, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), strides, padding, op, "kernel")
+
+
+def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
+    """(y, cols, ones_row): y = X K (+ b) as an (M, F) matrix and X, the im2col matrix, whose
+    rows are the windows under the output pixels. tiles (th, tw) = (1, 1): rows in pixel order
+    (n, p, q), over the whole OH × OW output. Otherwise rows in tile order (n, i, j, P, Q) for
+    the output pixel p = P·th + i, q = Q·tw + j, over the ⌊OH/th⌋·th × ⌊OW/tw⌋·tw pixels that
+    whole th × tw tiles cover: element (i, j) of every tile is one contiguous block of y.
+    With a bias and one input channel the bias rides in X as a row of ones (ones_row)."""
+    xp = backend.xp
+    N, H, W, C = x.shape
+    kh, kw, _, F = kernel.shape
+    (sh, sw), (dh, dw), (th, tw) = strides, dilation, tiles
+    P, Q = out_hw[0] // th, out_hw[1] // tw
+    M, K = N * th * tw * P * Q, kh * kw * C
+    W2 = kernel.reshape(K, F)
+    ones_row = False
+    if kh == kw == 1 and sh == sw == 1 and tiles == (1, 1):
+        cols = x.reshape(M, C)  # 1×1 convolution: the input is its own im2col matrix
+    else:
+        xpad = _pad(x, pads)
+        sN, sH, sW, sC = xpad.strides
+        windows = backend.strided_view(   # windows[n, i, j, P, Q] lies under pixel (P·th + i, Q·tw + j)
+            xpad, (N, th, tw, P, Q, kh, kw, C),
+            (sN, sH * sh, sW * sw, sH * sh * th, sW * sw * tw, sH * dh, sW * dw, sC))
+        if C == 1:
             # one channel (the first layer): Xᵀ tap by tap is 4x faster to fill than X, whose
             # rows would be copied kw elements at a time; a row of ones folds the bias in
-            xpad = _pad(x, pads)
-            colsT = xp.empty((K + (bias is not None), N, OH, OW), dtype=x.dtype)
+            colsT = xp.empty((K + (bias is not None), N, th, tw, P, Q), dtype=x.dtype)
             for i in range(kh):
                 for j in range(kw):
-                    colsT[i * kw + j] = _tap(xpad[:, i * dh:, j * dw:], 0, 0, (OH, OW), (sh, sw))[..., 0]
+                    colsT[i * kw + j] = windows[..., i, j, 0]
             if bias is not None:
                 colsT[K] = 1
                 W2 = xp.concatenate([W2, bias.reshape(1, F).astype(W2.dtype, copy=False)])
                 ones_row = True
             cols = colsT.reshape(-1, M).T
         else:
-            xpad = _pad(x, pads)
-            sN, sH, sW, sC = xpad.strides
-            windows = backend.strided_view(
-                xpad, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))
             cols = xp.ascontiguousarray(windows).reshape(M, K)
-        y = cols @ W2
-        if bias is not None and not ones_row:
-            y += bias
-        ctx.save_for_backward(cols, kernel)
-        ctx.geometry = (x.shape, (OH, OW), pads)
-        ctx.strides, ctx.dilation, ctx.ones_row = strides, dilation_rate, ones_row
-        return y.reshape(N, OH, OW, F)
+    y = cols @ W2
+    if bias is not None and not ones_row:
+        y += bias
+    return y, cols, ones_row
 
-    @staticmethod
-    def backward(ctx, gy):
-        xp = backend.xp
-        cols, kernel = ctx.saved
-        x_shape, (OH, OW), pads = ctx.geometry
-        (sh, sw), (dh, dw) = ctx.strides, ctx.dilation
-        kh, kw, C, F = kernel.shape
-        N, K = x_shape[0], kh * kw * C
-        need_x, need_K = ctx.needs_input_grad[:2]
-        need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
-        G = xp.ascontiguousarray(gy).reshape(-1, F)
 
-        gK = gb = gx = None
-        if ctx.ones_row and (need_K or need_b):
-            gWb = cols.T @ G  # [dL/dK; dL/db] in one GEMM
-            gK, gb = gWb[:K].reshape(kernel.shape), gWb[K]
-        else:
-            if need_K:
-                gK = (cols.T @ G).reshape(kernel.shape)
-            if need_b:
-                gb = column_sums(G)  # a GEMV: 10x faster than G.sum(0)
-        if need_x:
-            fast = conv_kernels(G.dtype)                     # numba kernels, or None
-            if kh == kw == 1 and sh == sw == 1:
-                gx = (G @ kernel.reshape(C, F).T).reshape(x_shape)
-            elif fast is not None:                           # D = G Kᵀ, added window by window
-                D = G @ kernel.reshape(K, F).T
-                gx = fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
-            else:
-                taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
-                pt, pb, pl, pr = pads
-                gxp = xp.zeros((N, x_shape[1] + pt + pb, x_shape[2] + pl + pr, C), dtype=taps.dtype)
-                for i in range(kh):
-                    for j in range(kw):
-                        dst = _tap(gxp[:, i * dh:, j * dw:], 0, 0, (OH, OW), (sh, sw))
-                        dst += taps[i * kw + j].reshape(N, OH, OW, C)
-                gx = _unpad(gxp, pads, x_shape)
-        return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
+def _weight_grads(ctx, cols, G, kernel):
+    """(dL/dK, dL/db) from the im2col matrix and G = dL/dy (M, F), rows in the same order;
+    None where not needed."""
+    K = cols.shape[1] - ctx.ones_row
+    need_K = ctx.needs_input_grad[1]
+    need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
+    gK = gb = None
+    if ctx.ones_row and (need_K or need_b):
+        gWb = cols.T @ G  # [dL/dK; dL/db] in one GEMM
+        gK, gb = gWb[:K].reshape(kernel.shape), gWb[K]
+    else:
+        if need_K:
+            gK = (cols.T @ G).reshape(kernel.shape)
+        if need_b:
+            gb = column_sums(G)  # a GEMV: 10x faster than G.sum(0)
+    return gK, gb
+
+
+def _input_grad(G, kernel, x_shape, out_hw, strides, dilation, pads):
+    """dL/dx from G = dL/dy, (N·OH·OW, F) in pixel order (see Conv2D)."""
+    xp = backend.xp
+    (OH, OW), (sh, sw), (dh, dw) = out_hw, strides, dilation
+    kh, kw, C, F = kernel.shape
+    N, K = x_shape[0], kh * kw * C
+    fast = conv_kernels(G.dtype)                     # numba kernels, or None
+    if kh == kw == 1 and sh == sw == 1:
+        return (G @ kernel.reshape(C, F).T).reshape(x_shape)
+    if fast is not None:                             # D = G Kᵀ, added window by window
+        D = G @ kernel.reshape(K, F).T
+        return fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
+    taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
+    pt, pb, pl, pr = pads
+    gxp = xp.zeros((N, x_shape[1] + pt + pb, x_shape[2] + pl + pr, C), dtype=taps.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dst = _tap(gxp[:, i * dh:, j * dw:], 0, 0, (OH, OW), (sh, sw))
+            dst += taps[i * kw + j].reshape(N, OH, OW, C)
+    return _unpad(gxp, pads, x_shape)
 
 
 def _conv_args(x, kernel, bias, strides, padding, dilation_rate, op):
@@ -437,52 +467,150 @@ def l2_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return L2Pool2D.apply(x, pool_size=pool_size, strides=strides, padding=padding)
 
 
-# --- convolution then max pooling, for inference ------------------------------------------
-# The im2col matrix of one chunk of images: about this many bytes (see conv2d_max_pool2d).
+# --- convolution then max pooling -----------------------------------------------------------
+class Conv2DMaxPool(Function):
+    """y = max_pool2d(conv2d(x, K, b, strides, padding, dilation_rate), pool_size) for a pool
+    whose windows tile the conv's output (pool strides = pool_size, 'valid'), as one op with
+    the two ops' values.
+
+    The im2col rows come in tile order (_im2col_gemm with tiles = pool_size), so z = X K + b is
+    (N, ph·pw, P·Q·F) with element (i, j) of every window one contiguous block, and
+        y = the maximum of the ph·pw blocks: ph·pw − 1 np.maximum calls with inner loops of
+            P·Q·F elements, where MaxPool2D's strided taps have loops of F elements.
+    Conv outputs in the rows and columns past the last whole window, which 'valid' pooling
+    drops, are never computed. Backward, in the same blocks: dL/dz = gy where block k holds its
+    window's first maximum in row-major order (compared with y, keeping the hits no earlier
+    block had; the last block needs no comparison unless y is NaN: MaxPool2D's rule), then
+    dL/dK = Xᵀ dL/dz and dL/db its column sums, and dL/dx as Conv2D's from dL/dz put back in
+    pixel order (zeros on the dropped rows and columns).
+    Values: z and y are the two ops' bit for bit (each output pixel is the same row of the
+    same GEMM), and so are dL/dz and dL/dx; dL/dK and dL/db sum the same terms in another
+    order, so they agree to float rounding. One difference: an input NaN or ±∞ read only by
+    the dropped outputs makes the two ops' dL/dK NaN (their zero gradient times it) and leaves
+    this op's finite, as the loss does not depend on it.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
+                pool_size=(2, 2)):
+        N, F = x.shape[0], kernel.shape[3]
+        out_hw, pads = _conv_geometry(x.shape, kernel.shape, strides, padding, dilation_rate)
+        (ph, pw) = pool_size
+        P, Q = out_hw[0] // ph, out_hw[1] // pw
+        z, cols, ones_row = _im2col_gemm(x, kernel, bias, strides, dilation_rate, pads, out_hw,
+                                         pool_size)
+        blocks = z.reshape(N, ph * pw, P * Q * F)
+        y = _fold(backend.xp.maximum, [blocks[:, k] for k in range(ph * pw)])
+        ctx.save_for_backward(cols, kernel, blocks, y)
+        ctx.geometry = (x.shape, out_hw, pads)
+        ctx.strides, ctx.dilation, ctx.ones_row, ctx.pool_size = strides, dilation_rate, ones_row, pool_size
+        return y.reshape(N, P, Q, F)
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp = backend.xp
+        cols, kernel, blocks, y = ctx.saved
+        x_shape, (OH, OW), pads = ctx.geometry
+        (ph, pw), F = ctx.pool_size, kernel.shape[3]
+        N, T, L = blocks.shape
+        g = xp.ascontiguousarray(gy).reshape(N, L)
+        dz = xp.empty_like(blocks)
+        seen = None
+        for k in range(T):           # gy where block k holds the window's first maximum
+            if k == 0:
+                hit = seen = blocks[:, 0] == y
+            elif k < T - 1:
+                hit = blocks[:, k] == y
+                first = xp.greater(hit, seen)
+                seen |= hit
+                hit = first
+            else:                    # the last block has it if no earlier one did, unless NaN
+                hit = xp.greater(y == y, seen)
+            xp.multiply(g, hit, out=dz[:, k])
+        gK, gb = _weight_grads(ctx, cols, dz.reshape(-1, F), kernel)
+        gx = None
+        if ctx.needs_input_grad[0]:
+            P, Q = OH // ph, OW // pw
+            pixels = dz.reshape(N, ph, pw, P, Q, F).transpose(0, 3, 1, 4, 2, 5)   # (N, P, ph, Q, pw, F)
+            if (P * ph, Q * pw) == (OH, OW):
+                G = xp.ascontiguousarray(pixels).reshape(-1, F)
+            else:
+                G = xp.zeros((N, OH, OW, F), dtype=dz.dtype)
+                G[:, :P * ph, :Q * pw] = pixels.reshape(N, P * ph, Q * pw, F)
+                G = G.reshape(-1, F)
+            gx = _input_grad(G, kernel, x_shape, (OH, OW), ctx.strides, ctx.dilation, pads)
+        return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
+
+
+# For inference, the im2col matrix of one chunk of images: about this many bytes.
 CHUNK_BYTES = 4 << 20
 
 
 def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
                       pool_size=2, pool_strides=None, pool_padding="valid"):
     """max_pool2d(conv2d(x, kernel, bias, strides, padding, dilation_rate), pool_size,
-    pool_strides, pool_padding), the same numbers.
+    pool_strides, pool_padding), the same numbers (the kernel and bias gradients to float
+    rounding).
 
-    When a gradient is recorded (grad mode on and an input requiring one) it is exactly those
-    two ops. Otherwise (inference) it runs them on chunks of whole images, each chunk's im2col
-    matrix about CHUNK_BYTES, so that the matrix, the convolution's output and the pool's reads
-    stay in the cache instead of three passes through main memory over the whole batch.
-    Every image is computed alone either way (the ops never mix images), so the chunks change
-    no value as long as the GEMM gives a row the same sums whatever the number of rows, as
-    OpenBLAS does (bit for bit here; tests/functional/test_conv_pool_chunked.py compares).
+    A pool whose windows tile the conv's output (pool_strides = pool_size, 'valid': the usual
+    2×2) runs as the one op Conv2DMaxPool, whose pooling reads contiguous blocks; any other
+    pool as the two ops, and so does training with numba's kernels (the extra `fast`), whose
+    compiled max pool is one pass each way over the strided taps already. Measured, training
+    steps alternated in one process (the runs of separate processes spread by up to 1.7× on
+    this host, more than the differences), medians of 7-13: TIDU_FAST=0, keras.io's convnet
+    37.5 -> 29.8 ms, LeNet (bench cnn) 20.3 -> 18.0 ms; with numba the blocks were 2-5% slower
+    than the compiled pool (convnet 27.2 -> 28.8, LeNet 15.7 -> 16.1 ms). Without a gradient recorded (inference), either runs on chunks of
+    whole images, each chunk's im2col matrix about CHUNK_BYTES, so that the matrix, the
+    convolution's output and the pool's reads stay in the cache instead of passing through
+    main memory over the whole batch. Every image is computed alone either way (the ops never
+    mix images), so the chunks change no value as long as the GEMM gives a row the same sums
+    whatever the number of rows, as OpenBLAS does (bit for bit here; tests/functional/
+    test_conv_pool_chunked.py compares).
 
     Measured (AMD EPYC with AVX-512, 2 cores, OpenBLAS SkylakeX; LeNet predicting 10,000
     images at batch 256, bench/workloads.py cnn_predict, conv-pool pairs of 24×24×20 and
-    8×8×50): with one BLAS thread, 1021 -> 799 ms (chunks of 2-4 MB; 16 MB gained little, 0.5
-    MB lost); with two, `python bench/ab.py --base <before> --reps 11 --only cnn_predict`
-    0.766 -> 0.706 s (plain) and 0.843 -> 0.703 s (--fast), medians, on a host whose runs of
-    the same code spread by 2.3×.
+    8×8×50), the chunks alone (the two ops per chunk): with one BLAS thread, 1021 -> 799 ms
+    (chunks of 2-4 MB; 16 MB gained little, 0.5 MB lost); with two, `python bench/ab.py
+    --base <before> --reps 11 --only cnn_predict` 0.766 -> 0.706 s (plain) and 0.843 -> 0.703
+    s (--fast), medians, on a host whose runs of the same code spread by 2.3×.
     """
     inputs, options = _conv_args(x, kernel, bias, strides, padding, dilation_rate,
                                  "conv2d_max_pool2d")
     pool_size, pool_strides, pool_padding = _pool_args(
         x, pool_size, pool_strides, pool_padding, "conv2d_max_pool2d")
-    pool = {"pool_size": pool_size, "strides": pool_strides, "padding": pool_padding}
     arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
-    xa, (kh, kw, C, _) = arrays[0], arrays[1].shape
-    dh, dw = options["dilation_rate"]
-    (OH, OW), _ = _geometry(xa.shape, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), options["strides"],
-                            options["padding"], "conv2d_max_pool2d", "kernel")
-    _geometry((xa.shape[0], OH, OW, arrays[1].shape[3]), pool_size, pool_strides, pool_padding,
+    xa, (kh, kw, C, F) = arrays[0], arrays[1].shape
+    (OH, OW), _ = _conv_geometry(xa.shape, arrays[1].shape, options["strides"], options["padding"],
+                                 options["dilation_rate"], "conv2d_max_pool2d")
+    _geometry((xa.shape[0], OH, OW, F), pool_size, pool_strides, pool_padding,
               "conv2d_max_pool2d", "pool window")   # before any work, as the pool would check
     N, per_image = xa.shape[0], OH * OW * (kh * kw * C + 1) * xa.dtype.itemsize
     step = max(1, CHUNK_BYTES // per_image)
     recorded = is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+    # for training with numba, MaxPool2D's compiled kernels beat the blocks (see the docstring)
+    tiled = pool_strides == pool_size and pool_padding == "valid" and not (
+        recorded and pool_kernels(xa.dtype) is not None)
+    if tiled:
+        options["pool_size"] = pool_size
+
+        def forward(ctx, *arrays):
+            return Conv2DMaxPool.forward(ctx, *arrays, **options)
+
+        def apply():
+            return Conv2DMaxPool.apply(*inputs, **options)
+    else:
+        pool = {"pool_size": pool_size, "strides": pool_strides, "padding": pool_padding}
+
+        def forward(ctx, *arrays):
+            return MaxPool2D.forward(ctx, Conv2D.forward(Context(), *arrays, **options), **pool)
+
+        def apply():
+            return MaxPool2D.apply(Conv2D.apply(*inputs, **options), **pool)
     if recorded or step >= N:
-        return MaxPool2D.apply(Conv2D.apply(*inputs, **options), **pool)
+        return apply()
     out = None
     for i in range(0, N, step):
-        y = MaxPool2D.forward(Context(), Conv2D.forward(Context(), xa[i:i + step], *arrays[1:],
-                                                        **options), **pool)
+        y = forward(Context(), xa[i:i + step], *arrays[1:])
         if out is None:
             out = backend.xp.empty((N, *y.shape[1:]), dtype=y.dtype)
         out[i:i + step] = y
