@@ -7,6 +7,7 @@ import pytest
 
 import tidu.functional as F
 import tidu.functional.conv as conv_module
+import tidu.functional.conv_pool as conv_pool
 from tidu import ShapeError, Tensor, gradcheck, layers, models, no_grad
 
 # (x shape, kernel shape, conv strides, padding, dilation, pool, pool strides, pool padding)
@@ -45,7 +46,8 @@ def count_chunks(monkeypatch):
         calls.append(x.shape[0])
         return im2col_gemm(x, *args)
 
-    monkeypatch.setattr(conv_module, "_im2col_gemm", spy)
+    monkeypatch.setattr(conv_module, "_im2col_gemm", spy)     # Conv2D's
+    monkeypatch.setattr(conv_pool, "_im2col_gemm", spy)       # Conv2DMaxPool's
     return calls
 
 
@@ -59,7 +61,7 @@ def test_chunked_inference_equals_the_two_ops(rng, monkeypatch, xs, ks, s, pad, 
     args = (k, b, s, pad, d, pool, ps, ppad)
     with no_grad():
         ref = two_ops(x, *args).data
-        monkeypatch.setattr(conv_module, "CHUNK_BYTES", 2 * image_bytes(xs, ks, s, pad, d) * dtype().itemsize // 4)
+        monkeypatch.setattr(conv_pool, "CHUNK_BYTES", 2 * image_bytes(xs, ks, s, pad, d) * dtype().itemsize // 4)
         chunks = count_chunks(monkeypatch)
         y = fused(x, *args)
     assert chunks == ([2] * (xs[0] // 2) + [1] * (xs[0] % 2) if xs[0] > 2 else [xs[0]])
@@ -77,7 +79,7 @@ def test_chunks_follow_chunk_bytes(rng, monkeypatch):
     chunks = count_chunks(monkeypatch)
     for budget, expected in [(3 * per_image, [3, 3, 3, 1]), (per_image // 2, [1] * 10),
                              (10 * per_image, [10]), (1 << 40, [10])]:
-        monkeypatch.setattr(conv_module, "CHUNK_BYTES", budget)
+        monkeypatch.setattr(conv_pool, "CHUNK_BYTES", budget)
         chunks.clear()
         with no_grad():
             fused(x, k, None, 1, "valid", 1, 2, None, "valid")
@@ -87,7 +89,7 @@ def test_chunks_follow_chunk_bytes(rng, monkeypatch):
 def test_with_a_gradient_recorded_it_is_the_two_ops(rng, monkeypatch):
     """Recording: no chunks (the conv keeps its whole im2col matrix for backward); the gradients
     are the two ops' bit for bit, and gradcheck passes in float64."""
-    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_pool, "CHUNK_BYTES", 1)
     chunks = count_chunks(monkeypatch)
     x, k, b = rng.standard_normal((4, 9, 9, 2)), rng.standard_normal((3, 3, 2, 3)), rng.standard_normal(3)
     args = (1, "same", 1, 2, None, "same")
@@ -133,7 +135,7 @@ def test_predict_in_chunks_equals_the_layers_one_by_one(rng, monkeypatch):
     with no_grad():
         for layer in model.layers:
             h = layer(h)
-    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)   # one image a chunk
+    monkeypatch.setattr(conv_pool, "CHUNK_BYTES", 1)   # one image a chunk
     chunks = count_chunks(monkeypatch)
     y = model.predict(x, batch_size=4, verbose=0)
     assert chunks == [1] * 18   # 4 + 4 + 1 images, through two convs
@@ -208,7 +210,7 @@ def test_tiled_pool_is_one_op_with_the_two_ops_values_and_gradients(rng, monkeyp
     calls = count_chunks(monkeypatch)
     y, grads = grads_of(fused, x, k, b, case)
     assert calls == [xs[0]]   # one im2col + GEMM
-    assert grads_of.op is (conv_module.MaxPool2D if fast else conv_module.Conv2DMaxPool)
+    assert grads_of.op is (conv_module.MaxPool2D if fast else conv_pool.Conv2DMaxPool)
     y_ref, grads_ref = grads_of(two_ops, x, k, b, case)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(grads[0], grads_ref[0])            # dL/dx: the same sums
@@ -246,7 +248,7 @@ def test_tiled_pool_float32_stays_float32(rng, plain):
     x = rng.standard_normal((2, 12, 12, 3)).astype(np.float32)
     k = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
     y, grads = grads_of(fused, x, k, np.zeros(4, np.float32), TILED[1])
-    assert grads_of.op is conv_module.Conv2DMaxPool
+    assert grads_of.op is conv_pool.Conv2DMaxPool
     assert y.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
 
 
@@ -258,7 +260,7 @@ def test_rows_only_dropped_outputs_read_stay_out_of_the_gradients(rng, plain):
     x, k = rng.standard_normal(case[0]), rng.standard_normal(case[1])
     x[0, 11, 3, 0] = np.nan                  # input row 11: read by conv output row 7 alone
     y, (gx, gk) = grads_of(fused, x, k, None, case)
-    assert grads_of.op is conv_module.Conv2DMaxPool
+    assert grads_of.op is conv_pool.Conv2DMaxPool
     y_ref, (gx_ref, gk_ref) = grads_of(two_ops, x, k, None, case)
     np.testing.assert_array_equal(y, y_ref)
     assert np.isfinite(y).all() and np.isfinite(gk).all() and np.isnan(gk_ref).any()

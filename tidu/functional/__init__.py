@@ -11,6 +11,7 @@ from tidu.functional.activations import *  # noqa: F401,F403
 from tidu.functional.losses import *  # noqa: F401,F403
 from tidu.functional.sample_losses import *  # noqa: F401,F403
 from tidu.functional.conv import *  # noqa: F401,F403
+from tidu.functional.conv_pool import *  # noqa: F401,F403
 from tidu.functional.conv1d import *  # noqa: F401,F403
 from tidu.functional.conv_transpose import *  # noqa: F401,F403
 from tidu.functional.norm import *  # noqa: F401,F403

@@ -12,14 +12,13 @@ batch is kh·kw vectorised operations and never a Python loop over pixels.
 import numpy as np
 
 from tidu import backend
-from tidu.autograd.function import Context, Function, is_grad_enabled
-from tidu.autograd.tensor import Tensor
+from tidu.autograd.function import Function, is_grad_enabled
 from tidu.errors import ShapeError
 from tidu.functional.dense import column_sums
 from tidu.kernels.conv import conv_kernels
 from tidu.kernels.pooling import pool_kernels
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d", "conv2d_max_pool2d"]
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
 
 
 # --- argument checks and geometry --------------------------------------------------------
@@ -465,153 +464,3 @@ def l2_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """√(sum of squares) over each pool_size window of NHWC `x` (torch's lp_pool2d, norm 2)."""
     pool_size, strides, padding = _pool_args(x, pool_size, strides, padding, "l2_pool2d")
     return L2Pool2D.apply(x, pool_size=pool_size, strides=strides, padding=padding)
-
-
-# --- convolution then max pooling -----------------------------------------------------------
-class Conv2DMaxPool(Function):
-    """y = max_pool2d(conv2d(x, K, b, strides, padding, dilation_rate), pool_size) for a pool
-    whose windows tile the conv's output (pool strides = pool_size, 'valid'), as one op with
-    the two ops' values.
-
-    The im2col rows come in tile order (_im2col_gemm with tiles = pool_size), so z = X K + b is
-    (N, ph·pw, P·Q·F) with element (i, j) of every window one contiguous block, and
-        y = the maximum of the ph·pw blocks: ph·pw − 1 np.maximum calls with inner loops of
-            P·Q·F elements, where MaxPool2D's strided taps have loops of F elements.
-    Conv outputs in the rows and columns past the last whole window, which 'valid' pooling
-    drops, are never computed. Backward, in the same blocks: dL/dz = gy where block k holds its
-    window's first maximum in row-major order (compared with y, keeping the hits no earlier
-    block had; the last block needs no comparison unless y is NaN: MaxPool2D's rule), then
-    dL/dK = Xᵀ dL/dz and dL/db its column sums, and dL/dx as Conv2D's from dL/dz put back in
-    pixel order (zeros on the dropped rows and columns).
-    Values: z and y are the two ops' bit for bit (each output pixel is the same row of the
-    same GEMM), and so are dL/dz and dL/dx; dL/dK and dL/db sum the same terms in another
-    order, so they agree to float rounding. One difference: an input NaN or ±∞ read only by
-    the dropped outputs makes the two ops' dL/dK NaN (their zero gradient times it) and leaves
-    this op's finite, as the loss does not depend on it.
-    """
-
-    @staticmethod
-    def forward(ctx, x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                pool_size=(2, 2)):
-        N, F = x.shape[0], kernel.shape[3]
-        out_hw, pads = _conv_geometry(x.shape, kernel.shape, strides, padding, dilation_rate)
-        (ph, pw) = pool_size
-        P, Q = out_hw[0] // ph, out_hw[1] // pw
-        z, cols, ones_row = _im2col_gemm(x, kernel, bias, strides, dilation_rate, pads, out_hw,
-                                         pool_size)
-        blocks = z.reshape(N, ph * pw, P * Q * F)
-        y = _fold(backend.xp.maximum, [blocks[:, k] for k in range(ph * pw)])
-        ctx.save_for_backward(cols, kernel, blocks, y)
-        ctx.geometry = (x.shape, out_hw, pads)
-        ctx.strides, ctx.dilation, ctx.ones_row, ctx.pool_size = strides, dilation_rate, ones_row, pool_size
-        return y.reshape(N, P, Q, F)
-
-    @staticmethod
-    def backward(ctx, gy):
-        xp = backend.xp
-        cols, kernel, blocks, y = ctx.saved
-        x_shape, (OH, OW), pads = ctx.geometry
-        (ph, pw), F = ctx.pool_size, kernel.shape[3]
-        N, T, L = blocks.shape
-        g = xp.ascontiguousarray(gy).reshape(N, L)
-        dz = xp.empty_like(blocks)
-        seen = None
-        for k in range(T):           # gy where block k holds the window's first maximum
-            if k == 0:
-                hit = seen = blocks[:, 0] == y
-            elif k < T - 1:
-                hit = blocks[:, k] == y
-                first = xp.greater(hit, seen)
-                seen |= hit
-                hit = first
-            else:                    # the last block has it if no earlier one did, unless NaN
-                hit = xp.greater(y == y, seen)
-            xp.multiply(g, hit, out=dz[:, k])
-        gK, gb = _weight_grads(ctx, cols, dz.reshape(-1, F), kernel)
-        gx = None
-        if ctx.needs_input_grad[0]:
-            P, Q = OH // ph, OW // pw
-            pixels = dz.reshape(N, ph, pw, P, Q, F).transpose(0, 3, 1, 4, 2, 5)   # (N, P, ph, Q, pw, F)
-            if (P * ph, Q * pw) == (OH, OW):
-                G = xp.ascontiguousarray(pixels).reshape(-1, F)
-            else:
-                G = xp.zeros((N, OH, OW, F), dtype=dz.dtype)
-                G[:, :P * ph, :Q * pw] = pixels.reshape(N, P * ph, Q * pw, F)
-                G = G.reshape(-1, F)
-            gx = _input_grad(G, kernel, x_shape, (OH, OW), ctx.strides, ctx.dilation, pads)
-        return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
-
-
-# For inference, the im2col matrix of one chunk of images: about this many bytes.
-CHUNK_BYTES = 4 << 20
-
-
-def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
-                      pool_size=2, pool_strides=None, pool_padding="valid"):
-    """max_pool2d(conv2d(x, kernel, bias, strides, padding, dilation_rate), pool_size,
-    pool_strides, pool_padding), the same numbers (the kernel and bias gradients to float
-    rounding).
-
-    A pool whose windows tile the conv's output (pool_strides = pool_size, 'valid': the usual
-    2×2) runs as the one op Conv2DMaxPool, whose pooling reads contiguous blocks; any other
-    pool as the two ops, and so does training with numba's kernels (the extra `fast`), whose
-    compiled max pool is one pass each way over the strided taps already. Measured, training
-    steps alternated in one process (the runs of separate processes spread by up to 1.7× on
-    this host, more than the differences), medians of 7-13: TIDU_FAST=0, keras.io's convnet
-    37.5 -> 29.8 ms, LeNet (bench cnn) 20.3 -> 18.0 ms; with numba the blocks were 2-5% slower
-    than the compiled pool (convnet 27.2 -> 28.8, LeNet 15.7 -> 16.1 ms). Without a gradient recorded (inference), either runs on chunks of
-    whole images, each chunk's im2col matrix about CHUNK_BYTES, so that the matrix, the
-    convolution's output and the pool's reads stay in the cache instead of passing through
-    main memory over the whole batch. Every image is computed alone either way (the ops never
-    mix images), so the chunks change no value as long as the GEMM gives a row the same sums
-    whatever the number of rows, as OpenBLAS does (bit for bit here; tests/functional/
-    test_conv_pool_chunked.py compares).
-
-    Measured (AMD EPYC with AVX-512, 2 cores, OpenBLAS SkylakeX; LeNet predicting 10,000
-    images at batch 256, bench/workloads.py cnn_predict, conv-pool pairs of 24×24×20 and
-    8×8×50), the chunks alone (the two ops per chunk): with one BLAS thread, 1021 -> 799 ms
-    (chunks of 2-4 MB; 16 MB gained little, 0.5 MB lost); with two, `python bench/ab.py
-    --base <before> --reps 11 --only cnn_predict` 0.766 -> 0.706 s (plain) and 0.843 -> 0.703
-    s (--fast), medians, on a host whose runs of the same code spread by 2.3×.
-    """
-    inputs, options = _conv_args(x, kernel, bias, strides, padding, dilation_rate,
-                                 "conv2d_max_pool2d")
-    pool_size, pool_strides, pool_padding = _pool_args(
-        x, pool_size, pool_strides, pool_padding, "conv2d_max_pool2d")
-    arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
-    xa, (kh, kw, C, F) = arrays[0], arrays[1].shape
-    (OH, OW), _ = _conv_geometry(xa.shape, arrays[1].shape, options["strides"], options["padding"],
-                                 options["dilation_rate"], "conv2d_max_pool2d")
-    _geometry((xa.shape[0], OH, OW, F), pool_size, pool_strides, pool_padding,
-              "conv2d_max_pool2d", "pool window")   # before any work, as the pool would check
-    N, per_image = xa.shape[0], OH * OW * (kh * kw * C + 1) * xa.dtype.itemsize
-    step = max(1, CHUNK_BYTES // per_image)
-    recorded = is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-    # for training with numba, MaxPool2D's compiled kernels beat the blocks (see the docstring)
-    tiled = pool_strides == pool_size and pool_padding == "valid" and not (
-        recorded and pool_kernels(xa.dtype) is not None)
-    if tiled:
-        options["pool_size"] = pool_size
-
-        def forward(ctx, *arrays):
-            return Conv2DMaxPool.forward(ctx, *arrays, **options)
-
-        def apply():
-            return Conv2DMaxPool.apply(*inputs, **options)
-    else:
-        pool = {"pool_size": pool_size, "strides": pool_strides, "padding": pool_padding}
-
-        def forward(ctx, *arrays):
-            return MaxPool2D.forward(ctx, Conv2D.forward(Context(), *arrays, **options), **pool)
-
-        def apply():
-            return MaxPool2D.apply(Conv2D.apply(*inputs, **options), **pool)
-    if recorded or step >= N:
-        return apply()
-    out = None
-    for i in range(0, N, step):
-        y = forward(Context(), xa[i:i + step], *arrays[1:])
-        if out is None:
-            out = backend.xp.empty((N, *y.shape[1:]), dtype=y.dtype)
-        out[i:i + step] = y
-    return Tensor._node(out, None)
