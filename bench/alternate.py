@@ -1,0 +1,137 @@
+"""Variants of one workload alternated in ONE process: for differences smaller than this host's
+noise between processes.
+
+    python bench/alternate.py --workload convnet --variants tidu,tidu-unfused
+    python bench/alternate.py --workload mlp --variants tidu,numpy --rounds 9
+    python bench/alternate.py --workload cnn --variants tidu,tidu[fast],numpy
+
+Variants: 'tidu' (plain NumPy path, TIDU_FAST off), 'tidu[fast]' (numba's kernels on: the
+switch is flipped around each turn, tidu.kernels.set_enabled), 'tidu-unfused' (plain, with a
+Conv2D(relu) → MaxPooling2D pair run as the two ops instead of tidu.functional.conv2d_max_pool2d:
+the fused op's gain) and 'numpy' (bench/workloads.py's hand-written version). torch is left out
+on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
+bench/run.py runs it in its own process.
+
+Why: on the 2-core AMD EPYC host of bench/RESULTS.md the same code timed in separate processes
+spread by up to 1.7× (keras.io's convnet, plain: 27.7 to 49 ms a step), the machine going
+through slow and fast spells of seconds; a process measures one spell. Here every variant gets a
+turn of --steps training steps (or one predict pass) in each of --rounds rounds, in rotating
+order, so a spell slows all of them alike; the medians of the turns and their ratios are printed.
+Each variant trains its own model on the same batches; 2 BLAS threads unless --threads.
+"""
+import argparse
+import os
+import sys
+import time
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--workload", required=True,
+                choices=["mlp", "cnn", "lstm", "gru", "simplernn", "convnet", "overhead", "cnn_predict",
+                         "mlp_predict", "cnn_latency"])
+ap.add_argument("--variants", default="tidu,tidu[fast]")
+ap.add_argument("--rounds", type=int, default=7)
+ap.add_argument("--steps", type=int, default=20, help="training steps per turn (latency: batches)")
+ap.add_argument("--threads", type=int, default=2)
+args = ap.parse_args()
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from run import child_env  # noqa: E402  (the benchmark children's environment)
+
+os.environ.update(child_env(args.threads))
+for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    os.environ.pop(name, None)
+os.environ["TIDU_FAST"] = "1"   # the switch is flipped per turn below
+
+import numpy as np  # noqa: E402
+
+import more_workloads as more  # noqa: E402
+import workloads as W  # noqa: E402
+
+variants = args.variants.split(",")
+known = ("tidu", "tidu[fast]", "tidu-unfused", "numpy")
+if any(v not in known for v in variants):
+    ap.error(f"--variants: expected some of {', '.join(known)}, got {args.variants!r}")
+if "numpy" in variants and args.workload == "convnet":
+    ap.error("--variants: the convnet has no hand-written NumPy version (bench/more_workloads.py)")
+
+from tidu import kernels  # noqa: E402
+import tidu.functional as F  # noqa: E402
+import tidu.layers.convolutional as conv_layers  # noqa: E402
+
+fused = F.conv2d_max_pool2d
+
+
+def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, pool_size=2,
+            pool_strides=None, pool_padding="valid"):
+    return F.max_pool2d(F.conv2d(x, kernel, bias, strides=strides, padding=padding,
+                                 dilation_rate=dilation_rate), pool_size, pool_strides, pool_padding)
+
+
+def setting(variant):
+    """Put the library in the variant's state: the fast-path switch and the conv-pool op."""
+    kernels.set_enabled(variant == "tidu[fast]")
+    conv_layers.F.conv2d_max_pool2d = two_ops if variant == "tidu-unfused" else fused
+
+
+w = args.workload
+xtr, ytr, xte, yte = W.load_mnist()
+image = w == "convnet"   # keras.io's model takes (28, 28, 1) images
+if image:
+    xtr, xte = xtr.reshape(-1, 28, 28, 1), xte.reshape(-1, 28, 28, 1)
+B = W.BATCH.get(w, 256)
+Y = W.one_hot(ytr)
+rng = np.random.default_rng(0)
+
+
+def tidu_turn(variant):
+    setting(variant)
+    m = (more.tidu_model(w) if w in more.WORKLOADS else W.tidu_model(w))
+    if w.endswith("_predict"):
+        m.predict(xte[:256], batch_size=256, verbose=0)
+        return lambda idx: m.predict(xte, batch_size=256, verbose=0)
+    if w == "cnn_latency":
+        m.predict_on_batch(xte[:32])
+        return lambda idx: [m.predict_on_batch(xte[i * 32:(i + 1) * 32]) for i in range(args.steps)]
+    m.fit(xtr[:3 * B], Y[:3 * B], batch_size=B, epochs=1, verbose=0)
+    return lambda idx: m.fit(xtr[idx], Y[idx], batch_size=B, epochs=1, verbose=0, shuffle=False)
+
+
+def numpy_turn():
+    step, predict = W.numpy_model("cnn_predict" if w == "cnn_latency" else w, np.random.default_rng(0))
+    if w.endswith("_predict"):
+        return lambda idx: [W.softmax_delta(predict(xte[i:i + 256]), 0) for i in range(0, len(xte), 256)]
+    if w == "cnn_latency":
+        return lambda idx: [W.softmax_delta(predict(xte[i * 32:(i + 1) * 32]), 0) for i in range(args.steps)]
+    x = xtr.reshape(len(xtr), -1) if image else xtr
+
+    def turn(idx):
+        for s in range(args.steps):
+            step(x[idx[s * B:(s + 1) * B]], Y[idx[s * B:(s + 1) * B]])
+    return turn
+
+
+turns = {}
+for v in variants:
+    turns[v] = numpy_turn() if v == "numpy" else tidu_turn(v)
+per = 1 if w.endswith("_predict") else args.steps
+unit = "s a pass over 10,000 images" if w.endswith("_predict") else \
+    "ms a batch of 32" if w == "cnn_latency" else "ms a step"
+scale = 1 if w.endswith("_predict") else 1000
+times = {v: [] for v in variants}
+for r in range(args.rounds):
+    order = variants[r % len(variants):] + variants[:r % len(variants)]
+    idx = rng.permutation(len(xtr))[:args.steps * B]     # this round's batches, for every variant
+    for v in order:
+        if v != "numpy":
+            setting(v)
+        t = time.perf_counter()
+        turns[v](idx)
+        times[v].append((time.perf_counter() - t) / per * scale)
+setting("tidu")
+first = variants[0]
+print(f"{w}: {args.rounds} rounds, {unit} (median of the turns; every turn in brackets)")
+for v in variants:
+    med = float(np.median(times[v]))
+    ratio = med / float(np.median(times[first]))
+    print(f"  {v:13s} {med:8.3f}  {ratio:5.2f}× {first}   [{' '.join(f'{t:.3f}' for t in times[v])}]")
