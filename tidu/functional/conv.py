@@ -161,28 +161,53 @@ def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
         cols = x.reshape(M, C)  # 1×1 convolution: the input is its own im2col matrix
     else:
         xpad = _pad(x, pads)
-        sN, sH, sW, sC = xpad.strides
-        windows = backend.strided_view(   # windows[n, i, j, P, Q] lies under pixel (P·th + i, Q·tw + j)
-            xpad, (N, th, tw, P, Q, kh, kw, C),
-            (sN, sH * sh, sW * sw, sH * sh * th, sW * sw * tw, sH * dh, sW * dw, sC))
         if C == 1:
             # one channel (the first layer): Xᵀ tap by tap is 4x faster to fill than X, whose
             # rows would be copied kw elements at a time; a row of ones folds the bias in
             colsT = xp.empty((K + (bias is not None), N, th, tw, P, Q), dtype=x.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    colsT[i * kw + j] = windows[..., i, j, 0]
+            _fill_one_channel(colsT, xpad[..., 0], (kh, kw), strides, dilation, tiles)
             if bias is not None:
                 colsT[K] = 1
                 W2 = xp.concatenate([W2, bias.reshape(1, F).astype(W2.dtype, copy=False)])
                 ones_row = True
             cols = colsT.reshape(-1, M).T
         else:
+            sN, sH, sW, sC = xpad.strides
+            windows = backend.strided_view(   # windows[n, i, j, P, Q] lies under pixel (P·th + i, Q·tw + j)
+                xpad, (N, th, tw, P, Q, kh, kw, C),
+                (sN, sH * sh, sW * sw, sH * sh * th, sW * sw * tw, sH * dh, sW * dw, sC))
             cols = xp.ascontiguousarray(windows).reshape(M, K)
     y = cols @ W2
     if bias is not None and not ones_row:
         y += bias
     return y, cols, ones_row
+
+
+def _fill_one_channel(colsT, x2, window, strides, dilation, tiles):
+    """colsT[a·kw + b, n, i, j, P, Q] = x2[n, (P·th + i)·sh + a·dh, (Q·tw + j)·sw + b·dw]: the
+    im2col matrix of a one-channel input (N, H, W), transposed, rows in tile order.
+
+    Input row (P·th + i)·sh + a·dh is P·R + r with R = th·sh, r = i·sh + a·dh (columns alike,
+    S = tw·sw, s = j·sw + b·dw): every (a, b, i, j) reads a P × Q block of the rows ≡ r and the
+    columns ≡ s (mod R, S), from row ⌊r/R⌋ and column ⌊s/S⌋ of that phase. The blocks are cut
+    from crops of the phases Q columns wide, copied once per (r mod R, s mod S, ⌊s/S⌋), so
+    each block is P·Q contiguous elements on both sides: one copy loop of P·Q elements (LeNet:
+    144 or 576) where a strided view of the input copies rows of Q (12 or 24)."""
+    xp = backend.xp
+    (kh, kw), (sh, sw), (dh, dw), (th, tw) = window, strides, dilation, tiles
+    P, Q = colsT.shape[-2:]
+    R, S = th * sh, tw * sw
+    crops = {}
+    for a in range(kh):
+        for b in range(kw):
+            for i in range(th):
+                for j in range(tw):
+                    r, s = i * sh + a * dh, j * sw + b * dw
+                    key = (r % R, s % S, s // S)
+                    if key not in crops:
+                        crops[key] = xp.ascontiguousarray(
+                            x2[:, r % R::R, s % S::S][:, :, s // S:s // S + Q])
+                    colsT[a * kw + b, :, i, j] = crops[key][:, r // R:r // R + P]
 
 
 def _weight_grads(ctx, cols, G, kernel):

@@ -99,24 +99,29 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     A pool whose windows tile the conv's output (pool_strides = pool_size, 'valid': the usual
     2×2) runs as the one op Conv2DMaxPool, whose pooling reads contiguous blocks; any other
     pool as the two ops, and so does training with numba's kernels (the extra `fast`), whose
-    compiled max pool is one pass each way over the strided taps already. Measured, training
-    steps alternated in one process (the runs of separate processes spread by up to 1.7× on
-    this host, more than the differences), medians of 7-13: TIDU_FAST=0, keras.io's convnet
-    37.5 -> 29.8 ms, LeNet (bench cnn) 20.3 -> 18.0 ms; with numba the blocks were 2-5% slower
-    than the compiled pool (convnet 27.2 -> 28.8, LeNet 15.7 -> 16.1 ms). Without a gradient recorded (inference), either runs on chunks of
-    whole images, each chunk's im2col matrix about CHUNK_BYTES, so that the matrix, the
-    convolution's output and the pool's reads stay in the cache instead of passing through
-    main memory over the whole batch. Every image is computed alone either way (the ops never
-    mix images), so the chunks change no value as long as the GEMM gives a row the same sums
-    whatever the number of rows, as OpenBLAS does (bit for bit here; tests/functional/
-    test_conv_pool_chunked.py compares).
+    compiled max pool already makes one pass each way over the strided taps.
 
-    Measured (AMD EPYC with AVX-512, 2 cores, OpenBLAS SkylakeX; LeNet predicting 10,000
-    images at batch 256, bench/workloads.py cnn_predict, conv-pool pairs of 24×24×20 and
-    8×8×50), the chunks alone (the two ops per chunk): with one BLAS thread, 1021 -> 799 ms
-    (chunks of 2-4 MB; 16 MB gained little, 0.5 MB lost); with two, `python bench/ab.py
-    --base <before> --reps 11 --only cnn_predict` 0.766 -> 0.706 s (plain) and 0.843 -> 0.703
-    s (--fast), medians, on a host whose runs of the same code spread by 2.3×.
+    Without a gradient recorded (inference), either runs on chunks of whole images, each
+    chunk's im2col matrix about CHUNK_BYTES, so that the matrix, the convolution's output and
+    the pool's reads stay in the cache instead of passing through main memory over the whole
+    batch. Every image is computed alone either way (the ops never mix images), so the chunks
+    change no value as long as the GEMM gives a row the same sums whatever the number of rows,
+    as OpenBLAS does (bit for bit here; tests/functional/test_conv_pool_chunked.py compares).
+
+    Measured on the AMD EPYC host of bench/RESULTS.md (AVX-512, 2 cores, OpenBLAS SkylakeX),
+    where the same code timed in separate processes spreads by up to 1.7×, so the variants
+    were alternated in one process (bench/alternate.py; 'tidu-unfused' runs the two ops on the
+    whole batch, as before this function), medians of 7-15 turns:
+      training, TIDU_FAST=0: keras.io's convnet 37.7 -> 31.3 ms a step; LeNet (bench cnn) 18.3
+        -> 18.2 and 14.3 -> 14.0 ms in two runs, no difference this host can show (its first
+        layer's one-channel im2col fills P·Q blocks in tile order, slower than in pixel order,
+        which takes back the pooling's gain); with numba the blocks, forced in a one-off run,
+        were 2-5% slower than the compiled pool (convnet 27.2 -> 28.8, LeNet 15.7 -> 16.1 ms),
+        hence the two ops there;
+      inference, LeNet (bench cnn_predict, 10,000 images at batch 256): 0.90 -> 0.76 s; the
+        chunk size chosen with one BLAS thread, 1021 ms unchunked -> 799 ms with chunks of 2-4
+        MB (16 MB gained little, 0.5 MB lost); batches of 32 (cnn_latency), one chunk: 1.85 ->
+        1.90 ms, no difference this host can show.
     """
     inputs, options = _conv_args(x, kernel, bias, strides, padding, dilation_rate,
                                  "conv2d_max_pool2d")
