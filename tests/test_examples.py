@@ -56,6 +56,14 @@ def test_mnist_best_save_reuses_the_trained_members(tmp_path):
     assert accuracy(again, "test_acc") == accuracy(first, "test_acc")
 
 
+def test_mnist_best_deep_candidate_runs_and_saves_apart(tmp_path):
+    out = run_example("mnist_best.py", "--subset", "--epochs", "1", "--arch", "deep", "--save", str(tmp_path))
+    assert 0.0 <= accuracy(out, "test_acc") <= 1.0
+    assert "max_pooling" not in out and "conv2d_6" in out   # seven convolutions, no pool (summary)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == [f"mnist_best_e1_b128_lr0.002_deep_subset_seed0.{k}" for k in ("ckpt", "tidu")]
+
+
 def test_mnist_best_trains_an_ensemble_and_writes_its_curves(tmp_path):
     out = run_example("mnist_best.py", "--subset", "--epochs", "1", "--ensemble", "2",
                       "--out", str(tmp_path))
