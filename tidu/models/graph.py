@@ -8,8 +8,10 @@ in an order where every step comes after the steps it reads.
 `run` evaluates the steps on a Tensor. With logits=True the last step gives its layer's
 pre-activation z instead of a = activation(z), for the fused losses. A Conv2D with relu whose
 only reader is a MaxPooling2D runs as conv, pool, relu (`pools_first`): the same values and
-gradients, relu on a map 4× smaller; the conv and the pool are one call
-(tidu.functional.conv2d_max_pool2d), which for inference runs them image chunk by chunk.
+gradients, relu on a map 4× smaller. The conv and the pool are one call,
+tidu.functional.conv2d_max_pool2d, which for inference runs them image chunk by chunk and for
+2×2 pools without numba sums the kernel's and bias's gradients in another order (equal to float
+rounding).
 """
 import collections
 
