@@ -64,6 +64,7 @@ CONV_CASES = [  # x shape, kernel shape, strides, padding, dilation
     ((2, 7, 6, 3), (3, 3, 3, 2), (2, 1), "same", (1, 1)),
     ((2, 6, 6, 1), (3, 2, 1, 3), (1, 1), "valid", (1, 1)),   # one channel: the tap-major path
     ((2, 7, 6, 1), (3, 2, 1, 3), (2, 2), "same", (1, 1)),
+    ((2, 8, 7, 1), (2, 2, 1, 2), (1, 1), "valid", (2, 3)),   # one channel, dilated
     ((2, 7, 7, 2), (2, 3, 2, 2), (1, 1), "same", (2, 2)),    # dilated
     ((2, 8, 7, 2), (2, 2, 2, 2), (1, 1), "valid", (2, 3)),
     ((2, 4, 5, 3), (1, 1, 3, 2), (1, 1), "valid", (1, 1)),   # 1x1: the input is im2col
