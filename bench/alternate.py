@@ -8,7 +8,10 @@ noise between processes.
 Variants: 'tidu' (plain NumPy path, TIDU_FAST off), 'tidu[fast]' (numba's kernels on: the
 switch is flipped around each turn, tidu.kernels.set_enabled), 'tidu-unfused' (plain, with a
 Conv2D(relu) → MaxPooling2D pair run as the two ops instead of tidu.functional.conv2d_max_pool2d:
-the fused op's gain) and 'numpy' (bench/workloads.py's hand-written version). torch is left out
+the fused op's gain), 'tidu[fast]-blocks' (numba on, but training's conv+pool as Conv2DMaxPool's
+NumPy blocks instead of the compiled max pool) and 'numpy' (bench/workloads.py's hand-written
+version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
+(tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4. torch is left out
 on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
 bench/run.py runs it in its own process.
 
@@ -49,14 +52,31 @@ import more_workloads as more  # noqa: E402
 import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
-known = ("tidu", "tidu[fast]", "tidu-unfused", "numpy")
-if any(v not in known for v in variants):
-    ap.error(f"--variants: expected some of {', '.join(known)}, got {args.variants!r}")
+known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "numpy")
+
+
+def parse(variant):
+    """(name, chunk bytes or None) of 'name' or 'name:chunk=MB'; None if malformed."""
+    name, _, option = variant.partition(":")
+    if not option:
+        return name, None
+    try:
+        key, mb = option.split("=")
+        return (name, int(float(mb) * (1 << 20))) if key == "chunk" and float(mb) > 0 else None
+    except ValueError:
+        return None
+
+
+parsed = [parse(v) for v in variants]
+if any(p is None or p[0] not in known or (p[1] and p[0] == "numpy") for p in parsed):
+    ap.error(f"--variants: expected some of {', '.join(known)}, a tidu one optionally with "
+             f"':chunk=MB', got {args.variants!r}")
 if "numpy" in variants and args.workload == "convnet":
     ap.error("--variants: the convnet has no hand-written NumPy version (bench/more_workloads.py)")
 
 from tidu import kernels  # noqa: E402
 import tidu.functional as F  # noqa: E402
+import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
 
 fused = F.conv2d_max_pool2d
@@ -68,10 +88,17 @@ def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, p
                                  dilation_rate=dilation_rate), pool_size, pool_strides, pool_padding)
 
 
+CHUNK_BYTES, pool_kernels = conv_pool.CHUNK_BYTES, conv_pool.pool_kernels
+
+
 def setting(variant):
-    """Put the library in the variant's state: the fast-path switch and the conv-pool op."""
-    kernels.set_enabled(variant == "tidu[fast]")
-    conv_layers.F.conv2d_max_pool2d = two_ops if variant == "tidu-unfused" else fused
+    """Put the library in the variant's state: the fast-path switch, the conv-pool op, the
+    inference chunk size."""
+    name, chunk = parse(variant)
+    kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks"))
+    conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
+    conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
+    conv_pool.CHUNK_BYTES = chunk or CHUNK_BYTES
 
 
 w = args.workload
@@ -114,6 +141,7 @@ def numpy_turn():
 turns = {}
 for v in variants:
     turns[v] = numpy_turn() if v == "numpy" else tidu_turn(v)
+setting("tidu")
 per = 1 if w.endswith("_predict") else args.steps
 unit = "s a pass over 10,000 images" if w.endswith("_predict") else \
     "ms a batch of 32" if w == "cnn_latency" else "ms a step"

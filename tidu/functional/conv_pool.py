@@ -110,18 +110,20 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
 
     Measured on the AMD EPYC host of bench/RESULTS.md (AVX-512, 2 cores, OpenBLAS SkylakeX),
     where the same code timed in separate processes spreads by up to 1.7×, so the variants
-    were alternated in one process (bench/alternate.py; 'tidu-unfused' runs the two ops on the
-    whole batch, as before this function), medians of 7-15 turns:
-      training, TIDU_FAST=0: keras.io's convnet 37.7 -> 31.3 ms a step; LeNet (bench cnn) 18.3
-        -> 18.2 and 14.3 -> 14.0 ms in two runs, no difference this host can show (its first
-        layer's one-channel im2col fills P·Q blocks in tile order, slower than in pixel order,
-        which takes back the pooling's gain); with numba the blocks, forced in a one-off run,
-        were 2-5% slower than the compiled pool (convnet 27.2 -> 28.8, LeNet 15.7 -> 16.1 ms),
-        hence the two ops there;
-      inference, LeNet (bench cnn_predict, 10,000 images at batch 256): 0.90 -> 0.76 s; the
-        chunk size chosen with one BLAS thread, 1021 ms unchunked -> 799 ms with chunks of 2-4
-        MB (16 MB gained little, 0.5 MB lost); batches of 32 (cnn_latency), one chunk: 1.85 ->
-        1.90 ms, no difference this host can show.
+    were alternated in one process (bench/alternate.py, whose docstring has the variants),
+    medians of 5-15 turns:
+      training, TIDU_FAST=0, tidu against tidu-unfused (the two ops on the whole batch, as
+        before this function): keras.io's convnet 31.3 against 37.7 ms a step; LeNet (bench
+        cnn) 14.0 against 14.3 ms, no difference this host can show (its one-channel first
+        layer fills the tile-order im2col more slowly, which takes back the pooling's gain);
+      training with numba, tidu[fast] against tidu[fast]-blocks (Conv2DMaxPool there too):
+        convnet 23.8 / 24.1 and 28.4 / 30.3 ms in two runs, LeNet 12.9 / 12.3 and 11.9 / 12.1
+        ms: the compiled pool as fast or faster, hence the two ops there;
+      inference, LeNet predicting 10,000 images at batch 256 (bench cnn_predict), variants
+        tidu:chunk=MB: with two BLAS threads 0.57 s at 4 MB against 0.80 (1 MB), 0.76 (16 MB)
+        and 0.72 s (one chunk); with one (--threads 1) 0.79 s at 4 MB against 0.93 (0.5 MB),
+        0.85 (1 MB), 0.83 (2 MB), 1.02 (16 MB) and 1.03 s (one chunk). Batches of 32
+        (cnn_latency) are one chunk: 2.01 against tidu-unfused's 1.97 ms.
     """
     inputs, options = _conv_args(x, kernel, bias, strides, padding, dilation_rate,
                                  "conv2d_max_pool2d")
