@@ -226,13 +226,13 @@ def numpy_model(workload, rng):
 # runners with their own loops: the latency workload (all implementations) and Keras
 def run_latency(impl, n_batches, xte):
     """Predict `n_batches` batches of 32 test images one after another (the LeNet CNN); report
-    the mean and median milliseconds per batch and the peak RSS over the timed loop. tidu's
+    the mean and median milliseconds per batch and the peak RSS over the timed loops. tidu's
     ms_per_batch is model.predict_on_batch (torch: model(x) under no_grad; NumPy: the forward
-    pass); predict_ms_per_batch is tidu's model.predict(x) on the same batches."""
-    from workloads import peak_rss_mb, reset_peak_rss
+    pass); predict_ms_per_batch is tidu's model.predict(x) on the same batches, timed after
+    them in the same turn (workloads.timed_turns)."""
+    from workloads import peak_rss_mb, reset_peak_rss, timed_turns
 
     batches = [xte[(i * 32) % 9984:(i * 32) % 9984 + 32] for i in range(n_batches)]
-    out = {}
     if impl == "tidu":
         m = tidu_model("cnn_latency")
         calls = {"": m.predict_on_batch, "predict_": lambda x: m.predict(x, batch_size=32)}
@@ -252,18 +252,24 @@ def run_latency(impl, n_batches, xte):
         calls = {"": lambda x: softmax_delta(predict(x), 0)}
     else:
         raise ValueError(f"cnn_latency: no implementation {impl!r}")
-    for prefix, call in calls.items():
+    for call in calls.values():
         for x in batches[:5]:
             call(x)
-        reset_peak_rss()
-        times = []
-        for x in batches:
-            t = time.perf_counter()
-            call(x)
-            times.append(time.perf_counter() - t)
-        out[prefix + "ms_per_batch"] = 1000 * sum(times) / len(times)
-        out[prefix + "median_ms_per_batch"] = 1000 * float(np.median(times))
-        out.setdefault("timed_peak_rss_mb", peak_rss_mb())
+
+    def turn():
+        out = {}
+        for prefix, call in calls.items():
+            times = []
+            for x in batches:
+                t = time.perf_counter()
+                call(x)
+                times.append(time.perf_counter() - t)
+            out[prefix + "ms_per_batch"] = 1000 * sum(times) / len(times)
+            out[prefix + "median_ms_per_batch"] = 1000 * float(np.median(times))
+        return out
+    reset_peak_rss()
+    out = timed_turns(turn)
+    out["timed_peak_rss_mb"] = peak_rss_mb()
     return out
 
 

@@ -1,15 +1,21 @@
 """Benchmark suite: tidu against PyTorch (CPU) and hand-written NumPy, same run, same machine.
 
-    python bench/run.py            # full: more steps, 5 repetitions
-    python bench/run.py --quick    # fewer steps, 3 repetitions
-    python bench/run.py --smoke --only gru,convnet   # does it run? 1 repetition, 3 steps, table to stdout
+    python bench/run.py            # full: more steps, 15 rounds of turns
+    python bench/run.py --quick    # fewer steps, 9 rounds
+    python bench/run.py --smoke --only gru,convnet   # does it run? 1 round, 3 steps, table to stdout
+    python bench/run.py --quick --separate   # the older method: 3 repetitions, a process each
 
-Each (workload, implementation) runs in its own process (bench/workloads.py) with 2 BLAS
-threads set before NumPy or torch loads; implementations alternate inside every repetition
-and the table reports medians and the ratios of the medians; the Targets table also gives each
-bar's lowest and highest ratio within one repetition, the spread a verdict has to clear (on a
-2-core host one process's timing can move by 1.7×; bench/alternate.py alternates variants of
-tidu inside one process instead). Results go to bench/RESULTS.md.
+Each implementation of a workload runs in its own process (bench/workloads.py) with 2 BLAS
+threads set before NumPy or torch loads, so that NumPy's and torch's thread pools never share
+one (PERF.md lesson 6). The processes of one workload are started together, set up and warm up,
+then take turns: in each round every implementation, in rotating order, times --steps steps
+(a predict workload: one pass) while the others wait idle, GAP seconds apart so that the last
+turn's spinning BLAS/OpenMP threads have gone to sleep. On a 2-core host the same code timed in
+separate processes spread by up to 1.7× (slow and fast spells of seconds, bench/alternate.py);
+neighbouring turns share a spell, so each round gives a paired ratio. The tables report the
+medians over the rounds; the Targets table the median of the per-round ratios with their
+lowest and highest. --separate runs each (workload, implementation, repetition) in a fresh
+process instead, one after another (the method before turns). Results go to bench/RESULTS.md.
 PyTorch is optional: without it the torch columns say so.
 
 Besides wall time, each run reports its CPU time (all threads of the process) and its peak
@@ -35,8 +41,12 @@ import json
 import os
 import platform
 import statistics
+import queue
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = {  # name: (description, steps quick, steps full)
@@ -83,6 +93,9 @@ for _w, _name, _key, _rss in [("gru", "GRU", "seconds_per_step", "train_peak_rss
                  f"≤ 1.5× PyTorch", _w, _rss, "torch", 1.5, BOTH)]
 IMPLS = {"convnet": ("tidu", "torch", "keras"), "simulator": ("tidu",), "ray": ("tidu",)}  # default: tidu, numpy, torch
 SMOKE_STEPS = {"cnn_latency": 10}                                        # --smoke: else 3 steps
+SEPARATE = ("simulator", "ray")   # timed their own way: a process per repetition, never in turns
+GAP = 0.25                        # seconds idle before each turn (OpenBLAS's threads spin ~0.1 s)
+TIMEOUT = 900                     # seconds a child may take to answer
 
 
 def busy_fraction(seconds=1.0):
@@ -167,6 +180,97 @@ def run_one(workload, impl, steps, threads):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+class Child:
+    """One implementation of a workload in its own process, timing turns when told
+    (bench/workloads.py --turns); its stdout read by a thread into a queue, its stderr to a file."""
+
+    def __init__(self, workload, impl, steps, threads, turns):
+        env = child_env(threads)
+        env["TIDU_FAST"] = "1" if impl == "tidu[fast]" else "0"
+        cmd = [sys.executable, os.path.join(HERE, "workloads.py"), "--workload", workload, "--impl",
+               "tidu" if impl == "tidu[fast]" else impl, "--steps", str(steps), "--turns", str(turns)]
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.p = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self.err, text=True, bufsize=1)
+        self.lines, self.error = queue.Queue(), None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, word):
+        """The rest of the child's next 'BENCH <word>' line (other lines skipped), or None with
+        self.error set: it exited, or said nothing for TIMEOUT seconds."""
+        deadline = time.monotonic() + TIMEOUT
+        while self.error is None:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.fail(f"no 'BENCH {word}' within {TIMEOUT} s")
+                break
+            if line is None:
+                self.p.wait()
+                self.err.seek(0)
+                tail = self.err.read().strip().splitlines()
+                self.fail(tail[-1] if tail else f"exited with status {self.p.returncode}")
+                break
+            head, _, rest = line.strip().partition(" ")
+            said, _, rest = rest.partition(" ")
+            if head == "BENCH" and said == word:
+                return rest
+        return None
+
+    def go(self):
+        try:
+            self.p.stdin.write("go\n")
+            self.p.stdin.flush()
+        except OSError as e:
+            self.fail(f"cannot tell it to go on: {e}")
+
+    def fail(self, message):
+        self.error = self.error or message
+        self.p.kill()
+
+
+def run_turns(workload, impls, steps, rounds, threads):
+    """{impl: [one dict per round]}: the implementations' processes started together, then given
+    `rounds` rounds of turns in rotating order (see the module's docstring). Each round's dict
+    holds that turn's timings and the process's other results (peak RSS, accuracy); a process
+    that failed gives [{"error": ...}]."""
+    children = {i: Child(workload, i, steps, threads, rounds) for i in impls}
+    for c in children.values():
+        c.expect("ready")                                   # set up and warmed up
+    turns = {i: [] for i in impls}
+    for r in range(rounds):
+        for i in impls[r % len(impls):] + impls[:r % len(impls)]:
+            c = children[i]
+            if c.error:
+                continue
+            time.sleep(GAP)
+            c.go()
+            said = c.expect("turn")
+            if said is not None:
+                turns[i].append(json.loads(said))
+                print(f"round {r + 1}/{rounds} {workload:12s} {i:10s} {said}", flush=True)
+                c.expect("ready")
+    out = {}
+    for i, c in children.items():                           # accuracy checks one at a time
+        if c.error is None:
+            c.go()
+            said = c.expect("result")
+            if said is not None:
+                final = json.loads(said)
+                extras = {k: v for k, v in final.items() if k != "turns" and k not in turns[i][0]}
+                out[i] = [{**t, **extras} for t in turns[i]]
+        c.p.wait()
+        if c.error:
+            out[i] = [{"error": c.error}]
+            print(f"{workload} {i}: {c.error}", flush=True)
+    return out
+
+
 def median(results, key):
     vals = [r[key] for r in results if key in r]
     return statistics.median(vals) if vals else None
@@ -188,14 +292,22 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="check that the workloads run: 1 repetition of 3 steps; the tables go to stdout "
                          "unless --out is given")
-    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--reps", type=int, default=None,
+                    help="rounds of turns (default 9 with --quick, 15 without, 1 with --smoke); with "
+                         "--separate, repetitions (3, 5, 1)")
+    ap.add_argument("--separate", action="store_true",
+                    help="each (workload, implementation, repetition) in a fresh process, one after "
+                         "another, instead of turns")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default=None, help="comma-separated workloads")
     ap.add_argument("--out", default=None, help="default: bench/RESULTS.md (--smoke: stdout)")
     args = ap.parse_args()
     if args.out is None and not args.smoke:
         args.out = os.path.join(HERE, "RESULTS.md")
-    reps = args.reps or (1 if args.smoke else 3 if args.quick else 5)
+    if args.reps is not None and args.reps < 1:
+        ap.error(f"--reps: expected a positive number, got {args.reps}")
+    separate_reps = 1 if args.smoke else 3 if args.quick else 5
+    reps = args.reps or (separate_reps if args.separate else 1 if args.smoke else 9 if args.quick else 15)
     have = {name: importlib.util.find_spec(name) is not None for name in ("torch", "numba", "keras")}
     names = args.only.split(",") if args.only else list(WORKLOADS)
     unknown = [w for w in names if w not in WORKLOADS]
@@ -205,17 +317,23 @@ def main():
     results = {(w, i): [] for w in names for i in impls_of(w, have)}
     sgemm = []
     load = {"start": (os.getloadavg()[0], busy_fraction())}
-    for rep in range(reps):
+    def steps_of(w):
+        return (SMOKE_STEPS.get(w, 3) if WORKLOADS[w][1] else 0) if args.smoke \
+            else WORKLOADS[w][1 if args.quick else 2]
+
+    alone = names if args.separate else [w for w in names if w in SEPARATE]
+    for rep in range(reps if args.separate else separate_reps):
         sgemm.append(run_one("sgemm", "sgemm", 0, args.threads))
-        for w in names:
+        for w in alone:
             these = impls_of(w, have)
-            order = these[rep % len(these):] + these[:rep % len(these)]
-            for impl in order:
-                steps = (SMOKE_STEPS.get(w, 3) if WORKLOADS[w][1] else 0) if args.smoke \
-                    else WORKLOADS[w][1 if args.quick else 2]
-                r = run_one(w, impl, steps, args.threads)
+            for impl in these[rep % len(these):] + these[:rep % len(these)]:
+                r = run_one(w, impl, steps_of(w), args.threads)
                 results[(w, impl)].append(r)
-                print(f"rep {rep + 1}/{reps} {w:12s} {impl:10s} {json.dumps(r)}", flush=True)
+                print(f"rep {rep + 1} {w:12s} {impl:10s} {json.dumps(r)}", flush=True)
+    for w in names:
+        if w not in alone:
+            for impl, rs in run_turns(w, impls_of(w, have), steps_of(w), reps, args.threads).items():
+                results[(w, impl)] = rs
     load["end"] = (os.getloadavg()[0], busy_fraction())
     gflops = [r["gflops"] for r in sgemm if r.get("gflops")]
     gf = statistics.median(gflops) if gflops else None
@@ -251,11 +369,17 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         return (SMOKE_STEPS.get(w, 3) if args.smoke else WORKLOADS[w][1 if args.quick else 2])
 
     flag = (" --smoke" if args.smoke else " --quick" if args.quick else "") \
-        + (f" --reps {args.reps}" if args.reps else "") + (f" --only {args.only}" if args.only else "")
+        + (" --separate" if args.separate else "") + (f" --reps {args.reps}" if args.reps else "") \
+        + (f" --only {args.only}" if args.only else "")
+    how = (f"{reps} repetition{'s' if reps != 1 else ''}, each run in a fresh process, one after another"
+           if args.separate else
+           f"{reps} round{'s' if reps != 1 else ''} of turns: the implementations of a workload in "
+           f"their own processes, started together, timing their turns one after another, "
+           f"{GAP} s apart")
     lines = [
         "# tidu benchmark results", "",
         f"Command: `python bench/run.py{flag}` "
-        f"({reps} repetition{'s' if reps != 1 else ''}, medians; {args.threads} BLAS threads per process; each run in its own process).",
+        f"({how}; medians; {args.threads} BLAS threads per process).",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; measured sgemm: {fmt(gf, '{:.0f}')} GFLOP/s. "
         f"Date: {datetime.date.today().isoformat()}.",
@@ -381,26 +505,31 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             best = max((v for v in (s2, s1) if v is not None), default=None)
             lines.append(f"| {what} | {fmt(r, '{:.0f}')} | {fmt(s2, '{:.0f}')} / {fmt(s1, '{:.0f}')} | "
                          f"{fmt(ratio(r, best))}× | {fmt(median(res, f'ray_{variant}_start_seconds'), '{:.1f}')} |")
-    def per_repetition(w, impl, base, key):
-        """'lowest–highest' of the ratios within each repetition (the two runs of one round)."""
+    def per_round(w, impl, base, key):
+        """The ratios of the two implementations' times, round by round (repetition by repetition
+        with --separate)."""
         pairs = zip(results.get((w, impl), []), results.get((w, base), []))
-        rs = [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
-        return f"{min(rs):.2f}–{max(rs):.2f}" if len(rs) > 1 else "—"
+        return [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
 
-    lines += ["", "## Targets (ratios of the medians above)", "", host, "",
-              "The last column: the lowest and highest ratio of the two runs within one repetition; "
-              "where it straddles the bound, this host cannot say whether the bar is met.", "",
-              "| target | ratio | met | ratio within each repetition |", "|---|---|---|---|"]
+    unit = "repetition" if args.separate else "round"
+    lines += ["", f"## Targets (the median of the per-{unit} ratios)", "", host, "",
+              f"Each {unit} gives one ratio of the two implementations' times "
+              + ("(their runs in the same repetition, in fresh processes one after another)"
+                 if args.separate else "(their turns in the same round, seconds apart)")
+              + "; the ratio column is their median, the last column the lowest and highest. Where "
+              "that range straddles the bound, this host's noise reaches the verdict.", "",
+              f"| target | ratio | met | lowest–highest per {unit} |", "|---|---|---|---|"]
     for what, w, key, base, bound, variants in TARGETS:
         if w not in names or not results.get((w, base)):
             continue
         for impl in variants:
             if not results.get((w, impl)):
                 continue
-            r = ratio(med(w, impl, key), med(w, base, key))
+            rs = per_round(w, impl, base, key)
+            r = statistics.median(rs) if rs else None
             label = what if impl == "tidu" or len(variants) == 1 else f"{what} — with tidu[fast]"
             lines.append(f"| {label} | {fmt(r)}× | {'—' if r is None else ('yes' if r <= bound else 'no')} | "
-                         f"{per_repetition(w, impl, base, key)} |")
+                         + (f"{min(rs):.2f}–{max(rs):.2f}" if len(rs) > 1 else "—") + " |")
     errors = [(w, i, r["error"]) for (w, i), rs in results.items() for r in rs if "error" in r]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {w} / {i}: {e}" for w, i, e in sorted(set(errors))]

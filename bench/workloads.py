@@ -15,6 +15,16 @@ A training run reports seconds_per_step (wall), cpu_seconds_per_step (all thread
 OpenBLAS threads about twice the wall time, as the idle worker spins), train_peak_rss_mb (peak
 resident memory over the timed training, counted from its start) and peak_rss_mb (the same
 peak, after the accuracy check too).
+
+Turns (--turns R, what bench/run.py uses): the process sets up its model, warms it up, then
+times R turns of --steps steps (a predict workload: one pass over the test images), each when
+told. Before a turn it prints "BENCH ready" and waits for a line on stdin; after it, it prints
+"BENCH turn" and the turn's JSON; after the last, "BENCH ready" once more, and it waits before
+the accuracy check and the result ("BENCH result" and its JSON). The model keeps training from turn to turn; the peak RSS
+spans all turns. run.py keeps one such process per implementation alive and gives them turns
+one after another, so that a slow spell of the host falls on neighbouring turns of every
+implementation alike. In the result each timing is the median of the turns, and "turns" the
+list. Without --turns: one turn, no waiting, the JSON result line only.
 """
 import argparse
 import json
@@ -25,7 +35,10 @@ import time
 
 import numpy as np
 
-import more_workloads as more  # (bench/more_workloads.py: GRU, SimpleRNN, latency, convnet)
+# run as a script this module is __main__; more_workloads's `from workloads import ...` must get
+# this same module (its TURNS), not a second copy
+sys.modules.setdefault("workloads", sys.modules[__name__])
+import more_workloads as more  # noqa: E402  (bench/more_workloads.py: GRU, SimpleRNN, latency, convnet)
 
 STEPS_PER_EPOCH = {"mlp": 469, "cnn": 938, "lstm": 469, "overhead": 1875, **more.STEPS_PER_EPOCH}
 BATCH = {"mlp": 128, "cnn": 64, "lstm": 128, "overhead": 32, **more.BATCH}
@@ -41,6 +54,31 @@ def load_mnist(n_train=None):
     xtr = xtr.reshape(len(xtr), 784).astype(np.float32) / 255
     xte = xte.reshape(len(xte), 784).astype(np.float32) / 255
     return xtr, ytr.astype(np.int64), xte, yte.astype(np.int64)
+
+
+TURNS = {"count": 1, "told": False}   # --turns: how many timed turns, and whether to wait for each
+
+
+def timed_turns(turn):
+    """Run turn() (one timed stretch, returning a dict of timings) TURNS["count"] times, each on
+    the word of bench/run.py when TURNS["told"]; the dict of each timing's median over the turns,
+    with the list of the turns under "turns" when there is more than one."""
+    results = []
+    for _ in range(TURNS["count"]):
+        if TURNS["told"]:
+            print("BENCH ready", flush=True)
+            if not sys.stdin.readline():
+                raise SystemExit("bench/workloads.py: stdin closed before the next turn")
+        results.append(turn())
+        if TURNS["told"]:
+            print("BENCH turn " + json.dumps(results[-1]), flush=True)
+    if TURNS["told"]:            # the accuracy check waits too, off the other processes' turns
+        print("BENCH ready", flush=True)
+        sys.stdin.readline()
+    out = {k: float(np.median([r[k] for r in results])) for k in results[0]}
+    if len(results) > 1:
+        out["turns"] = results
+    return out
 
 
 def peak_rss_mb():
@@ -128,9 +166,12 @@ def run_tidu(workload, steps, xtr, ytr, xte, yte):
     if workload in ("mlp_predict", "cnn_predict"):
         m = tidu_model(workload)
         m.predict(xte[:256], batch_size=256)
-        t = time.perf_counter()
-        m.predict(xte, batch_size=256)
-        return {"seconds": time.perf_counter() - t}
+
+        def turn():
+            t = time.perf_counter()
+            m.predict(xte, batch_size=256)
+            return {"seconds": time.perf_counter() - t}
+        return timed_turns(turn)
     if workload == "simulator":
         return run_simulator(xtr, ytr)
     if workload == "ray":
@@ -147,14 +188,17 @@ def time_fit(m, workload, steps, xtr, ytr, xte, yte):
     Y = one_hot(ytr)
     m.fit(xtr[:B * 3], Y[:B * 3], batch_size=B, epochs=1, verbose=0)      # warm up
     n = steps * B
+
+    def turn():
+        t, c = time.perf_counter(), time.process_time()
+        m.fit(xtr[:n], Y[:n], batch_size=B, epochs=1, verbose=0, shuffle=True)
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+        return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps}
     reset_peak_rss()
-    t, c = time.perf_counter(), time.process_time()
-    m.fit(xtr[:n], Y[:n], batch_size=B, epochs=1, verbose=0, shuffle=True)
-    dt, dc = time.perf_counter() - t, time.process_time() - c
-    rss = peak_rss_mb()
+    out = timed_turns(turn)
+    out["train_peak_rss_mb"] = peak_rss_mb()
     _, acc = m.evaluate(xte, one_hot(yte), batch_size=1000, verbose=0)
-    return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps,
-            "train_peak_rss_mb": rss, "accuracy": float(acc)}
+    return {**out, "accuracy": float(acc)}
 
 
 def run_simulator(xtr, ytr):
@@ -227,12 +271,15 @@ def run_torch(workload, steps, xtr, ytr, xte, yte):
         return t.contiguous(memory_format=torch.channels_last) if channels_last else t
 
     if workload.endswith("_predict"):
+        def turn():
+            t = time.perf_counter()
+            with torch.no_grad():
+                for i in range(0, len(xte), 256):
+                    torch.softmax(model(prep(xte[i:i + 256])), 1)
+            return {"seconds": time.perf_counter() - t}
         with torch.no_grad():
             model(prep(xte[:256]))
-            t = time.perf_counter()
-            for i in range(0, len(xte), 256):
-                torch.softmax(model(prep(xte[i:i + 256])), 1)
-            return {"seconds": time.perf_counter() - t}
+        return timed_turns(turn)
     B = BATCH[workload]
     loss_fn = nn.CrossEntropyLoss()
     X, Yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
@@ -248,15 +295,12 @@ def run_torch(workload, steps, xtr, ytr, xte, yte):
 
     train(3)
     reset_peak_rss()
-    t, c = time.perf_counter(), time.process_time()
-    train(steps)
-    dt, dc = time.perf_counter() - t, time.process_time() - c
-    rss = peak_rss_mb()
+    out = timed_turns(lambda: timed_steps(train, steps))
+    out["train_peak_rss_mb"] = peak_rss_mb()
     model.eval()                                         # dropout off (the convnet)
     with torch.no_grad():
         acc = float((model(prep(xte)).argmax(1).numpy() == yte).mean())
-    return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps,
-            "train_peak_rss_mb": rss, "accuracy": acc}
+    return {**out, "accuracy": acc}
 
 
 # ---------------------------------------------------------------------------------------
@@ -529,10 +573,13 @@ def run_numpy(workload, steps, xtr, ytr, xte, yte):
     step, predict = numpy_model(workload, rng)
     if workload.endswith("_predict"):
         predict(xte[:256])
-        t = time.perf_counter()
-        for i in range(0, len(xte), 256):
-            softmax_delta(predict(xte[i:i + 256]), 0)
-        return {"seconds": time.perf_counter() - t}
+
+        def turn():
+            t = time.perf_counter()
+            for i in range(0, len(xte), 256):
+                softmax_delta(predict(xte[i:i + 256]), 0)
+            return {"seconds": time.perf_counter() - t}
+        return timed_turns(turn)
     Y = one_hot(ytr)
 
     def train(n_steps):
@@ -543,13 +590,18 @@ def run_numpy(workload, steps, xtr, ytr, xte, yte):
 
     train(3)
     reset_peak_rss()
+    out = timed_turns(lambda: timed_steps(train, steps))
+    out["train_peak_rss_mb"] = peak_rss_mb()
+    acc = float((predict(xte).argmax(1) == yte).mean())
+    return {**out, "accuracy": acc}
+
+
+def timed_steps(train, steps):
+    """One turn of `steps` training steps: wall and CPU seconds per step."""
     t, c = time.perf_counter(), time.process_time()
     train(steps)
     dt, dc = time.perf_counter() - t, time.process_time() - c
-    rss = peak_rss_mb()
-    acc = float((predict(xte).argmax(1) == yte).mean())
-    return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps,
-            "train_peak_rss_mb": rss, "accuracy": acc}
+    return {"seconds_per_step": dt / steps, "cpu_seconds_per_step": dc / steps}
 
 
 def sgemm_gflops():
@@ -568,7 +620,13 @@ def main():
     p.add_argument("--workload", required=True)
     p.add_argument("--impl", required=True, choices=["tidu", "torch", "numpy", "keras", "sgemm"])
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--turns", type=int, default=None,
+                   help="time this many turns, each when a line arrives on stdin (bench/run.py)")
     args = p.parse_args()
+    if args.turns is not None:
+        if args.turns < 1:
+            p.error(f"--turns: expected a positive number of turns, got {args.turns}")
+        TURNS.update(count=args.turns, told=True)
     if args.impl == "sgemm":
         result = {"gflops": sgemm_gflops(), "blas": more.blas_info()}
     else:
@@ -583,7 +641,7 @@ def main():
             fn = {"tidu": run_tidu, "torch": run_torch, "numpy": run_numpy}[args.impl]
             result = fn(args.workload, args.steps, *data)
     result["peak_rss_mb"] = peak_rss_mb()
-    print(json.dumps(result))
+    print(("BENCH result " if TURNS["told"] else "") + json.dumps(result))
 
 
 if __name__ == "__main__":
