@@ -221,8 +221,8 @@ def _weight_grads(ctx, cols, G, kernel):
         gWb = cols.T @ G  # [dL/dK; dL/db] in one GEMM
         gK, gb = gWb[:K].reshape(kernel.shape), gWb[K]
     else:
-        if need_K:
-            gK = (cols.T @ G).reshape(kernel.shape)
+        if need_K:  # (Gᵀ X)ᵀ: 8-17% faster than Xᵀ G here (bench/gemm_shapes.py)
+            gK = (G.T @ cols).T.reshape(kernel.shape)
         if need_b:
             gb = column_sums(G)  # a GEMV: 10x faster than G.sum(0)
     return gK, gb
