@@ -4,6 +4,7 @@
     python bench/run.py --quick    # fewer steps, 9 rounds
     python bench/run.py --smoke --only gru,convnet   # does it run? 1 round, 3 steps, table to stdout
     python bench/run.py --quick --separate   # the older method: 3 repetitions, a process each
+    python bench/run.py --smoke --subset --only mlp   # offline, on the shipped subset (tests/test_bench.py)
 
 Each implementation of a workload runs in its own process (bench/workloads.py) with 2 BLAS
 threads set before NumPy or torch loads, so that NumPy's and torch's thread pools never share
@@ -299,11 +300,15 @@ def main():
                     help="each (workload, implementation, repetition) in a fresh process, one after "
                          "another, instead of turns")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--subset", action="store_true",
+                    help="the shipped 2,000-image MNIST subset (with --smoke: does it run, offline)")
     ap.add_argument("--only", default=None, help="comma-separated workloads")
     ap.add_argument("--out", default=None, help="default: bench/RESULTS.md (--smoke: stdout)")
     args = ap.parse_args()
     if args.out is None and not args.smoke:
         args.out = os.path.join(HERE, "RESULTS.md")
+    if args.subset:
+        os.environ["TIDU_BENCH_SUBSET"] = "1"                # the children inherit it (child_env)
     if args.reps is not None and args.reps < 1:
         ap.error(f"--reps: expected a positive number, got {args.reps}")
     separate_reps = 1 if args.smoke else 3 if args.quick else 5
@@ -369,7 +374,8 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         return (SMOKE_STEPS.get(w, 3) if args.smoke else WORKLOADS[w][1 if args.quick else 2])
 
     flag = (" --smoke" if args.smoke else " --quick" if args.quick else "") \
-        + (" --separate" if args.separate else "") + (f" --reps {args.reps}" if args.reps else "") \
+        + (" --separate" if args.separate else "") + (" --subset" if args.subset else "") \
+        + (f" --reps {args.reps}" if args.reps else "") \
         + (f" --only {args.only}" if args.only else "")
     how = (f"{reps} repetition{'s' if reps != 1 else ''}, each run in a fresh process, one after another"
            if args.separate else

@@ -48,7 +48,10 @@ def load_mnist(n_train=None):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     from tidu.datasets import mnist
 
-    (xtr, ytr), (xte, yte) = mnist.load_data()
+    # TIDU_BENCH_SUBSET=1 (bench/run.py --subset): the shipped 2,000 + 500 images, for a check
+    # that the workloads run (the tests), not for timings
+    subset = os.environ.get("TIDU_BENCH_SUBSET") == "1"
+    (xtr, ytr), (xte, yte) = mnist.load_subset() if subset else mnist.load_data()
     if n_train:
         xtr, ytr = xtr[:n_train], ytr[:n_train]
     xtr = xtr.reshape(len(xtr), 784).astype(np.float32) / 255

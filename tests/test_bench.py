@@ -1,0 +1,81 @@
+"""The benchmark harness runs: bench/workloads.py's turns protocol and bench/run.py's tables, on
+the shipped MNIST subset (offline; timings from these runs mean nothing), so the command of
+issue 14's acceptance cannot rot. The timings themselves are bench/RESULTS.md's."""
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).parents[1]
+BENCH = ROOT / "bench"
+
+
+def env():
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                TIDU_BENCH_SUBSET="1", OPENBLAS_NUM_THREADS="1", TIDU_FAST="0")
+
+
+def test_a_workload_times_its_turns_when_told():
+    p = subprocess.Popen([sys.executable, str(BENCH / "workloads.py"), "--workload", "mlp", "--impl", "tidu",
+                          "--steps", "2", "--turns", "3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env())
+    said = []
+    for _ in range(4):                                  # three turns, then the go for the result
+        line = p.stdout.readline()
+        assert line.strip() == "BENCH ready", (line, p.stderr.read() if not line else "")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        line = p.stdout.readline()
+        said.append(line)
+        if len(said) == 4:
+            break
+        assert line.startswith("BENCH turn "), line
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    turns = [json.loads(line[len("BENCH turn "):]) for line in said[:3]]
+    assert said[3].startswith("BENCH result ")
+    result = json.loads(said[3][len("BENCH result "):])
+    assert result["turns"] == turns
+    times = sorted(t["seconds_per_step"] for t in turns)
+    assert result["seconds_per_step"] == pytest.approx(times[1])         # the median of three
+    assert result["accuracy"] > 0 and result["train_peak_rss_mb"] > 0
+
+
+def test_a_workload_without_turns_prints_its_result_only():
+    out = subprocess.run([sys.executable, str(BENCH / "workloads.py"), "--workload", "cnn_latency",
+                          "--impl", "tidu", "--steps", "3"], capture_output=True, text=True, env=env(),
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert not any(line.startswith("BENCH") for line in lines)
+    assert "turns" not in result and result["ms_per_batch"] > 0 and result["predict_ms_per_batch"] > 0
+
+
+def test_turns_must_be_positive():
+    out = subprocess.run([sys.executable, str(BENCH / "workloads.py"), "--workload", "mlp", "--impl",
+                          "tidu", "--turns", "0"], capture_output=True, text=True, env=env(), timeout=300)
+    assert out.returncode == 2 and "--turns: expected a positive number of turns, got 0" in out.stderr
+
+
+def test_run_writes_the_tables_from_rounds_of_turns(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    out = subprocess.run([sys.executable, str(BENCH / "run.py"), "--smoke", "--subset", "--reps", "2",
+                          "--only", "mlp,cnn_latency", "--out", str(results)],
+                         capture_output=True, text=True, env=env(), timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = results.read_text()
+    assert "2 rounds of turns" in text and "## Errors" not in text
+    have_torch = importlib.util.find_spec("torch") is not None
+    for impl in ["tidu", "numpy"] + ["torch"] * have_torch:     # each took both turns
+        assert f"round 2/2 mlp          {impl} " in out.stdout, out.stdout[-2000:]
+    targets = text[text.index("## Targets"):]
+    row = next(line for line in targets.splitlines() if line.startswith("| MLP: tidu ≤ 1.1× hand-written NumPy |"))
+    ratio, met, spread = [c.strip() for c in row.split("|")[2:5]]
+    low, high = (float(x) for x in spread.split("–"))
+    assert low <= float(ratio.rstrip("×")) <= high and met in ("yes", "no")
+    assert ("| CNN batch-32 latency: plain tidu ≤ 1.3× PyTorch |" in targets) == have_torch
