@@ -9,7 +9,7 @@ probabilities) at 99.7% (five networks: 99.66%; docs/results.md).
                                                        # 50,000, score the last 10,000; no test
     python examples/mnist_best.py --ensemble 5 --shifts  # also average over 9 one-pixel shifts
     python examples/mnist_best.py --subset --epochs 1  # quick check on the shipped subset
-    python examples/mnist_best.py --arch deep --validate   # a deeper candidate, not yet chosen
+    python examples/mnist_best.py --arch deep --validate   # the deeper network: it won on validation
 
 Every choice below (architecture, augmentation, epochs, schedule) is made with --validate, on
 the last 10,000 training images; the test set is read once, at the end of a run without it.
@@ -43,9 +43,10 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the cosine")
 parser.add_argument("--ensemble", type=int, default=1, help="networks to train and average")
 parser.add_argument("--arch", choices=["base", "deep"], default="base",
-                    help="base: the network above (every figure in docs/results.md); deep: seven "
-                         "convolutions, 2x2 pooling replaced by 5x5 convolutions of stride 2, a "
-                         "candidate for the ensemble's 99.7%% not yet chosen on validation")
+                    help="base: the network above (the single network's 99.60%% and the five-network "
+                         "ensemble's 99.66%% in docs/results.md); deep: seven convolutions, 2x2 "
+                         "pooling replaced by 5x5 convolutions of stride 2, chosen on validation "
+                         "for the ensemble (seeds 0-2: 99.60%% mean against base's 99.54%%)")
 parser.add_argument("--seed", type=int, default=0, help="seed of the first network; member i gets seed + i")
 parser.add_argument("--validate", action="store_true",
                     help="train on the first 50,000 training images, score the last 10,000 (no test)")
