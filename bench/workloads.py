@@ -20,11 +20,12 @@ Turns (--turns R, what bench/run.py uses): the process sets up its model, warms 
 times R turns of --steps steps (a predict workload: one pass over the test images), each when
 told. Before a turn it prints "BENCH ready" and waits for a line on stdin; after it, it prints
 "BENCH turn" and the turn's JSON; after the last, "BENCH ready" once more, and it waits before
-the accuracy check and the result ("BENCH result" and its JSON). The model keeps training from turn to turn; the peak RSS
-spans all turns. run.py keeps one such process per implementation alive and gives them turns
-one after another, so that a slow spell of the host falls on neighbouring turns of every
-implementation alike. In the result each timing is the median of the turns, and "turns" the
-list. Without --turns: one turn, no waiting, the JSON result line only.
+the accuracy check and the result ("BENCH result" and its JSON). The model keeps training from
+turn to turn; the peak RSS spans all turns. run.py keeps one such process per implementation
+alive and gives them turns one after another, so that a slow spell of the host falls on
+neighbouring turns of every implementation alike. In the result each timing is the median of
+the turns, and "turns" the list. Without --turns: one turn, no waiting, the JSON result line
+only.
 """
 import argparse
 import json
