@@ -272,6 +272,12 @@ def run_turns(workload, impls, steps, rounds, threads):
     return out
 
 
+def steps_of(args, w):
+    """Steps per turn (per run with --separate) of workload w under the command's options."""
+    return (SMOKE_STEPS.get(w, 3) if WORKLOADS[w][1] else 0) if args.smoke \
+        else WORKLOADS[w][1 if args.quick else 2]
+
+
 def median(results, key):
     vals = [r[key] for r in results if key in r]
     return statistics.median(vals) if vals else None
@@ -322,22 +328,18 @@ def main():
     results = {(w, i): [] for w in names for i in impls_of(w, have)}
     sgemm = []
     load = {"start": (os.getloadavg()[0], busy_fraction())}
-    def steps_of(w):
-        return (SMOKE_STEPS.get(w, 3) if WORKLOADS[w][1] else 0) if args.smoke \
-            else WORKLOADS[w][1 if args.quick else 2]
-
     alone = names if args.separate else [w for w in names if w in SEPARATE]
     for rep in range(reps if args.separate else separate_reps):
         sgemm.append(run_one("sgemm", "sgemm", 0, args.threads))
         for w in alone:
             these = impls_of(w, have)
             for impl in these[rep % len(these):] + these[:rep % len(these)]:
-                r = run_one(w, impl, steps_of(w), args.threads)
+                r = run_one(w, impl, steps_of(args, w), args.threads)
                 results[(w, impl)].append(r)
                 print(f"rep {rep + 1} {w:12s} {impl:10s} {json.dumps(r)}", flush=True)
     for w in names:
         if w not in alone:
-            for impl, rs in run_turns(w, impls_of(w, have), steps_of(w), reps, args.threads).items():
+            for impl, rs in run_turns(w, impls_of(w, have), steps_of(args, w), reps, args.threads).items():
                 results[(w, impl)] = rs
     load["end"] = (os.getloadavg()[0], busy_fraction())
     gflops = [r["gflops"] for r in sgemm if r.get("gflops")]
@@ -369,9 +371,6 @@ def results_lines(args, names, have, results, gf, reps, load, host):
 
     def ratio(a, b):
         return None if a is None or b is None else a / b
-
-    def steps_of(w):
-        return (SMOKE_STEPS.get(w, 3) if args.smoke else WORKLOADS[w][1 if args.quick else 2])
 
     flag = (" --smoke" if args.smoke else " --quick" if args.quick else "") \
         + (" --separate" if args.separate else "") + (" --subset" if args.subset else "") \
@@ -420,7 +419,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         def three(key, spec):
             return " / ".join(fmt(med(w, i, key), spec) for i in impls)
         lines.append(
-            f"| {w}: {WORKLOADS[w][0]} ({steps_of(w)} steps) | {fmt(e['tidu'])} | {fmt(e['torch'])} | "
+            f"| {w}: {WORKLOADS[w][0]} ({steps_of(args, w)} steps) | {fmt(e['tidu'])} | {fmt(e['torch'])} | "
             f"{fmt(e['numpy'])} | {fmt(ratio(e['tidu'], e['torch']))}× | {fmt(ratio(e['tidu'], e['numpy']))}× | "
             f"{' / '.join(fmt(cpu[i]) for i in impls)} | {fmt(bound)} | {three('train_peak_rss_mb', '{:.0f}')} | "
             f"{three('accuracy', '{:.4f}')} | {three('peak_rss_mb', '{:.0f}')} |")
@@ -448,7 +447,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
                   "tidu and Keras run the same model code and `model.fit` (bench/more_workloads.py: "
                   "simple_mnist_convnet); PyTorch runs the same net written in torch (channels_last, Adam "
                   "with ε = 1e-7). Keras 3 runs on its torch backend with the same thread count. The "
-                  f"example's validation split is left out; {steps_of(w)} steps, scaled to one epoch of {spe}."
+                  f"example's validation split is left out; {steps_of(args, w)} steps, scaled to one epoch of {spe}."
                   + ("" if have["keras"] else " Keras is not installed (pip install keras): its column is empty."), "",
                   "| tidu s/epoch | tidu[fast] s/epoch | torch s/epoch | Keras 3 s/epoch | tidu/torch | tidu/Keras "
                   "| tidu[fast]/Keras | peak RSS MB (training) tidu / tidu[fast] / torch / Keras "
@@ -472,7 +471,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         w = "cnn_latency"
         ms = {i: med(w, i, "ms_per_batch") for i in ("tidu", "tidu[fast]", "torch", "numpy")}
         lines += ["", f"## Latency: the LeNet CNN predicting batches of 32 one after another "
-                      f"(milliseconds per batch, {steps_of(w)} batches)", "", host, "",
+                      f"(milliseconds per batch, {steps_of(args, w)} batches)", "", host, "",
                   "tidu: `model.predict_on_batch(x)` (and, in its own column, `model.predict(x)`); torch: "
                   "`model(x)` under `no_grad` with the softmax; NumPy: the forward pass and softmax. The "
                   "median per batch is in brackets; peak RSS counts from the start of the timed loop.", "",
@@ -496,7 +495,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         lines += ["", "## Parameter server on Ray against the simulator (updates per second, M=4, DC-ASGD, "
                   "MNIST MLP, batch 128)", "", host, "",
                   f"One process per repetition times the two backends turn about (simulator, Ray, simulator, "
-                  f"Ray; {steps_of('ray')} updates per epoch; bench/ps_workloads.py), each on a local Ray of "
+                  f"Ray; {steps_of(args, 'ray')} updates per epoch; bench/ps_workloads.py), each on a local Ray of "
                   f"2 CPUs started for it: with the workers' shared-memory mailboxes (the default on one "
                   f"machine) and with TIDU_PS_MAILBOX=0, every gradient and weight vector through Ray's "
                   f"object store as between machines. Ray's 4 workers run 1 BLAS thread each; the "
