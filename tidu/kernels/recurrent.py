@@ -8,7 +8,7 @@ makes ~10 passes forward and ~17 backward over (4u, N) blocks. The kernels here 
 per timestep each way, with the same formulas (see LSTM's docstring), on LSTM's hidden-major
 layout (a step's gates are the rows of a (4u, N) block, a state (u, N)):
 
-    forward:   a = a + s·(U h_{t−1}ᵀ)  ->  a = σ(z_o), σ(z_i), σ(z_f), tanh(z_c)  (rows),
+    forward:   a = s·z_tᵀ  ->  a = σ(z_o), σ(z_i), σ(z_f), tanh(z_c)  (rows),
                c_t = f ⊙ c_{t−1} + i ⊙ g,   k = tanh(c_t),   H[:, t+1] = o ⊙ tanh(c_t)
     backward:  dc += dh ⊙ o ⊙ (1 − tanh² c_t), then dz_o, dz_i, dz_f, dz_c into dZ[:, t]; dc *= f
 
@@ -156,21 +156,18 @@ def _compile():
     # would need a runtime overlap check, which LLVM widens to the whole array, where it fails.
     # Layout: hidden-major (see LSTM), a step's gates are rows of (4u, N), a state (u, N).
     @njit
-    def forward(a, zh, add, c_prev, c, k, H, t):
-        """One forward timestep in place; a = the gate rows (4u, N) o, i, f, g pre-scaled as in LSTM:
+    def forward(a, c_prev, c, k, H, t):
+        """One forward timestep in place; a = the gate rows (4u, N) o, i, f, g pre-scaled as in LSTM
+        (= −z_o, −z_i, −z_f, −2z_c):
 
-            a = a + zh if add  (= −z_o, −z_i, −z_f, −2z_c);   a <- σ(z_o), σ(z_i), σ(z_f), 2σ(2z_c) − 1
+            a <- σ(z_o), σ(z_i), σ(z_f), 2σ(2z_c) − 1
             c = f ⊙ c_prev + i ⊙ g,   k = tanh(c),   H[:, t + 1] = o ⊙ k
         """
         u, n = c.shape
         one, two = c.dtype.type(1), c.dtype.type(2)
         for j in range(4 * u):
-            if add:
-                for m in range(n):
-                    a[j, m] = one / (one + exp(a[j, m] + zh[j, m]))  # σ(z) = 1 / (1 + e^−z)
-            else:
-                for m in range(n):
-                    a[j, m] = one / (one + exp(a[j, m]))
+            for m in range(n):
+                a[j, m] = one / (one + exp(a[j, m]))                # σ(z) = 1 / (1 + e^−z)
         for j in range(3 * u, 4 * u):
             for m in range(n):
                 a[j, m] = two * a[j, m] - one                       # tanh z = 2σ(2z) − 1
