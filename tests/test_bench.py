@@ -79,3 +79,25 @@ def test_run_writes_the_tables_from_rounds_of_turns(tmp_path):
     low, high = (float(x) for x in spread.split("–"))
     assert low <= float(ratio.rstrip("×")) <= high and met in ("yes", "no")
     assert ("| CNN batch-32 latency: plain tidu ≤ 1.3× PyTorch |" in targets) == have_torch
+
+
+@pytest.mark.parametrize("keras", [False, True], ids=["tidu", "keras"])
+def test_the_spread_of_the_notes_example_runs(keras):
+    if keras and (importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None):
+        pytest.skip("keras 3 with torch is not installed (the reference for bench/mlp_spread.py --keras)")
+    r = subprocess.run([sys.executable, str(BENCH / "mlp_spread.py"), "--runs", "2", "--subset"]
+                       + (["--keras"] if keras else []), capture_output=True, text=True, env=env(),
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert [line.split(" run ")[1][:3] for line in lines[:2]] == ["1/2", "2/2"], lines
+    accs = [float(line.split("test accuracy ")[1].split()[0]) for line in lines[:2]]
+    assert all(0.5 < a <= 1 for a in accs), accs          # one epoch on 2,000 images learns
+    # 500 test images: accuracies are multiples of 0.002, their mean exact in four decimals
+    assert lines[2].endswith("of 2") and f"mean {sum(accs) / 2:.4f}" in lines[2], lines[2]
+
+
+def test_the_spread_refuses_no_runs():
+    r = subprocess.run([sys.executable, str(BENCH / "mlp_spread.py"), "--runs", "0"],
+                       capture_output=True, text=True, env=env(), timeout=120)
+    assert r.returncode == 2 and "--runs: expected at least 1, got 0" in r.stderr
