@@ -308,14 +308,12 @@ class LSTM(Function):
     2 threads) runs Uᵀ h_{t−1}ᵀ, (4u, u) by (u, N), in ~90 µs at N = u = 128, where h_{t−1} U,
     (N, u) by (u, 4u), took ~160 µs on one thread. S and the pre-activation gradients dZ (4u, T,
     N) keep time in the middle, so that all the weight gradients are one GEMM over all (t, n),
-    [dU; dW; db] = S[:, :T] dZᵀ. Against the input projection as its own GEMM over all t, the
-    recurrent and weight-gradient GEMMs apart (and the kernel adding the two halves of z_t), this
-    took the LSTM(128) benchmark's step from ~15.3 to ~13.9 ms (medians of 12 interleaved runs
-    of 30 steps in one process, ratios 0.86-1.03, AVX-512 EPYC, 2 OpenBLAS threads).
-    With numba installed (the extra `fast`) each timestep's element-wise work, forward and
-    backward, is one pass of a kernel in tidu.kernels.recurrent (same formulas; a vectorized float32
-    exp within ~1 ulp of np.exp); the NumPy loop is the reference and runs when
-    tidu.kernels.enabled() is False (numba missing, TIDU_FAST=0 or set_enabled(False)).
+    [dU; dW; db] = S[:, :T] dZᵀ (the LSTM(128) benchmark's step ~13.9 ms against ~15.3 with these
+    GEMMs apart: 12 interleaved runs in one process, AVX-512 EPYC, 2 OpenBLAS threads). With
+    numba (the extra `fast`) each timestep's element-wise work, forward and backward, is one pass
+    of a kernel in tidu.kernels.recurrent (same formulas; a vectorized float32 exp within ~1 ulp
+    of np.exp); the NumPy loop is the reference and runs when tidu.kernels.enabled() is False
+    (numba missing, TIDU_FAST=0 or set_enabled(False)).
     """
 
     @staticmethod
