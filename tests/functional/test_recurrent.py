@@ -298,6 +298,23 @@ def test_only_the_inputs_that_need_gradients_get_them(rng):
     np.testing.assert_allclose(h0t.grad, ref[4].grad, rtol=1e-12)
 
 
+
+@pytest.mark.parametrize("wanted", [(1,), (2,), (3,), (1, 3), (2, 3), (1, 2), (0, 2, 4)])
+def test_lstm_weight_gradients_of_any_subset(rng, wanted):
+    """LSTM's one weight-gradient GEMM covers the rows asked for ([dU; dW; db] or a part of it):
+    each subset of kernel (1), recurrent kernel (2) and bias (3) gets the gradients that
+    asking for all six inputs gives, and the others get none."""
+    arrays = _inputs(rng, 2, 4, 3, 5, 4, (20,), 2)
+    mine = [Tensor(a, requires_grad=i in wanted) for i, a in enumerate(arrays)]
+    F.lstm(*mine, return_sequences=True).sum().backward()
+    ref = [Tensor(a, requires_grad=True) for a in arrays]
+    F.lstm(*ref, return_sequences=True).sum().backward()
+    for i, (a, r) in enumerate(zip(mine, ref)):
+        if i in wanted:
+            np.testing.assert_allclose(a.grad, r.grad, rtol=1e-12, atol=1e-14)
+        else:
+            assert a.grad is None
+
 def test_bad_shapes_and_options_are_refused(rng):
     x, W, U, b, h0, c0 = _inputs(rng, 2, 4, 3, 5, 4, (20,), 2)
     with pytest.raises(ShapeError, match=r"lstm: expected input of shape \(N, T, D\)"):
