@@ -6,7 +6,8 @@ import pytest
 import tidu.functional as F
 from tidu import Tensor, gradcheck
 from tidu.errors import ShapeError
-from tidu.functional.recurrent import GRU, LSTM
+from tidu.functional.recurrent_lstm import LSTM
+from tidu.functional.recurrent import GRU
 
 
 def _sigmoid(z):

@@ -18,6 +18,7 @@ from tidu.functional.norm import *  # noqa: F401,F403
 from tidu.functional.dropout import *  # noqa: F401,F403
 from tidu.functional.embedding import *  # noqa: F401,F403
 from tidu.functional.recurrent import *  # noqa: F401,F403
+from tidu.functional.recurrent_lstm import *  # noqa: F401,F403
 from tidu.functional.resample import *  # noqa: F401,F403
 
 import sys as _sys  # noqa: E402

@@ -1,12 +1,12 @@
 """The LSTM's and the GRU's per-timestep element-wise work in one pass, through numba: the
 extra `fast`.
 
-The NumPy loop in recurrent.LSTM spends as much time in its element-wise ufuncs as in its
-GEMMs: NumPy's float32 exp and tanh run at scalar speed on an AVX2 CPU without AVX-512
-(np.exp 1.4-2.8 ns, np.tanh 3-6 ns per element against 0.2 ns for a multiply), and a step
-makes ~10 passes forward and ~17 backward over (4u, N) blocks. The kernels here make one pass
-per timestep each way, with the same formulas (see LSTM's docstring), on LSTM's hidden-major
-layout (a step's gates are the rows of a (4u, N) block, a state (u, N)):
+The LSTM's NumPy loop (tidu.functional.recurrent_lstm) spends as much time in its
+element-wise ufuncs as in its GEMMs: NumPy's float32 exp and tanh run at scalar speed on an
+AVX2 CPU without AVX-512 (np.exp 1.4-2.8 ns, np.tanh 3-6 ns per element against 0.2 ns for
+a multiply), and a step makes ~10 passes forward and ~17 backward over (4u, N) blocks. The
+kernels here make one pass per timestep each way, with the same formulas (see LSTM's
+docstring), on LSTM's hidden-major layout (a step's gates are the rows of a (4u, N) block, a state (u, N)):
 
     forward:   a = s·z_tᵀ  ->  a = σ(z_o), σ(z_i), σ(z_f), tanh(z_c)  (rows),
                c_t = f ⊙ c_{t−1} + i ⊙ g,   k = tanh(c_t),   H[:, t+1] = o ⊙ tanh(c_t)
@@ -45,8 +45,8 @@ The backward steps do NumPy's operations in NumPy's order: the same bits from th
 gates (the GRU's forward too, but for its exp). The kernels are single-threaded (OpenBLAS's
 workers spin between GEMMs).
 
-tidu.functional.recurrent's LSTM asks `lstm_steps(dtype)`, its GRU `gru_steps(dtype)`, and
-each runs its NumPy loop, the reference, whenever the answer is None: the fast paths off
+The LSTM (tidu.functional.recurrent_lstm) asks `lstm_steps(dtype)`, the GRU `gru_steps(dtype)`,
+and each runs its NumPy loop, the reference, whenever the answer is None: the fast paths off
 (tidu.kernels.enabled() False: numba missing, TIDU_FAST=0 or set_enabled(False); asked first,
 so numba is not even imported when it is off), another array backend, or a dtype other than
 float32 and float64. The kernels are compiled on first use and cached on disk by numba.
