@@ -11,6 +11,8 @@
                                or None
     conv_kernels(dtype)        the 2-D convolution's input gradient, gathered in one pass
                                (kernels.conv), or None
+    kernels.halves             a batch's two halves on the two cores at once, each with one
+                               BLAS thread (the LSTM's fast path; needs threadpoolctl)
 
 Nothing above this package depends on it: each op asks one function here and runs its NumPy
 code, the reference, whenever the answer is None. The switch is asked before numba is imported,

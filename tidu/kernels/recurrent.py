@@ -6,7 +6,8 @@ element-wise ufuncs as in its GEMMs: NumPy's float32 exp and tanh run at scalar 
 AVX2 CPU without AVX-512 (np.exp 1.4-2.8 ns, np.tanh 3-6 ns per element against 0.2 ns for
 a multiply), and a step makes ~10 passes forward and ~17 backward over (4u, N) blocks. The
 kernels here make one pass per timestep each way, with the same formulas (see LSTM's
-docstring), on LSTM's hidden-major layout (a step's gates are the rows of a (4u, N) block, a state (u, N)):
+docstring), on LSTM's hidden-major layout (a step's gates are the rows of a (4u, N) block, a
+state (u, N)):
 
     forward:   a = s·z_tᵀ  ->  a = σ(z_o), σ(z_i), σ(z_f), tanh(z_c)  (rows),
                c_t = f ⊙ c_{t−1} + i ⊙ g,   k = tanh(c_t),   H[:, t+1] = o ⊙ tanh(c_t)
@@ -43,7 +44,8 @@ a normal result (checked exhaustively); tanh(c_t) is Cephes' tanhf on the same e
 within 1.4 ulp). In float64 (gradient checks) the kernels call libm's scalar exp and tanh.
 The backward steps do NumPy's operations in NumPy's order: the same bits from the same
 gates (the GRU's forward too, but for its exp). The kernels are single-threaded (OpenBLAS's
-workers spin between GEMMs).
+workers spin between GEMMs); the LSTM's release the GIL, so that its two halves of a batch
+can run at once (tidu.kernels.halves).
 
 The LSTM (tidu.functional.recurrent_lstm) asks `lstm_steps(dtype)`, the GRU `gru_steps(dtype)`,
 and each runs its NumPy loop, the reference, whenever the answer is None: the fast paths off
@@ -155,7 +157,7 @@ def _compile():
     # (or reads and writes it at the same index): a loop that wrote a row at two offsets u apart
     # would need a runtime overlap check, which LLVM widens to the whole array, where it fails.
     # Layout: hidden-major (see LSTM), a step's gates are rows of (4u, N), a state (u, N).
-    @njit
+    @njit(nogil=True)     # tidu.kernels.halves runs two at once
     def forward(a, c_prev, c, k, H, t):
         """One forward timestep in place; a = the gate rows (4u, N) o, i, f, g pre-scaled as in LSTM
         (= −z_o, −z_i, −z_f, −2z_c):
@@ -179,7 +181,7 @@ def _compile():
                 c[j, m], k[j, m] = ct, kt
                 h[m] = a[j, m] * kt
 
-    @njit
+    @njit(nogil=True)
     def backward(dh, dc, a, k, c_prev, dZ, t):
         """One backward timestep, from the gate rows a = σ(z_o), σ(z_i), σ(z_f), g (4u, N),
         k = tanh(c_t), into dZ[:, t]:

@@ -18,6 +18,7 @@ import numpy as np
 from tidu import backend, losses as L
 from tidu.autograd import Tensor, no_grad
 from tidu.errors import ShapeError
+from tidu.kernels.halves import one_blas_thread
 
 __all__ = ["all_finite", "as_numpy", "check_batch", "check_curriculum", "check_sample_weight",
            "check_targets", "check_validation_data", "check_x", "check_y", "class_weights", "probe"]
@@ -42,11 +43,13 @@ def as_numpy(a, where, name):
 def all_finite(a):
     """Whether a float array holds no NaN or ±inf: the matrix-vector product of its rows with a
     zero vector is NaN exactly where a row holds one (0·inf = NaN, 0·finite = 0, no overflow),
-    3× faster than np.isfinite(a).all() on MNIST and without its bool copy of the data."""
+    3× faster than np.isfinite(a).all() on MNIST and without its bool copy of the data. On one
+    BLAS thread: a two-thread call leaves OpenBLAS's worker spinning for ~0.1 s, which takes a
+    core from the LSTM's halves on the first steps (tidu.kernels.halves)."""
     if a.ndim < 2 or a.size == 0:
         return bool(np.isfinite(a).all())
     rows = a.reshape(len(a), -1)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), one_blas_thread():
         return bool(np.isfinite(rows @ np.zeros(rows.shape[1], dtype=a.dtype)).all())
 
 
