@@ -207,3 +207,47 @@ def test_all_finite_leaves_blas_threads_as_they_were():
     a[123, 456] = np.inf
     assert not all_finite(a)
     assert _numpy_blas_threads() == before
+
+
+def _conv_model():
+    import tidu
+    m = tidu.Sequential([tidu.layers.Input((12, 12, 1)),
+                         tidu.layers.Conv2D(4, 3, activation="relu"),
+                         tidu.layers.MaxPooling2D(2), tidu.layers.Flatten(),
+                         tidu.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="sgd", loss="categorical_crossentropy")
+    return m
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_on_batch"])
+def test_predict_splits_a_conv_models_big_batches(monkeypatch, method):
+    _need_halves()
+    import tidu.training.loops as loops
+    m = _conv_model()
+    x = np.random.default_rng(0).standard_normal((150, 12, 12, 1)).astype(np.float32)
+    runs, run = [], halves.run
+
+    def counted(fn):
+        runs.append(1)
+        return run(fn)
+    monkeypatch.setattr(loops.halves, "run", counted)
+    call = (lambda a: m.predict(a, batch_size=100, verbose=0)) if method == "predict" else \
+        m.predict_on_batch
+    split = call(x)
+    assert len(runs) == 1             # predict: 100 rows split, the last 50 not; on_batch: 150
+    kernels.set_enabled(False)                                # the NumPy path, one batch
+    whole = m.predict_on_batch(x)
+    assert split.shape == whole.shape == (150, 3)
+    np.testing.assert_allclose(split, whole, rtol=1e-6, atol=1e-7)
+
+
+def test_predict_leaves_dense_models_and_small_batches_whole(monkeypatch):
+    _need_halves()
+    import tidu
+    import tidu.training.loops as loops
+    runs, run = [], halves.run
+    monkeypatch.setattr(loops.halves, "run", lambda fn: runs.append(1) or run(fn))
+    dense = tidu.Sequential([tidu.layers.Input((20,)), tidu.layers.Dense(3)])
+    dense.predict(np.ones((200, 20), np.float32), batch_size=100, verbose=0)
+    _conv_model().predict(np.ones((200, 12, 12, 1), np.float32), batch_size=32, verbose=0)
+    assert runs == []
