@@ -9,8 +9,10 @@ Variants: 'tidu' (plain NumPy path, TIDU_FAST off), 'tidu[fast]' (numba's kernel
 switch is flipped around each turn, tidu.kernels.set_enabled), 'tidu-unfused' (plain, with a
 Conv2D(relu) → MaxPooling2D pair run as the two ops instead of tidu.functional.conv2d_max_pool2d:
 the fused op's gain), 'tidu[fast]-blocks' (numba on, but training's conv+pool as Conv2DMaxPool's
-NumPy blocks instead of the compiled max pool) and 'numpy' (bench/workloads.py's hand-written
-version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
+NumPy blocks instead of the compiled max pool), 'tidu[fast]-whole' (numba on, but no batch split
+in two halves on the two cores, tidu.kernels.halves: the LSTM always as the whole batch, predict
+never split; 'tidu[fast]' leaves the choice to the LSTM's Chooser and predict's rule) and 'numpy'
+(bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4. torch is left out
 on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
 bench/run.py runs it in its own process.
@@ -39,7 +41,7 @@ args = ap.parse_args()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run import child_env  # noqa: E402  (the benchmark children's environment)
+from run import GAP, child_env  # noqa: E402  (the benchmark children's environment)
 
 os.environ.update(child_env(args.threads))
 for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -52,7 +54,7 @@ import more_workloads as more  # noqa: E402
 import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
-known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "numpy")
+known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole", "numpy")
 
 
 def parse(variant):
@@ -79,7 +81,21 @@ import tidu.functional as F  # noqa: E402
 import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
 
+import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
+import tidu.training.loops as loops  # noqa: E402
+
 fused = F.conv2d_max_pool2d
+CHOOSER, SPLIT_ROWS = lstm_module._CHOOSER, loops.SPLIT_ROWS
+
+
+class Whole:
+    """An LSTM Chooser that always runs the whole batch."""
+
+    def concurrent(self, key):
+        return False
+
+    def record(self, *args):
+        pass
 
 
 def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, pool_size=2,
@@ -95,7 +111,9 @@ def setting(variant):
     """Put the library in the variant's state: the fast-path switch, the conv-pool op, the
     inference chunk size."""
     name, chunk = parse(variant)
-    kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks"))
+    kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole"))
+    lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
+    loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
     conv_pool.CHUNK_BYTES = chunk or CHUNK_BYTES
@@ -153,10 +171,14 @@ for r in range(args.rounds):
     for v in order:
         if v != "numpy":
             setting(v)
+        time.sleep(GAP)              # the last turn's spinning BLAS threads go to sleep first
         t = time.perf_counter()
         turns[v](idx)
         times[v].append((time.perf_counter() - t) / per * scale)
 setting("tidu")
+decided = {key: way for key, way in ((k, CHOOSER.choice(k)) for k in CHOOSER._keys) if way is not None}
+if decided:                          # what tidu[fast]'s LSTM chose: halves at once (True) or not
+    print(f"LSTM Chooser: {decided}")
 first = variants[0]
 print(f"{w}: {args.rounds} rounds, {unit} (median of the turns; every turn in brackets)")
 for v in variants:
