@@ -251,3 +251,14 @@ def test_predict_leaves_dense_models_and_small_batches_whole(monkeypatch):
     dense.predict(np.ones((200, 20), np.float32), batch_size=100, verbose=0)
     _conv_model().predict(np.ones((200, 12, 12, 1), np.float32), batch_size=32, verbose=0)
     assert runs == []
+
+
+def test_one_blas_thread_only_with_the_fast_paths_on():
+    _need_halves()
+    before = _numpy_blas_threads()
+    with halves.one_blas_thread():
+        assert set(_numpy_blas_threads().values()) == {1}
+    kernels.set_enabled(False)                       # the reference path is left as it was
+    with halves.one_blas_thread():
+        assert _numpy_blas_threads() == before
+    assert _numpy_blas_threads() == before

@@ -44,6 +44,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from tidu.kernels.switch import enabled
+
 MIN_ROWS = 32          # below this the two GEMMs per step are too small to be worth a thread
 
 _state = {}            # "blas": threadpoolctl's controller of NumPy's BLAS (None without it); "pool"
@@ -78,9 +80,10 @@ def run(fn):
 
 @contextmanager
 def one_blas_thread():
-    """NumPy's BLAS on one thread inside the block (with threadpoolctl; without, unchanged):
-    for a call that should not wake OpenBLAS's worker, which then spins for ~0.1 s."""
-    blas = _blas()
+    """NumPy's BLAS on one thread inside the block, with the fast paths on (the halves' only
+    user) and threadpoolctl; else unchanged: for a call that should not wake OpenBLAS's
+    worker, which then spins for ~0.1 s and takes a core from the next halves."""
+    blas = _blas() if enabled() else None
     if blas is None:
         yield
         return
