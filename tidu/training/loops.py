@@ -400,13 +400,14 @@ def _predict_batch(model, xb):
     SPLIT_ROWS or more for a model with a convolution runs as two halves at once, one per core,
     NumPy's BLAS on one thread meanwhile (tidu.kernels.halves): a convolution's single-threaded
     passes (im2col copies, pooling) read what the two-thread GEMM before them left in both
-    cores' caches, and a core reading what the other wrote is slow on some hosts. Each row's
-    outputs agree with the whole batch's to float rounding (the GEMMs' rows may be blocked
-    differently; ~4e-8 apart on the benchmark's LeNet). Measured (bench/alternate.py, one process,
-    the AMD EPYC host in a slow spell): the LeNet CNN predicting 10,000 images at batch 256 in
-    0.55 s against 1.10; not for a Dense-only MLP (0.098 against 0.072 s: its GEMMs already use
-    both cores, and the halves' Python work takes turns on the GIL) nor for batches of 32 (2.3
-    against 1.9 ms), hence the rule."""
+    cores' caches, and a core reading what the other wrote is slow on some hosts. The outputs
+    agree with the whole batch's to float rounding, not bit for bit (~4e-8 apart on the
+    benchmark's LeNet). Measured (bench/alternate.py, variants tidu and tidu[fast], one process,
+    the AMD EPYC host in a slow spell, two runs): the LeNet CNN predicting 10,000 images at
+    batch 256 in 0.51-0.55 s against 1.10-1.12 (`--variants tidu[fast],tidu[fast]-whole` in a
+    fast spell: 0.498 against 0.530); not for a Dense-only MLP (0.098 against 0.072 s: its GEMMs
+    already use both cores, and the halves' Python work takes turns on the GIL) nor for batches
+    of 32 (2.3 against 1.9 ms), hence the rule."""
     def forward(rows):
         return backend.to_numpy(model.forward(Tensor._node(backend.as_array(rows), None),
                                               training=False).data)
