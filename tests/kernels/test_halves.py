@@ -262,3 +262,29 @@ def test_one_blas_thread_only_with_the_fast_paths_on():
     with halves.one_blas_thread():
         assert _numpy_blas_threads() == before
     assert _numpy_blas_threads() == before
+
+
+def _dispatchers(fn, seen=None):
+    """The numba dispatchers a kernel wrapper reaches through its closure."""
+    from numba.core.registry import CPUDispatcher
+    seen = set() if seen is None else seen
+    if isinstance(fn, CPUDispatcher):
+        return [fn]
+    found = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        v = cell.cell_contents
+        if id(v) not in seen and (callable(v) or isinstance(v, CPUDispatcher)):
+            seen.add(id(v))
+            found += _dispatchers(v, seen)
+    return found
+
+
+@pytest.mark.parametrize("getter", ["pool_kernels", "conv_kernels", "lstm_steps"])
+def test_kernels_a_half_runs_release_the_gil(getter):
+    """What may run inside a half (a convolution's predict, the LSTM) is compiled nogil, so
+    the two halves' kernels run at once instead of taking turns on the GIL."""
+    funcs = getattr(kernels, getter)(np.float32)
+    found = [d for f in funcs for d in _dispatchers(f)]
+    assert found, f"{getter}: no numba kernel found behind its wrappers"
+    held = [d.py_func.__name__ for d in found if not d.targetoptions.get("nogil")]
+    assert not held, f"{getter}: compiled without nogil=True: {held}"

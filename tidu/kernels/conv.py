@@ -41,6 +41,7 @@ from tidu.kernels.switch import CompiledOnce, njit
 
 Convs = namedtuple("Convs", "col2im")
 PARALLEL = False  # one thread: numba's pool next to OpenBLAS's spinning workers costs more
+# nogil: a batch's two halves (tidu.kernels.halves) may run the kernel at once
 
 
 def conv_kernels(dtype):
@@ -62,7 +63,7 @@ def _compile():
         return None
     keep_freed_memory()
 
-    jit = njit(parallel=PARALLEL)
+    jit = njit(parallel=PARALLEL, nogil=True)
 
     @jit
     def scatter(D, sh, sw, dh, dw, pt, pl, gx):

@@ -46,6 +46,7 @@ from tidu.kernels.switch import CompiledOnce, njit
 
 Pools = namedtuple("Pools", "max_forward max_backward avg_forward avg_backward")
 PARALLEL = False  # one thread: numba's pool next to OpenBLAS's made the LeNet step 3× slower
+# nogil: a batch's two halves (tidu.kernels.halves) may run the kernels at once
 
 
 def pool_kernels(dtype):
@@ -68,7 +69,7 @@ def _compile():
         return None
     keep_freed_memory()  # else the index saved instead of x left the convnet page-faulting
 
-    jit = njit(parallel=PARALLEL)
+    jit = njit(parallel=PARALLEL, nogil=True)
 
     @jit
     def max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
