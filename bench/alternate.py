@@ -13,7 +13,9 @@ NumPy blocks instead of the compiled max pool), 'tidu[fast]-whole' (numba on, bu
 in two halves on the two cores, tidu.kernels.halves: the LSTM always as the whole batch, predict
 never split; 'tidu[fast]' leaves the choice to the LSTM's Chooser and predict's rule) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
-(tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4. torch is left out
+(tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
+or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
+the whole batch in one piece), e.g. --variants tidu[fast],tidu[fast]:cols=0. torch is left out
 on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
 bench/run.py runs it in its own process.
 
@@ -58,26 +60,33 @@ known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-
 
 
 def parse(variant):
-    """(name, chunk bytes or None) of 'name' or 'name:chunk=MB'; None if malformed."""
+    """(name, {option: bytes}) of 'name', 'name:chunk=MB' or 'name:cols=MB' (cols=0: one
+    piece); None if malformed."""
     name, _, option = variant.partition(":")
     if not option:
-        return name, None
+        return name, {}
     try:
         key, mb = option.split("=")
-        return (name, int(float(mb) * (1 << 20))) if key == "chunk" and float(mb) > 0 else None
+        size = int(float(mb) * (1 << 20))
     except ValueError:
         return None
+    if key == "chunk" and size > 0:
+        return name, {"chunk": size}
+    if key == "cols" and size >= 0:
+        return name, {"cols": size or sys.maxsize}
+    return None
 
 
 parsed = [parse(v) for v in variants]
 if any(p is None or p[0] not in known or (p[1] and p[0] == "numpy") for p in parsed):
     ap.error(f"--variants: expected some of {', '.join(known)}, a tidu one optionally with "
-             f"':chunk=MB', got {args.variants!r}")
+             f"':chunk=MB' or ':cols=MB', got {args.variants!r}")
 if "numpy" in variants and args.workload == "convnet":
     ap.error("--variants: the convnet has no hand-written NumPy version (bench/more_workloads.py)")
 
 from tidu import kernels  # noqa: E402
 import tidu.functional as F  # noqa: E402
+import tidu.functional.conv as conv  # noqa: E402
 import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
 
@@ -105,18 +114,20 @@ def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, p
 
 
 CHUNK_BYTES, pool_kernels = conv_pool.CHUNK_BYTES, conv_pool.pool_kernels
+COLS_CHUNK_BYTES = conv.COLS_CHUNK_BYTES
 
 
 def setting(variant):
     """Put the library in the variant's state: the fast-path switch, the conv-pool op, the
     inference chunk size."""
-    name, chunk = parse(variant)
+    name, options = parse(variant)
     kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
-    conv_pool.CHUNK_BYTES = chunk or CHUNK_BYTES
+    conv_pool.CHUNK_BYTES = options.get("chunk", CHUNK_BYTES)
+    conv.COLS_CHUNK_BYTES = options.get("cols", COLS_CHUNK_BYTES)
 
 
 w = args.workload
