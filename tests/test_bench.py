@@ -101,3 +101,28 @@ def test_the_spread_refuses_no_runs():
     r = subprocess.run([sys.executable, str(BENCH / "mlp_spread.py"), "--runs", "0"],
                        capture_output=True, text=True, env=env(), timeout=120)
     assert r.returncode == 2 and "--runs: expected at least 1, got 0" in r.stderr
+
+
+def test_spells_tables_a_step_op_by_op():
+    """bench/spells.py: every op of the LeNet step, the optimizer and the rest, in one table."""
+    out = subprocess.run([sys.executable, str(BENCH / "spells.py"), "--workload", "cnn", "--seconds",
+                          "1", "--window", "2", "--threads", "1"], capture_output=True, text=True,
+                         env=env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| ms a step")}
+    for op in ("the whole step", "Conv2DMaxPool.forward", "Conv2DMaxPool.backward",   # plain path
+               "Dense.forward", "Dense.backward", "optimizer update"):
+        assert op in rows, (op, out.stdout)
+    assert any(k.startswith("everything else") for k in rows)
+    assert "plain tidu" in out.stdout            # TIDU_FAST=0 in env(): the label says so
+    step = float(rows["the whole step"].split("|")[2])
+    ops = sum(float(line.split("|")[2]) for k, line in rows.items() if k != "the whole step"
+              and not k.startswith("everything else"))
+    assert 0 < ops <= step                        # self times: nested ops are not counted twice
+
+
+def test_spells_refuses_a_nonpositive_duration():
+    out = subprocess.run([sys.executable, str(BENCH / "spells.py"), "--workload", "cnn", "--seconds", "0"],
+                         capture_output=True, text=True, env=env(), timeout=60)
+    assert out.returncode == 2 and "--seconds" in out.stderr and "got 0.0" in out.stderr
