@@ -10,9 +10,10 @@ are reads across cores" in RESULTS.md). This script trains one model for --secon
 MNIST batches, in windows of --window train_on_batch steps, and times inside every window
 each autograd op's forward and backward (self time, by Function class), the optimizer's
 update and the whole step. The windows are then split where their step times jump most
-(the largest gap between sorted window times, when it is 15% or more of the faster side:
-else the run saw one spell) and the table gives each op's mean milliseconds a step in the
-fast and the slow windows, and the difference: what a slow spell costs, and where.
+(the largest gap between sorted window times, when it is 15% or more of the faster side)
+and the table gives each op's mean milliseconds a step in the fast and the slow windows, and
+the difference: what a slow spell costs, and where. A run that saw no such jump (one spell,
+or times spread without a gap) gives one column over all windows.
 
 The timers add ~1 µs an op; the step times are the untimed-code's plus that. One process, 2
 BLAS threads unless --threads.
@@ -48,6 +49,7 @@ import workloads as W  # noqa: E402
 import more_workloads as more  # noqa: E402
 from tidu.autograd.function import Function  # noqa: E402
 import tidu.functional  # noqa: E402,F401  (every Function subclass defined)
+from tidu import kernels  # noqa: E402
 
 spent = collections.defaultdict(float)   # op name -> self seconds in this window
 stack = []                              # [start, seconds spent in nested ops] per open op
@@ -128,18 +130,28 @@ def mean_ms(ws, key=None):
 
 
 ops = sorted({k for _, d in windows for k in d}, key=lambda k: -sum(d.get(k, 0) for _, d in windows))
-from tidu import kernels  # noqa: E402
 path = "tidu[fast]" if kernels.enabled() else "plain tidu (TIDU_FAST=0 or no numba)"
+two = bool(spells["slow"])
 print(f"{w}, {path}, batch {B}: {len(windows)} windows of {args.window} steps over "
-      f"{args.seconds:.0f} s; {len(spells['fast'])} fast, {len(spells['slow'])} slow "
-      f"(split at {split * 1e3:.2f} ms a step, the largest jump: {jump:.2f}×)")
+      f"{args.seconds:.0f} s, a step {steps[0] * 1e3:.2f}-{steps[-1] * 1e3:.2f} ms (median "
+      f"{steps[len(steps) // 2] * 1e3:.2f}); " +
+      (f"{len(spells['fast'])} fast, {len(spells['slow'])} slow, split at {split * 1e3:.2f} ms, "
+       f"the largest jump between sorted windows ({jump:.2f}×)" if two else
+       f"one spell: no jump between sorted windows reached 1.15× (largest {jump:.2f}×)"))
 print()
-print("| ms a step | fast spell | slow spell | slow − fast |")
-print("|---|---|---|---|")
-rows = [("the whole step", None)] + [(k, k) for k in ops]
-for label, key in rows:
-    f, s = mean_ms(spells["fast"], key), mean_ms(spells["slow"], key)
-    print(f"| {label} | {f:.3f} | {s:.3f} | {s - f:+.3f} |")
 rest = {name: mean_ms(ws) - sum(mean_ms(ws, k) for k in ops) for name, ws in spells.items()}
-print(f"| everything else (fit's Python, checks, metrics) | {rest['fast']:.3f} | {rest['slow']:.3f} | "
-      f"{rest['slow'] - rest['fast']:+.3f} |")
+rows = [("the whole step", None)] + [(k, k) for k in ops]
+if two:
+    print("| ms a step | fast spell | slow spell | slow − fast |")
+    print("|---|---|---|---|")
+    for label, key in rows:
+        f, s = mean_ms(spells["fast"], key), mean_ms(spells["slow"], key)
+        print(f"| {label} | {f:.3f} | {s:.3f} | {s - f:+.3f} |")
+    print(f"| everything else (fit's Python, checks, metrics) | {rest['fast']:.3f} | "
+          f"{rest['slow']:.3f} | {rest['slow'] - rest['fast']:+.3f} |")
+else:
+    print("| ms a step | all windows |")
+    print("|---|---|")
+    for label, key in rows:
+        print(f"| {label} | {mean_ms(spells['fast'], key):.3f} |")
+    print(f"| everything else (fit's Python, checks, metrics) | {rest['fast']:.3f} |")
