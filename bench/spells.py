@@ -10,10 +10,10 @@ are reads across cores" in RESULTS.md). This script trains one model for --secon
 MNIST batches, in windows of --window train_on_batch steps, and times inside every window
 each autograd op's forward and backward (self time, by Function class), the optimizer's
 update and the whole step. The windows are then split where their step times jump most
-(the largest gap between sorted window times, when it is 15% or more of the faster side)
-and the table gives each op's mean milliseconds a step in the fast and the slow windows, and
-the difference: what a slow spell costs, and where. A run that saw no such jump (one spell,
-or times spread without a gap) gives one column over all windows.
+(the two groups of window times closest to their own means, when those means are 15% or more
+apart) and the table gives each op's mean milliseconds a step in the fast and the slow
+windows, and the difference: what a slow spell costs, and where. A run whose windows do not
+fall in two such groups gives one column over all of them.
 
 The timers add ~1 µs an op; the step times are the untimed-code's plus that. One process, 2
 BLAS threads unless --threads.
@@ -116,9 +116,26 @@ while time.perf_counter() < end:
     time.sleep(0.05)
 
 steps = sorted(s for s, _ in windows)
-gaps = [(steps[i + 1] / steps[i], i) for i in range(len(steps) - 1)]
-jump, at = max(gaps) if gaps else (1.0, 0)
-split = steps[at] if jump >= 1.15 else float("inf")
+
+
+def two_groups(v):
+    """(the split v[k - 1], mean of v[:k], mean of v[k:]) minimizing the squared deviations
+    from the two means (1-D k-means with k = 2, exact: v sorted)."""
+    best, total, n = None, sum(v), len(v)
+    left = 0.0
+    for k in range(1, n):
+        left += v[k - 1]
+        lo, hi = left / k, (total - left) / (n - k)
+        spread = sum((x - lo) ** 2 for x in v[:k]) + sum((x - hi) ** 2 for x in v[k:])
+        if best is None or spread < best[0]:
+            best = (spread, v[k - 1], lo, hi)
+    return best[1:] if best else (float("inf"), v[0], v[0])
+
+
+split, lo, hi = two_groups(steps) if len(steps) > 1 else (float("inf"), 1.0, 1.0)
+jump = hi / lo
+if jump < 1.15:
+    split = float("inf")
 spells = {"fast": [w for w in windows if w[0] <= split], "slow": [w for w in windows if w[0] > split]}
 
 
@@ -135,9 +152,9 @@ two = bool(spells["slow"])
 print(f"{w}, {path}, batch {B}: {len(windows)} windows of {args.window} steps over "
       f"{args.seconds:.0f} s, a step {steps[0] * 1e3:.2f}-{steps[-1] * 1e3:.2f} ms (median "
       f"{steps[len(steps) // 2] * 1e3:.2f}); " +
-      (f"{len(spells['fast'])} fast, {len(spells['slow'])} slow, split at {split * 1e3:.2f} ms, "
-       f"the largest jump between sorted windows ({jump:.2f}×)" if two else
-       f"one spell: no jump between sorted windows reached 1.15× (largest {jump:.2f}×)"))
+      (f"{len(spells['fast'])} fast, {len(spells['slow'])} slow, split at {split * 1e3:.2f} ms "
+       f"(two groups, their means {jump:.2f}× apart)" if two else
+       f"one spell: two groups' means would be only {jump:.2f}× apart"))
 print()
 rest = {name: mean_ms(ws) - sum(mean_ms(ws, k) for k in ops) for name, ws in spells.items()}
 rows = [("the whole step", None)] + [(k, k) for k in ops]
