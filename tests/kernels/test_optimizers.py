@@ -10,7 +10,7 @@ import pytest
 
 from tidu.autograd import Parameter
 from tidu import kernels
-from tidu.optimizers import RMSprop
+from tidu.optimizers import SGD, Momentum, Nesterov, RMSprop
 
 
 @pytest.fixture
@@ -87,3 +87,73 @@ def test_float16_parameters_take_the_rule(with_numba, rng):
     opt.apply_gradients([(g, p)])
     ref, _ = rule.rule(ref, g, rule.init_state(ref), 1, np.float16(0.01))
     assert p.data.dtype == np.float16 and np.array_equal(p.data, ref)
+
+
+SGD_FORMS = [{"momentum": 0.9}, {"momentum": 0.9, "nesterov": True},
+             {"momentum": 0.8, "convention": "torch"},
+             {"momentum": 0.8, "nesterov": True, "convention": "torch"},
+             {"momentum": 0.7, "dampening": 0.3, "convention": "torch"}]
+
+
+@pytest.mark.parametrize("form", SGD_FORMS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_kernel_gives_the_rules_bits(with_numba, rng, dtype, form):
+    """SGD's one-pass kernel makes the rule's float operations in the rule's order: the same
+    bits, the torch form's first step (b = g) included."""
+    opt = SGD(learning_rate=0.03, **form)
+    kernel = opt.fused(dtype)
+    assert kernel is not None
+    theta = rng.standard_normal(1000).astype(dtype)
+    ref_theta, ref_state = theta.copy(), opt.init_state(theta)
+    state = {"v": ref_state["v"].copy()}
+    for t in range(1, 6):
+        g = (rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 2, 1000)).astype(dtype)
+        kernel(opt, theta, g, state, t, 0.03 / t)            # a changing η, as a schedule gives
+        opt.rule(ref_theta, g, ref_state, t, 0.03 / t)
+        assert theta.dtype == dtype and np.array_equal(theta, ref_theta)
+        assert np.array_equal(state["v"], ref_state["v"])
+
+
+@pytest.mark.parametrize("form", SGD_FORMS[:3] + [{"momentum": 0.9, "weight_decay": 0.01},
+                                                  {"momentum": 0.9, "clipnorm": 0.5}])
+def test_sgd_apply_gradients_is_the_same_with_and_without_kernels(with_numba, form):
+    def train(fast):
+        kernels.set_enabled(fast)
+        rng = np.random.default_rng(3)
+        params = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
+                  for i, s in enumerate([(7, 5), (5,), (3, 4, 2), (140000,)])]
+        opt = SGD(learning_rate=0.01, **form)
+        fused, used = opt.fused, []
+
+        def counting(dtype=np.float32):
+            kernel = fused(dtype)
+            used.append(kernel is not None)
+            return kernel
+        opt.fused = counting
+        for _ in range(4):
+            grads = [rng.standard_normal(p.shape) for p in params]   # float64: cast on the way
+            grads[2] = np.asfortranarray(grads[2])
+            opt.apply_gradients(zip(grads, params))
+        assert any(used) == (fast and "clipnorm" not in form)         # clipping: the rule
+        return [p.data.copy() for p in params], opt.state_dict()
+    slow, slow_state = train(False)
+    fast, fast_state = train(True)
+    for a, b in zip(fast, slow):
+        assert np.array_equal(a, b)
+    for k in slow_state:
+        assert np.array_equal(np.asarray(fast_state[k]), np.asarray(slow_state[k]))
+
+
+def test_sgd_kernel_only_for_the_momentum_forms_it_has(with_numba):
+    assert SGD(0.01).fused() is None                              # θ −= η·g: one temporary only
+    assert SGD(0.01, momentum=0.9, ema=True).fused() is None      # the notes' moving average
+    assert SGD(0.01, momentum=0.9).fused(np.float16) is None
+    assert Momentum(0.01).fused() is not None and Nesterov(0.01).fused() is not None
+
+    class OwnRule(SGD):
+        def rule(self, theta, g, state, t, lr):
+            theta -= g
+            return theta, state
+    assert OwnRule(0.01, momentum=0.9).fused() is None
+    kernels.set_enabled(False)
+    assert SGD(0.01, momentum=0.9).fused() is None

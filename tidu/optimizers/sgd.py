@@ -1,6 +1,7 @@
 """Gradient descent and its momentum forms: GD, SGD, Momentum, Nesterov."""
 import numpy as np
 
+from tidu.kernels import update_kernel
 from tidu.optimizers.base import Optimizer, check_convention, check_nonnegative, check_unit_interval
 
 
@@ -75,6 +76,13 @@ class SGD(Optimizer):
 
     def init_state(self, theta):
         return {"v": np.zeros_like(theta)} if self.momentum else {}
+
+    def fused(self, dtype=np.float32):
+        """The momentum forms but the moving average in one pass with the same bits
+        (tidu.kernels.optimizers); None for a subclass with a rule of its own."""
+        if not self.momentum or self.ema or type(self).rule is not SGD.rule:
+            return None
+        return update_kernel(f"sgd_{self.convention}", dtype)
 
     def rule(self, theta, g, state, t, lr):
         mu = self.momentum
