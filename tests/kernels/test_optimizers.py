@@ -27,18 +27,26 @@ def _assert_same(a, b, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rmsprop_kernel_matches_the_rule(with_numba, rng, dtype, convention):
     opt = RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-6, convention=convention)
-    kernel = opt.fused()
+    for theta, ref_theta, v, ref_v in _kernel_and_rule(opt, dtype, rng, lambda t: 0.01, zeros=3):
+        _assert_same(theta, ref_theta, dtype)               # zeros: the denominator with v = 0
+        _assert_same(v, ref_v, dtype)
+
+
+def _kernel_and_rule(opt, dtype, rng, lr, zeros=0):
+    """Five steps of opt's fused kernel and of its rule from the same θ on the same gradients
+    (spanning six decades, the first `zeros` of them 0), at lr(t); yields (θ, θ of the rule,
+    v, v of the rule) after each."""
+    kernel = opt.fused(dtype)
     assert kernel is not None
     theta = rng.standard_normal(1000).astype(dtype)
     ref_theta, ref_state = theta.copy(), opt.init_state(theta)
     state = {"v": ref_state["v"].copy()}
     for t in range(1, 6):
         g = (rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 2, 1000)).astype(dtype)
-        g[:3] = 0                                           # the denominator with v = 0
-        kernel(opt, theta, g, state, t, 0.01)
-        opt.rule(ref_theta, g, ref_state, t, 0.01)
-        _assert_same(theta, ref_theta, dtype)
-        _assert_same(state["v"], ref_state["v"], dtype)
+        g[:zeros] = 0
+        kernel(opt, theta, g, state, t, lr(t))
+        opt.rule(ref_theta, g, ref_state, t, lr(t))
+        yield theta, ref_theta, state["v"], ref_state["v"]
 
 
 def _train(rng_seed, fast, **kwargs):
@@ -101,17 +109,9 @@ def test_sgd_kernel_gives_the_rules_bits(with_numba, rng, dtype, form):
     """SGD's one-pass kernel makes the rule's float operations in the rule's order: the same
     bits, the torch form's first step (b = g) included."""
     opt = SGD(learning_rate=0.03, **form)
-    kernel = opt.fused(dtype)
-    assert kernel is not None
-    theta = rng.standard_normal(1000).astype(dtype)
-    ref_theta, ref_state = theta.copy(), opt.init_state(theta)
-    state = {"v": ref_state["v"].copy()}
-    for t in range(1, 6):
-        g = (rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 2, 1000)).astype(dtype)
-        kernel(opt, theta, g, state, t, 0.03 / t)            # a changing η, as a schedule gives
-        opt.rule(ref_theta, g, ref_state, t, 0.03 / t)
-        assert theta.dtype == dtype and np.array_equal(theta, ref_theta)
-        assert np.array_equal(state["v"], ref_state["v"])
+    for theta, ref_theta, v, ref_v in _kernel_and_rule(opt, dtype, rng, lambda t: 0.03 / t):
+        assert theta.dtype == dtype and np.array_equal(theta, ref_theta)   # η changing, as a
+        assert np.array_equal(v, ref_v)                                  # schedule's does
 
 
 @pytest.mark.parametrize("form", SGD_FORMS[:3] + [{"momentum": 0.9, "weight_decay": 0.01},
