@@ -136,17 +136,22 @@ split, lo, hi = two_groups(steps) if len(steps) > 1 else (float("inf"), 1.0, 1.0
 jump = hi / lo
 if jump < 1.15:
     split = float("inf")
-spells = {"fast": [w for w in windows if w[0] <= split], "slow": [w for w in windows if w[0] > split]}
+spells = {"fast": [w for w in windows if w[0] <= split],
+          "slow": [w for w in windows if w[0] > split]}
 
 
 def mean_ms(ws, key=None):
     if not ws:
         return float("nan")
-    total = sum(s for s, _ in ws) if key is None else sum(d.get(key, 0.0) for _, d in ws) / args.window
+    if key is None:
+        total = sum(s for s, _ in ws)
+    else:
+        total = sum(d.get(key, 0.0) for _, d in ws) / args.window
     return total / len(ws) * 1e3
 
 
-ops = sorted({k for _, d in windows for k in d}, key=lambda k: -sum(d.get(k, 0) for _, d in windows))
+ops = sorted({k for _, d in windows for k in d},
+             key=lambda k: -sum(d.get(k, 0) for _, d in windows))
 path = "tidu[fast]" if kernels.enabled() else "plain tidu (TIDU_FAST=0 or no numba)"
 two = bool(spells["slow"])
 print(f"{w}, {path}, batch {B}: {len(windows)} windows of {args.window} steps over "

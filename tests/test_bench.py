@@ -105,9 +105,9 @@ def test_the_spread_refuses_no_runs():
 
 def test_spells_tables_a_step_op_by_op():
     """bench/spells.py: every op of the LeNet step, the optimizer and the rest, in one table."""
-    out = subprocess.run([sys.executable, str(BENCH / "spells.py"), "--workload", "cnn", "--seconds",
-                          "1", "--window", "2", "--threads", "1"], capture_output=True, text=True,
-                         env=env(), timeout=300)
+    args = ["--workload", "cnn", "--seconds", "1", "--window", "2", "--threads", "1"]
+    out = subprocess.run([sys.executable, str(BENCH / "spells.py"), *args], capture_output=True,
+                         text=True, env=env(), timeout=300)
     assert out.returncode == 0, out.stderr
     rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines()
             if line.startswith("| ") and not line.startswith("| ms a step")}
@@ -123,6 +123,7 @@ def test_spells_tables_a_step_op_by_op():
 
 
 def test_spells_refuses_a_nonpositive_duration():
-    out = subprocess.run([sys.executable, str(BENCH / "spells.py"), "--workload", "cnn", "--seconds", "0"],
-                         capture_output=True, text=True, env=env(), timeout=60)
+    args = ["--workload", "cnn", "--seconds", "0"]
+    out = subprocess.run([sys.executable, str(BENCH / "spells.py"), *args], capture_output=True,
+                         text=True, env=env(), timeout=60)
     assert out.returncode == 2 and "--seconds" in out.stderr and "got 0.0" in out.stderr

@@ -43,7 +43,8 @@ def test_chunks_change_no_bit(monkeypatch, case):
             calls.append(args[0].shape)
         return matmul(*args, **kwargs)
 
-    for chunk in (1, 3 * 4 * 27, 1 << 20):        # one image a chunk; a few (last one short); default
+    # one image a chunk; a few images (the last chunk short); the default
+    for chunk in (1, 3 * 4 * 27, 1 << 20):
         monkeypatch.setattr(conv_module.np, "matmul", counting)
         calls.clear()
         parts = run(monkeypatch, chunk, case)
@@ -52,7 +53,8 @@ def test_chunks_change_no_bit(monkeypatch, case):
         if case is CASES[0]:
             assert np.array_equal(whole[0], parts[0])
         else:
-            np.testing.assert_allclose(parts[0], whole[0], rtol=0, atol=1e-6 * np.abs(whole[0]).max())
+            np.testing.assert_allclose(parts[0], whole[0], rtol=0,
+                                       atol=1e-6 * np.abs(whole[0]).max())
         for a, b in zip(whole[1:], parts[1:]):      # dL/dx, dL/dK, dL/db
             assert a.dtype == b.dtype and np.array_equal(a, b)
         if chunk == 1:    # the chunking ran: one GEMM per image

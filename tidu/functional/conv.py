@@ -197,11 +197,11 @@ def _in_chunks(windows, W2, bias, M, K):
     (LeNet's second conv at batch 64: 8 MB) back from memory. X is kept whole for the kernel's
     gradient, so the gradients do not change; y's rows are the same GEMM's with fewer rows,
     bit for bit on the benchmarks' shapes, to float rounding on small ones, where OpenBLAS's
-    small-matrix kernels may round a row differently (tests/functional/
-    test_conv_chunked_forward.py: 2.4e-8 relative on a (245, 36) by (36, 6) product). Measured (AMD EPYC, AVX-512, 2 cores, 2 OpenBLAS threads, medians
-    of 30 calls, three runs): keras.io's convnet's second conv (128, 13, 13, 32) by 3×3×32×64
-    5.5-5.7 ms against 6.7-8.1 in one piece, LeNet's (64, 12, 12, 20) by 5×5×20×50 2.9-3.5
-    against 3.7-3.9."""
+    small-matrix kernels may round a row differently (2.4e-8 relative on a (245, 36) by
+    (36, 6) product: tests/functional/test_conv_chunked_forward.py). Measured (AMD EPYC,
+    AVX-512, 2 cores, 2 OpenBLAS threads, medians of 30 calls, three runs): keras.io's
+    convnet's second conv (128, 13, 13, 32) by 3×3×32×64 5.5-5.7 ms against 6.7-8.1 in one
+    piece, LeNet's (64, 12, 12, 20) by 5×5×20×50 2.9-3.5 against 3.7-3.9."""
     N = windows.shape[0]
     rows = M // N                                  # im2col rows per image
     cols = np.empty((M, K), dtype=windows.dtype)
@@ -310,7 +310,8 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
     kernel (kh, kw, C_in, C_out), plus `bias` (C_out,) if given: (N, H, W, C_in) -> (N, OH, OW, C_out).
 
     strides, dilation_rate: int or (height, width) pair; padding: 'valid' or 'same' (see the
-    module docstring). Forward is one im2col copy and one GEMM; see Conv2D for the backward.
+    module docstring). Forward is the im2col copy and the GEMM, about 1 MB of the matrix at a
+    time (_in_chunks); see Conv2D for the backward.
     """
     inputs, options = _conv_args(x, kernel, bias, strides, padding, dilation_rate, "conv2d")
     return Conv2D.apply(*inputs, **options)

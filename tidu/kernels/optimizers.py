@@ -13,8 +13,8 @@ rule makes five passes (v *= μ, η·g, v −= that, θ += v). On the LeNet CNN 
 `python bench/spells.py --workload cnn`, AMD EPYC, 2 cores) the update took 0.53 ms of an
 11.6 ms step in the host's fast spells and 0.37 with the kernel; in its slow spells 1.2 ms
 either way (there reading the arrays costs, not the passes). Adam on the LSTM is 2% of a step
-and stays a rule. The kernels are single-threaded: numba's
-thread pool next to OpenBLAS's (whose workers spin between GEMMs) made the MLP step 2× slower.
+and stays a rule. The kernels are single-threaded: numba's thread pool next to OpenBLAS's
+(whose workers spin between GEMMs) made the MLP step 2× slower.
 
 The NumPy rule stays the reference and the default whenever numba is not installed, the
 fast paths are off (tidu.kernels.enabled() False: TIDU_FAST=0 or set_enabled(False)), for
