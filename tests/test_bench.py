@@ -127,3 +127,18 @@ def test_spells_refuses_a_nonpositive_duration():
     out = subprocess.run([sys.executable, str(BENCH / "spells.py"), *args], capture_output=True,
                          text=True, env=env(), timeout=60)
     assert out.returncode == 2 and "--seconds" in out.stderr and "got 0.0" in out.stderr
+
+
+def test_conv_chunks_times_every_variant_of_both_shapes():
+    args = ["--rounds", "1", "--threads", "1", "--mb", "1,2"]
+    out = subprocess.run([sys.executable, str(BENCH / "conv_chunks.py"), *args], capture_output=True,
+                         text=True, env=env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 6                                    # 2 shapes × (one piece, 1 MB, 2 MB)
+    for shape in ("convnet conv 2", "LeNet conv 2"):
+        for variant in ("one piece", "1 MB", "2 MB"):
+            assert any(line.startswith(f"{shape}, {variant}") and " ms" in line for line in lines)
+    bad = subprocess.run([sys.executable, str(BENCH / "conv_chunks.py"), "--mb", "0"],
+                         capture_output=True, text=True, env=env(), timeout=60)
+    assert bad.returncode == 2 and "--mb" in bad.stderr

@@ -198,10 +198,12 @@ def _in_chunks(windows, W2, bias, M, K):
     gradient, so the gradients do not change; y's rows are the same GEMM's with fewer rows,
     bit for bit on the benchmarks' shapes, to float rounding on small ones, where OpenBLAS's
     small-matrix kernels may round a row differently (2.4e-8 relative on a (245, 36) by
-    (36, 6) product: tests/functional/test_conv_chunked_forward.py). Measured (AMD EPYC,
-    AVX-512, 2 cores, 2 OpenBLAS threads, medians of 30 calls, three runs): keras.io's
-    convnet's second conv (128, 13, 13, 32) by 3×3×32×64 5.5-5.7 ms against 6.7-8.1 in one
-    piece, LeNet's (64, 12, 12, 20) by 5×5×20×50 2.9-3.5 against 3.7-3.9."""
+    (36, 6) product: tests/functional/test_conv_chunked_forward.py). Measured with
+    `python bench/conv_chunks.py` (AMD EPYC, AVX-512, 2 cores, 2 OpenBLAS threads, the
+    variants alternated, medians of 30-40 calls, four runs): keras.io's convnet's second conv
+    (128, 13, 13, 32) by 3×3×32×64 2-7% faster in 1 MB chunks (4.21 against 4.52 ms in a fast
+    spell, 9.15-9.25 against 9.44-9.48 in slow ones); LeNet's (64, 12, 12, 20) by 5×5×20×50
+    no faster (1.56 against 1.55, 3.85-3.91 against 3.76-3.80)."""
     N = windows.shape[0]
     rows = M // N                                  # im2col rows per image
     cols = np.empty((M, K), dtype=windows.dtype)
