@@ -8,30 +8,37 @@ A Function subclass defines two static methods on arrays, never Tensors:
 `Function.apply(*inputs, **options)` runs forward on the inputs' arrays and, when grad mode
 is on and some input requires a gradient, records the node so `Tensor.backward()` can call
 backward later. Options (axis, strides, ...) are keyword arguments and get no gradient.
+
+Grad mode is per thread, as in PyTorch: `no_grad` in one thread leaves the graphs another
+thread records alone (a training step's two halves run on two threads, tidu.training.step).
 """
 import itertools
 import operator
+import threading
 
 from tidu.errors import ShapeError
 
-_grad_enabled = True
+class _GradMode(threading.local):
+    enabled = True              # every thread starts with grad mode on
+
+
+_mode = _GradMode()
 _recorded = itertools.count()   # Context.seq: the order in which nodes are recorded
 
 
 def is_grad_enabled():
-    return _grad_enabled
+    return _mode.enabled
 
 
 class no_grad:
-    """Context manager (and decorator) that records no graph: for inference and updates."""
+    """Context manager (and decorator) that records no graph in this thread: for inference and
+    updates."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, False
+        self._prev, _mode.enabled = _mode.enabled, False
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
+        _mode.enabled = self._prev
 
     def __call__(self, fn):
         def wrapper(*args, **kwargs):
@@ -45,8 +52,7 @@ class enable_grad(no_grad):
     """Context manager that turns grad mode back on inside a `no_grad` block."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, True
+        self._prev, _mode.enabled = _mode.enabled, True
 
 
 def unbroadcast(grad, shape):
@@ -92,7 +98,7 @@ class Function:
         ctx = Context()
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         y = cls.forward(ctx, *arrays, **options)
-        if _grad_enabled:
+        if _mode.enabled:
             needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
             if True in needs:
                 ctx.fn, ctx.parents, ctx.needs_input_grad = cls, inputs, needs
@@ -101,9 +107,11 @@ class Function:
         return Tensor._node(y, None)
 
 
-def backward(root, gy=None, retain_graph=False):
+def backward(root, gy=None, retain_graph=False, into=None):
     """Reverse-mode sweep from `root`: every leaf that requires grad gets d(root·gy)/d(leaf)
-    added to its `.grad`. Iterative (no recursion limit); frees the graph unless retain_graph."""
+    added to its `.grad`, or, with a dict `into`, to into[id(leaf)] (the leaves' .grad left
+    alone: for two threads sweeping graphs over the same weights at once). Iterative (no
+    recursion limit); frees the graph unless retain_graph."""
     from tidu import backend
 
     if not root.requires_grad:
@@ -119,7 +127,7 @@ def backward(root, gy=None, retain_graph=False):
         if gy.shape != root.shape:
             raise ShapeError(f"backward: expected a gradient of shape {root.shape}, got {gy.shape}")
     if root._ctx is None:
-        root._accumulate(gy)
+        _to_leaf(root, gy, into)
         return
 
     order = _topological_order(root)
@@ -146,13 +154,23 @@ def backward(root, gy=None, retain_graph=False):
                 raise ShapeError(f"{ctx.fn.__name__}.backward returned a gradient of shape {gx.shape} "
                                  f"for input {i} of shape {x.data.shape}; missing unbroadcast?")
             if x._ctx is None:
-                x._accumulate(gx)
+                _to_leaf(x, gx, into)
             else:
                 prev = grads.get(id(x))
                 grads[id(x)] = gx if prev is None else prev + gx
         if not retain_graph:
             ctx.saved, ctx.parents, ctx.freed = (), (), True
             ctx.__dict__.clear()
+
+
+def _to_leaf(x, g, into):
+    """Add the gradient g to leaf x's .grad, or to into[id(x)]; never in place (g may be shared
+    with the graph or with another leaf)."""
+    if into is None:
+        x._accumulate(g)
+    else:
+        prev = into.get(id(x))
+        into[id(x)] = g if prev is None else prev + g
 
 
 _seq = operator.attrgetter("_ctx.seq")
