@@ -11,7 +11,8 @@ Conv2D(relu) → MaxPooling2D pair run as the two ops instead of tidu.functional
 the fused op's gain), 'tidu[fast]-blocks' (numba on, but training's conv+pool as Conv2DMaxPool's
 NumPy blocks instead of the compiled max pool), 'tidu[fast]-whole' (numba on, but no batch split
 in two halves on the two cores, tidu.kernels.halves: the LSTM always as the whole batch, predict
-never split; 'tidu[fast]' leaves the choice to the LSTM's Chooser and predict's rule) and 'numpy'
+never split, the training step whole (tidu.training.step); 'tidu[fast]' leaves the choice to the
+Choosers and predict's rule) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
@@ -143,6 +144,9 @@ rng = np.random.default_rng(0)
 def tidu_turn(variant):
     setting(variant)
     m = (more.tidu_model(w) if w in more.WORKLOADS else W.tidu_model(w))
+    if parse(variant)[0] == "tidu[fast]-whole":
+        m.train_step.halves = False
+    models[variant] = m
     if w.endswith("_predict"):
         m.predict(xte[:256], batch_size=256, verbose=0)
         return lambda idx: m.predict(xte, batch_size=256, verbose=0)
@@ -167,7 +171,7 @@ def numpy_turn():
     return turn
 
 
-turns = {}
+turns, models = {}, {}
 for v in variants:
     turns[v] = numpy_turn() if v == "numpy" else tidu_turn(v)
 setting("tidu")
@@ -190,6 +194,11 @@ setting("tidu")
 decided = {key: way for key, way in ((k, CHOOSER.choice(k)) for k in CHOOSER._keys) if way is not None}
 if decided:                          # what tidu[fast]'s LSTM chose: halves at once (True) or not
     print(f"LSTM Chooser: {decided}")
+for v, m in models.items():          # what each model's training step chose: halves (True) or not
+    chooser = m.train_step._chooser
+    steps = {key: chooser.choice(key) for key in chooser._keys}
+    if any(way is not None for way in steps.values()):
+        print(f"{v}: training step Chooser: {steps}")
 first = variants[0]
 print(f"{w}: {args.rounds} rounds, {unit} (median of the turns; every turn in brackets)")
 for v in variants:

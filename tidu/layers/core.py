@@ -6,6 +6,7 @@ None for an unregistered callable) and `pre_activation(inputs, training=False)`,
 before the activation, so that `call(x) == activation(pre_activation(x))`.
 """
 import math
+import threading
 
 import tidu.functional as F
 from tidu import activations, backend
@@ -192,6 +193,12 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
+# The generator a thread's unseeded Dropout layers draw from while it runs one half of a
+# training step's batch (tidu.training.step): each half its own, so that two threads never
+# draw from one generator in an order that depends on timing.
+half_rng = threading.local()
+
+
 class Dropout(Layer):
     """Sets a fraction `rate` of the inputs to 0 while training.
 
@@ -227,8 +234,9 @@ class Dropout(Layer):
                 raise ShapeError(f"Dropout '{self.name}' noise_shape {self.noise_shape} does not "
                                  f"fit an input of shape {inputs.shape}")
             noise_shape = tuple(n if d is None else d for d, n in zip(self.noise_shape, inputs.shape))
+        rng = self.rng if self.seed is not None else getattr(half_rng, "rng", None) or self.rng
         return F.dropout(inputs, self.rate, training=bool(training), mode=self.mode,
-                         rng=self.rng, noise_shape=noise_shape)
+                         rng=rng, noise_shape=noise_shape)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -19,16 +19,57 @@ The step hands the optimizer a closure that re-evaluates C and ∂C/∂θ on the
 BFGS, L-BFGS, coordinate descent, any line search) calls it as often as it needs through
 `optimizer.step(closure)`. So every optimizer trains inside fit, and fit, train_on_batch,
 the parameter-server workers, gradcheck_model and the tuning tools all run this one step.
+
+The batch's two halves on the two cores (the extra `fast`, tidu.kernels.halves). For a
+model with a convolution, a first-order optimizer, a mean-reduced loss, a batch of
+SPLIT_ROWS or more and layers that compute each sample alone and keep no state in training
+(HALVES_LAYERS: Dense, convolutions, pooling, reshapes, activations, recurrent layers, unseeded
+Dropout; no BatchNormalization, no activity regularizer), a step runs the forward and backward
+of rows [0, m) and [m, n) at once, each on its own core with NumPy's BLAS on one thread, each
+half's sweep seeded with its share n_h/n of the mean:
+
+    C = Σ_h (n_h/n)·C_h,   ∂C/∂θ = Σ_h (n_h/n)·∂C_h/∂θ,   the metrics on the two outputs joined
+
+then one update. Each row's forward is the whole batch's, bit for bit; C and ∂C/∂θ sum the
+same terms in another order (float rounding apart), and each half's Dropout masks come from a
+generator of its own, seeded from the fit's (the same distribution, other draws). The rule
+depends on the model, the batch and the machine, never on timings, so a seeded fit repeats
+bit for bit on the same machine. Why: a single-threaded pass (im2col copy, pooling) after a
+two-thread GEMM reads half its input from the other core's cache, which on some hosts is slow
+for minutes at a time; two halves keep each core on the rows it wrote, and with BLAS on one
+thread throughout, OpenBLAS's worker never spins. Measured on the AMD EPYC host of
+bench/RESULTS.md (2 vCPUs, AVX-512): the LeNet CNN's forward and backward at batch 64, 400
+calls in each of two processes a spell, two halves on one BLAS thread 8.75 and 9.73 ms
+(medians), the whole batch on two 9.81 and 14.84 ms.
 """
 import math
 
+import numpy as np
+
 import tidu.functional as F
-from tidu import backend, losses as L
+from tidu import backend, kernels, layers as _layers, losses as L
 from tidu.autograd import Tensor, no_grad
+from tidu.autograd.function import backward as _sweep
+from tidu.kernels import halves
 from tidu.kernels.memory import keep_freed_memory
+from tidu.layers import core as _core
 from tidu.training import checks
 
 __all__ = ["TrainStep"]
+
+# Layers whose training forward computes each sample alone and changes nothing: a step may run
+# a batch's two halves through them at once (exact types: a subclass may keep state).
+HALVES_LAYERS = tuple(getattr(_layers, name) for name in (
+    "InputLayer", "Dense", "Conv1D", "Conv2D", "Conv2DTranspose", "MaxPooling1D", "MaxPooling2D",
+    "AveragePooling1D", "AveragePooling2D", "L2Pooling2D", "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape",
+    "Activation", "Identity", "ReLU", "LeakyReLU", "ELU", "Softmax", "Embedding", "LSTM", "GRU",
+    "SimpleRNN", "Dropout", "Rescaling", "Permute", "RepeatVector", "UpSampling2D", "ZeroPadding2D",
+    "Cropping2D", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+    if hasattr(_layers, name))
+MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
+SPLIT_ROWS = 64                      # smaller batches run whole
+_CONVS = (_layers.Conv1D, _layers.Conv2D, _layers.Conv2DTranspose)
 
 _FUSED = {("softmax", L.CategoricalCrossentropy): "softmax",
           ("softmax", L.SparseCategoricalCrossentropy): "sparse_softmax",
@@ -50,6 +91,9 @@ class TrainStep:
         self.fused = None
         self.params, self.reg_params, self.activity_layers = [], [], []
         self._probed = self._out_shape = None       # batch_output_shape's (input key, output shape)
+        # halves: None for the rule (module docstring); True or False forces one way (where the
+        # step may split at all: splittable())
+        self.halves = None
 
     # --- set-up ---------------------------------------------------------------------------------
     def probe(self, x, where):
@@ -174,11 +218,83 @@ class TrainStep:
         return float(loss.data), grads
 
     # --- one step ---------------------------------------------------------------------------------
+    def splittable(self):
+        """Whether a step may run the batch's two halves at once (module docstring): the fast
+        paths on, NumPy arrays, a first-order optimizer, a mean-reduced loss and only
+        HALVES_LAYERS, none with an activity regularizer, every Dropout unseeded and with no
+        fixed batch size in its noise_shape."""
+        model = self.model
+        loss = model.compiled_loss
+        if not (kernels.enabled() and backend.xp is np) or model.optimizer.requires_closure \
+                or not getattr(model, "_steps", None) or self.activity_layers:
+            return False
+        if self.fused is None and getattr(loss, "reduction", None) not in MEAN_REDUCTIONS:
+            return False
+        for layer in model.all_layers():
+            if type(layer) not in HALVES_LAYERS or \
+                    getattr(layer, "activity_regularizer", None) is not None:
+                return False
+            if type(layer) is _layers.Dropout and (layer.seed is not None or (
+                    layer.noise_shape is not None and layer.noise_shape[0] is not None)):
+                return False
+        return True
+
+    def _spans(self, x):
+        """The batch's two halves when this step splits it (module docstring), else None."""
+        if self.halves is False or (self.halves is None and len(x) < SPLIT_ROWS):
+            return None
+        if not self.splittable() or (self.halves is None and not any(
+                isinstance(layer, _CONVS) for layer in self.model.all_layers())):
+            return None
+        return halves.spans(len(x))
+
+    def _halves_loss_and_grads(self, x, y, sw, parts):
+        """(C, [∂C/∂θ], the output) of the batch from its two halves at once (module
+        docstring): each half's sweep seeded with n_h/n, its gradients kept apart from the
+        weights' .grad, then added; each half's dropout masks from a generator of its own."""
+        n = len(x)
+        drops = [layer for layer in self.model.all_layers() if type(layer) is _layers.Dropout]
+        source = next((layer.rng for layer in drops if layer.rng is not None), None) or backend.rng()
+        gens = [backend.rng(int(s)) for s in source.integers(2 ** 63, size=2)] if drops else None
+
+        def half(k):
+            a, b = parts[k]
+            if gens:
+                _core.half_rng.rng = gens[k]
+            try:
+                loss, out = self.loss(x[a:b], y[a:b], None if sw is None else sw[a:b])
+                grads = {}
+                _sweep(loss, np.asarray((b - a) / n, dtype=loss.data.dtype), into=grads)
+            finally:
+                _core.half_rng.rng = None
+            return float(loss.data) * (b - a) / n, grads, out
+
+        (c0, g0, out0), (c1, g1, out1) = halves.run(half)
+        grads = []
+        for p in self.params:
+            a, b = g0.get(id(p)), g1.get(id(p))
+            grads.append(np.zeros_like(p.data) if a is None and b is None else
+                         a if b is None else b if a is None else a + b)
+        out = Tensor._node(np.concatenate([out0.data, out1.data]), None)
+        return c0 + c1, grads, out
+
     def __call__(self, x, y, sw=None, refuse_nonfinite=False):
         """One optimizer step on the batch; the metrics see the output at the starting point.
         Returns C at the starting point. With refuse_nonfinite, a first-order step whose C is
         NaN or ±inf is not applied (θ stays as it was: the caller sees the loss and stops); a
-        closure method decides inside its own step."""
+        closure method decides inside its own step. With the fast paths, the forward and
+        backward may run as the batch's two halves at once (module docstring)."""
+        parts = self._spans(x)
+        if parts is None:
+            return self._whole(x, y, sw, refuse_nonfinite)
+        value, grads, out = self._halves_loss_and_grads(x, y, sw, parts)
+        if not (refuse_nonfinite and not math.isfinite(value)):
+            self.model.optimizer.apply_gradients(list(zip(grads, self.params)))
+        self.update_metrics(y, out, sw)
+        return float(value)
+
+    def _whole(self, x, y, sw, refuse_nonfinite):
+        """__call__ on the whole batch at once."""
         params, opt = self.params, self.model.optimizer
         closure = self.closure(x, y, sw)
         if opt.requires_closure:
