@@ -194,11 +194,11 @@ setting("tidu")
 decided = {key: way for key, way in ((k, CHOOSER.choice(k)) for k in CHOOSER._keys) if way is not None}
 if decided:                          # what tidu[fast]'s LSTM chose: halves at once (True) or not
     print(f"LSTM Chooser: {decided}")
-for v, m in models.items():          # what each model's training step chose: halves (True) or not
-    chooser = m.train_step._chooser
-    steps = {key: chooser.choice(key) for key in chooser._keys}
-    if any(way is not None for way in steps.values()):
-        print(f"{v}: training step Chooser: {steps}")
+for v, m in models.items():          # whether each model's training steps ran as two halves
+    if not w.endswith(("_predict", "_latency")):
+        setting(v)
+        print(f"{v}: training step in two halves: {m.train_step._spans(xtr[:B]) is not None}")
+setting("tidu")
 first = variants[0]
 print(f"{w}: {args.rounds} rounds, {unit} (median of the turns; every turn in brackets)")
 for v in variants:
