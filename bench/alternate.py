@@ -12,7 +12,8 @@ the fused op's gain), 'tidu[fast]-blocks' (numba on, but training's conv+pool as
 NumPy blocks instead of the compiled max pool), 'tidu[fast]-whole' (numba on, but no batch split
 in two halves on the two cores, tidu.kernels.halves: the LSTM always as the whole batch, predict
 never split, the training step whole (tidu.training.step); 'tidu[fast]' leaves the choice to the
-Choosers and predict's rule) and 'numpy'
+LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (numba on, the
+training step whole, the LSTM's and predict's splits as in 'tidu[fast]') and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
@@ -57,7 +58,8 @@ import more_workloads as more  # noqa: E402
 import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
-known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole", "numpy")
+known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
+         "tidu[fast]-wholestep", "numpy")
 
 
 def parse(variant):
@@ -122,7 +124,8 @@ def setting(variant):
     """Put the library in the variant's state: the fast-path switch, the conv-pool op, the
     inference chunk size."""
     name, options = parse(variant)
-    kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole"))
+    kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole",
+                                 "tidu[fast]-wholestep"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
@@ -144,7 +147,7 @@ rng = np.random.default_rng(0)
 def tidu_turn(variant):
     setting(variant)
     m = (more.tidu_model(w) if w in more.WORKLOADS else W.tidu_model(w))
-    if parse(variant)[0] == "tidu[fast]-whole":
+    if parse(variant)[0] in ("tidu[fast]-whole", "tidu[fast]-wholestep"):
         m.train_step.halves = False
     models[variant] = m
     if w.endswith("_predict"):

@@ -85,7 +85,30 @@ def test_halves_train_as_the_whole_batch(monkeypatch, n, weighted):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
-def test_the_rule_splits_conv_models_from_64_rows_and_never_asks_the_clock(monkeypatch):
+def test_an_lstm_models_halves_train_as_its_whole_batch(monkeypatch):
+    _need_halves()
+    r = np.random.default_rng(4)
+    x = r.standard_normal((70, 6, 5)).astype(np.float32)
+    y = r.integers(0, 3, 70)
+    results = {}
+    for split in (False, True):
+        tidu.utils.set_random_seed(0)
+        m = tidu.Sequential([layers.Input((6, 5)), layers.LSTM(8, return_sequences=True),
+                             layers.LSTM(7), layers.Dense(3, activation="softmax")])
+        m.compile(tidu.optimizers.Adam(0.01), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+        m.train_step.halves = split
+        runs = _counting(monkeypatch)
+        h = m.fit(x, y, batch_size=70, epochs=5, verbose=0, shuffle=False)
+        assert len(runs) == (5 if split else 0)
+        results[split] = h.history, m.get_weights()
+    np.testing.assert_allclose(results[True][0]["loss"], results[False][0]["loss"], rtol=1e-5)
+    assert results[True][0]["accuracy"] == results[False][0]["accuracy"]
+    for a, b in zip(results[False][1], results[True][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_the_rule_splits_conv_and_lstm_models_from_64_rows_and_never_asks_the_clock(monkeypatch):
     _need_halves()
     runs = _counting(monkeypatch)
     m = _conv_model()
@@ -94,11 +117,20 @@ def test_the_rule_splits_conv_models_from_64_rows_and_never_asks_the_clock(monke
     assert len(runs) == 3
     runs.clear()
     m.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert runs == []
     dense = tidu.Sequential([layers.Input((20,)), layers.Dense(8, activation="relu"),
                              layers.Dense(3, activation="softmax")])
     dense.compile("sgd", "categorical_crossentropy")
     dense.fit(np.ones((128, 20), np.float32), y[:128], batch_size=128, epochs=1, verbose=0)
     assert runs == []
+    seq = np.random.default_rng(3).standard_normal((64, 5, 4)).astype(np.float32)
+    for rnn, splits in ((layers.LSTM(6), True), (layers.GRU(6), False),
+                        (layers.SimpleRNN(6), False)):
+        model = tidu.Sequential([layers.Input((5, 4)), rnn, layers.Dense(3, activation="softmax")])
+        model.compile("adam", "categorical_crossentropy")
+        model.fit(seq, y[:64], batch_size=64, epochs=1, verbose=0)
+        assert len(runs) == int(splits), type(rnn).__name__
+        runs.clear()
 
 
 def test_a_seeded_fit_with_dropout_repeats_bit_for_bit_and_trains(monkeypatch):

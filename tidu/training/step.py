@@ -21,7 +21,7 @@ BFGS, L-BFGS, coordinate descent, any line search) calls it as often as it needs
 the parameter-server workers, gradcheck_model and the tuning tools all run this one step.
 
 The batch's two halves on the two cores (the extra `fast`, tidu.kernels.halves). For a
-model with a convolution, a first-order optimizer, a mean-reduced loss, a batch of
+model with a convolution or an LSTM, a first-order optimizer, a mean-reduced loss, a batch of
 SPLIT_ROWS or more and layers that compute each sample alone and keep no state in training
 (HALVES_LAYERS: Dense, convolutions, pooling, reshapes, activations, recurrent layers, unseeded
 Dropout; no BatchNormalization, no activity regularizer), a step runs the forward and backward
@@ -40,7 +40,15 @@ for minutes at a time; two halves keep each core on the rows it wrote, and with 
 thread throughout, OpenBLAS's worker never spins. Measured on the AMD EPYC host of
 bench/RESULTS.md (2 vCPUs, AVX-512): the LeNet CNN's forward and backward at batch 64, 400
 calls in each of two processes a spell, two halves on one BLAS thread 8.75 and 9.73 ms
-(medians), the whole batch on two 9.81 and 14.84 ms.
+(medians), the whole batch on two 9.81 and 14.84 ms; whole fit steps, the two ways
+alternated in one process (bench/alternate.py, variants tidu[fast] and tidu[fast]-whole):
+keras.io's MNIST convnet 23.2 against 24.7 ms a step (12 rounds of 20 steps). The LSTM(128)
+benchmark, whose LSTM op already splits the batch by itself (tidu.functional.recurrent_lstm),
+split here instead: 16.8 against 20.2 ms a step (`--workload lstm --variants
+tidu[fast],tidu[fast]-wholestep --rounds 10 --steps 30`; in a one-off script that alternated
+the two, 14.8-15.6 against 14.9-15.6 ms in a fast spell, 15.3-16.3 against 17.6-19.7 in a
+slow one). A GRU(128)'s step gained nothing there (13.0-13.5 against 12.4-13.4 ms), so
+recurrent models other than the LSTM stay whole.
 """
 import math
 
@@ -69,7 +77,7 @@ HALVES_LAYERS = tuple(getattr(_layers, name) for name in (
     if hasattr(_layers, name))
 MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 SPLIT_ROWS = 64                      # smaller batches run whole
-_CONVS = (_layers.Conv1D, _layers.Conv2D, _layers.Conv2DTranspose)
+_SPLIT_FOR = (_layers.Conv1D, _layers.Conv2D, _layers.Conv2DTranspose, _layers.LSTM)
 
 _FUSED = {("softmax", L.CategoricalCrossentropy): "softmax",
           ("softmax", L.SparseCategoricalCrossentropy): "sparse_softmax",
@@ -244,7 +252,7 @@ class TrainStep:
         if self.halves is False or (self.halves is None and len(x) < SPLIT_ROWS):
             return None
         if not self.splittable() or (self.halves is None and not any(
-                isinstance(layer, _CONVS) for layer in self.model.all_layers())):
+                isinstance(layer, _SPLIT_FOR) for layer in self.model.all_layers())):
             return None
         return halves.spans(len(x))
 
