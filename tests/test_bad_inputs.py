@@ -257,3 +257,8 @@ def test_the_finiteness_check_finds_every_nonfinite_value_and_only_those(dtype, 
         x[6, 2, 4] = bad
     assert _all_finite(x) is (bad is None)
     assert _all_finite(x[:, 2, 4]) is (bad is None)             # 1-D: the plain check
+    big = np.full((90, 1000), np.finfo(dtype).max, dtype=dtype)  # past SMALL_CHECK: the product
+    big[::3] = -np.finfo(dtype).max
+    if bad is not None:
+        big[89, 999] = bad
+    assert _all_finite(big) is (bad is None)
