@@ -61,12 +61,37 @@ def test_kernel_matches_the_numpy_path(rng, calls, dtype, tol, xs, ks, strides, 
     y0, gx0, gk0, gb0 = _run(False, x, k, b, gy, strides, padding, dilation)
     assert calls[0] == 0
     y1, gx1, gk1, gb1 = _run(True, x, k, b, gy, strides, padding, dilation)
-    assert calls[0] == 1, "the kernel did not run"
+    assert calls[0] == 1 + (xs[3] == 1), "the kernels did not run"   # C_in = 1: the fill too
     assert gx1.dtype == gx0.dtype == dtype and gx1.shape == gx0.shape == x.shape
     np.testing.assert_array_equal(y1, y0)
     np.testing.assert_array_equal(gk1, gk0)
     np.testing.assert_array_equal(gb1, gb0)
     np.testing.assert_allclose(gx1, gx0, rtol=0, atol=tol * np.abs(gx0).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, hw, window, strides, dilation, tiles", [
+    (1, (28, 28), (5, 5), (1, 1), (1, 1), (2, 2)),      # batch 1, LeNet's first conv, pooled
+    (32, (28, 28), (5, 5), (1, 1), (1, 1), (1, 1)),     # LeNet's first conv in training
+    (2, (9, 7), (3, 2), (2, 1), (1, 2), (1, 1)),        # strides 2, dilation on one axis
+    (3, (11, 13), (3, 3), (2, 2), (2, 1), (2, 3)),      # odd sizes: rows and columns past the tiles
+    (1, (5, 4), (5, 4), (1, 1), (1, 1), (1, 1)),        # one window
+])
+def test_one_channel_fill_copies_what_numpy_copies(rng, calls, dtype, n, hw, window, strides,
+                                                   dilation, tiles):
+    (H, W), (kh, kw), (sh, sw), (dh, dw), (th, tw) = hw, window, strides, dilation, tiles
+    P = ((H - (kh - 1) * dh - 1) // sh + 1) // th
+    Q = ((W - (kw - 1) * dw - 1) // sw + 1) // tw
+    x2 = rng.standard_normal((n, H, W, 1)).astype(dtype)[..., 0]       # a view, as Conv2D's
+    out = {}
+    for fast in (False, True):
+        kernels.set_enabled(fast)
+        cols = np.full((kh * kw + 1, n, th, tw, P, Q), 7, dtype)      # + the row of ones
+        conv._fill_one_channel(cols, x2, window, strides, dilation, tiles)
+        out[fast] = cols
+    assert calls[0] == 1, "the kernel did not run"
+    np.testing.assert_array_equal(out[True], out[False])
+    assert (out[True][-1] == 7).all()                                 # the bias row untouched
 
 
 def test_non_contiguous_gradient_and_no_bias(rng, calls):

@@ -229,7 +229,12 @@ def _fill_one_channel(colsT, x2, window, strides, dilation, tiles):
     columns ≡ s (mod R, S), from row ⌊r/R⌋ and column ⌊s/S⌋ of that phase. The blocks are cut
     from crops of the phases Q columns wide, copied once per (r mod R, s mod S, ⌊s/S⌋), so
     each block is P·Q contiguous elements on both sides: one copy loop of P·Q elements (LeNet:
-    144 or 576) where a strided view of the input copies rows of Q (12 or 24)."""
+    144 or 576) where a strided view of the input copies rows of Q (12 or 24). With numba
+    (tidu.kernels.conv) one compiled call makes the same copy, without a call per block."""
+    fast = conv_kernels(colsT.dtype)
+    if fast is not None and x2.dtype == colsT.dtype and colsT.flags.c_contiguous:
+        fast.fill_one_channel(colsT, x2, window, strides, dilation, tiles)
+        return
     xp = backend.xp
     (kh, kw), (sh, sw), (dh, dw), (th, tw) = window, strides, dilation, tiles
     P, Q = colsT.shape[-2:]
