@@ -199,6 +199,15 @@ def test_chooser_keeps_timing_the_whole_batch_until_its_backward_calls_are_in():
     assert _call(c, clock, "k", 0.01, 0.02) is True
 
 
+def test_run_gives_the_worker_the_callers_grad_mode():
+    _need_halves()
+    from tidu.autograd import is_grad_enabled, no_grad
+    assert halves.run(lambda k: is_grad_enabled()) == [True, True]
+    with no_grad():                   # predict's halves: neither may record a graph
+        assert halves.run(lambda k: is_grad_enabled()) == [False, False]
+    assert halves.run(lambda k: is_grad_enabled()) == [True, True]
+
+
 def test_all_finite_leaves_blas_threads_as_they_were():
     from tidu.training.checks import all_finite
     before = _numpy_blas_threads()

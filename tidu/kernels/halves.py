@@ -44,6 +44,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from tidu.autograd.function import enable_grad, is_grad_enabled, no_grad
 from tidu.kernels.switch import enabled
 
 MIN_ROWS = 32          # below this the two GEMMs per step are too small to be worth a thread
@@ -67,10 +68,16 @@ def spans(n):
 
 def run(fn):
     """[fn(0), fn(1)], the two at once: fn(1) on the worker thread, fn(0) on this one, with
-    NumPy's BLAS on one thread until both return. Call only after spans() gave the halves."""
+    NumPy's BLAS on one thread until both return, the worker in this thread's grad mode (a
+    predict's half must not record a graph). Call only after spans() gave the halves."""
     pool = _worker()
+    mode = enable_grad if is_grad_enabled() else no_grad   # grad mode is per thread: pass it on
+
+    def theirs(k):
+        with mode():
+            return fn(k)
     with _running, _blas().limit(limits=1, user_api="blas"):
-        other = pool.submit(fn, 1)
+        other = pool.submit(theirs, 1)
         try:
             mine = fn(0)
         finally:
