@@ -74,7 +74,7 @@ def test_kernel_matches_the_numpy_path(rng, calls, dtype, tol, xs, ks, strides, 
     (1, (28, 28), (5, 5), (1, 1), (1, 1), (2, 2)),      # batch 1, LeNet's first conv, pooled
     (32, (28, 28), (5, 5), (1, 1), (1, 1), (1, 1)),     # LeNet's first conv in training
     (2, (9, 7), (3, 2), (2, 1), (1, 2), (1, 1)),        # strides 2, dilation on one axis
-    (3, (11, 13), (3, 3), (2, 2), (2, 1), (2, 3)),      # odd sizes: rows and columns past the tiles
+    (3, (11, 13), (3, 3), (2, 2), (2, 1), (2, 3)),      # odd sizes, rows past the tiles
     (1, (5, 4), (5, 4), (1, 1), (1, 1), (1, 1)),        # one window
 ])
 def test_one_channel_fill_copies_what_numpy_copies(rng, calls, dtype, n, hw, window, strides,

@@ -101,7 +101,7 @@ def _compile():
     def fill(colsT, x2, kh, kw, sh, sw, dh, dw):
         _, N, th, tw, P, Q = colsT.shape
         _, H, W = x2.shape
-        R, S = th * sh, tw * sw                 # the input's phases: rows ≡ r (mod R), cols ≡ s (mod S)
+        R, S = th * sh, tw * sw         # the input's phases: rows ≡ r (mod R), cols ≡ s (mod S)
         HR, WS = (H + R - 1) // R, (W + S - 1) // S
         phases = np.zeros((R, S, HR, WS), dtype=colsT.dtype)
         ph, out = phases.ravel(), colsT.ravel()

@@ -38,11 +38,13 @@ bit for bit on the same machine. Why: a single-threaded pass (im2col copy, pooli
 two-thread GEMM reads half its input from the other core's cache, which on some hosts is slow
 for minutes at a time; two halves keep each core on the rows it wrote, and with BLAS on one
 thread throughout, OpenBLAS's worker never spins. Measured on the AMD EPYC host of
-bench/RESULTS.md (2 vCPUs, AVX-512): the LeNet CNN's forward and backward at batch 64, 400
-calls in each of two processes a spell, two halves on one BLAS thread 8.75 and 9.73 ms
-(medians), the whole batch on two 9.81 and 14.84 ms; whole fit steps, the two ways
-alternated in one process (bench/alternate.py, variants tidu[fast] and tidu[fast]-whole):
-keras.io's MNIST convnet 23.2 against 24.7 ms a step (12 rounds of 20 steps). The LSTM(128)
+bench/RESULTS.md (2 vCPUs, AVX-512): the LeNet CNN's forward and backward at batch 64 (a
+one-off script, 400 calls in each of two processes a spell), two halves on one BLAS thread
+8.75 and 9.73 ms (medians), the whole batch on two 9.81 and 14.84 ms; whole fit steps, the
+two ways alternated in one process (bench/alternate.py, variants tidu[fast] and tidu[fast]-whole):
+keras.io's MNIST convnet 23.2 against 24.7 ms a step (12 rounds of 20 steps), the LeNet CNN
+12.3 against 12.5 (12 rounds of 30 steps: the halves 11.5-13.6 ms a turn, the whole batch
+10.9-16.0, faster in the fast spells and far slower in the slow ones). The LSTM(128)
 benchmark, whose LSTM op already splits the batch by itself (tidu.functional.recurrent_lstm),
 split here instead: 16.8 against 20.2 ms a step (`--workload lstm --variants
 tidu[fast],tidu[fast]-wholestep --rounds 10 --steps 30`; in a one-off script that alternated
@@ -72,8 +74,9 @@ HALVES_LAYERS = tuple(getattr(_layers, name) for name in (
     "AveragePooling1D", "AveragePooling2D", "L2Pooling2D", "GlobalAveragePooling1D",
     "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape",
     "Activation", "Identity", "ReLU", "LeakyReLU", "ELU", "Softmax", "Embedding", "LSTM", "GRU",
-    "SimpleRNN", "Dropout", "Rescaling", "Permute", "RepeatVector", "UpSampling2D", "ZeroPadding2D",
-    "Cropping2D", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+    "SimpleRNN", "Dropout", "Rescaling", "Permute", "RepeatVector", "UpSampling2D",
+    "ZeroPadding2D", "Cropping2D", "Add", "Subtract", "Multiply", "Average", "Maximum",
+    "Minimum", "Concatenate")
     if hasattr(_layers, name))
 MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 SPLIT_ROWS = 64                      # smaller batches run whole
@@ -262,7 +265,7 @@ class TrainStep:
         weights' .grad, then added; each half's dropout masks from a generator of its own."""
         n = len(x)
         drops = [layer for layer in self.model.all_layers() if type(layer) is _layers.Dropout]
-        source = next((layer.rng for layer in drops if layer.rng is not None), None) or backend.rng()
+        source = next((l.rng for l in drops if l.rng is not None), None) or backend.rng()
         gens = [backend.rng(int(s)) for s in source.integers(2 ** 63, size=2)] if drops else None
 
         def half(k):
