@@ -76,8 +76,7 @@ HALVES_LAYERS = tuple(getattr(_layers, name) for name in (
     "Activation", "Identity", "ReLU", "LeakyReLU", "ELU", "Softmax", "Embedding", "LSTM", "GRU",
     "SimpleRNN", "Dropout", "Rescaling", "Permute", "RepeatVector", "UpSampling2D",
     "ZeroPadding2D", "Cropping2D", "Add", "Subtract", "Multiply", "Average", "Maximum",
-    "Minimum", "Concatenate")
-    if hasattr(_layers, name))
+    "Minimum", "Concatenate"))
 MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 SPLIT_ROWS = 64                      # smaller batches run whole
 _SPLIT_FOR = (_layers.Conv1D, _layers.Conv2D, _layers.Conv2DTranspose, _layers.LSTM)
