@@ -91,3 +91,27 @@ def test_the_fused_loss_is_chosen_from_the_output_layer_and_the_loss(batch):
     assert model.train_step.resolve(2) is None
     model.compile("sgd", tidu.losses.CategoricalCrossentropy(from_logits=True))
     assert model.train_step.resolve(2) is None
+
+
+def test_fit_and_evaluate_probe_the_network_once_per_input_shape(batch, monkeypatch):
+    # each call used to run a whole batch through the network to learn its output shape
+    x, y = batch
+    model = mlp("sgd")
+    step = model.train_step
+    probes = []
+    real = step.probe
+    monkeypatch.setattr(step, "probe", lambda xb, where: probes.append(len(xb)) or real(xb, where))
+    model.fit(x, y, batch_size=16, verbose=0)
+    assert probes == [16]                                  # the first call: one batch
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    model.train_on_batch(x[:8], y[:8])
+    assert probes == [16]                                  # remembered
+    step.fused = None                                      # chosen afresh on every call
+    model.fit(x, y, batch_size=16, verbose=0)
+    assert step.fused == "softmax" and probes == [16]
+    model.add(layers.Dense(3, activation="softmax"))       # the layers changed: probed again
+    model.fit(x, y, batch_size=16, verbose=0)
+    assert probes == [16, 16]
+    with pytest.raises(tidu.errors.ShapeError, match=r"got shape \(16, 5, 1\)"):
+        model.fit(x[:, :, None], y, batch_size=16, verbose=0)   # the batch's shape, not one row's
