@@ -13,7 +13,9 @@ NumPy blocks instead of the compiled max pool), 'tidu[fast]-whole' (numba on, bu
 in two halves on the two cores, tidu.kernels.halves: the LSTM always as the whole batch, predict
 never split, the training step whole (tidu.training.step); 'tidu[fast]' leaves the choice to the
 LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (numba on, the
-training step whole, the LSTM's and predict's splits as in 'tidu[fast]') and 'numpy'
+training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[fast]-oneupdate' (numba on,
+the step's halves adding their gradients in the calling thread for one apply_gradients instead
+of each updating its share of the weights, Optimizer.update_in_two) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
@@ -59,7 +61,7 @@ import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
-         "tidu[fast]-wholestep", "numpy")
+         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "numpy")
 
 
 def parse(variant):
@@ -125,7 +127,7 @@ def setting(variant):
     inference chunk size."""
     name, options = parse(variant)
     kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole",
-                                 "tidu[fast]-wholestep"))
+                                 "tidu[fast]-wholestep", "tidu[fast]-oneupdate"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
@@ -149,6 +151,8 @@ def tidu_turn(variant):
     m = (more.tidu_model(w) if w in more.WORKLOADS else W.tidu_model(w))
     if parse(variant)[0] in ("tidu[fast]-whole", "tidu[fast]-wholestep"):
         m.train_step.halves = False
+    if parse(variant)[0] == "tidu[fast]-oneupdate":
+        m.optimizer.update_in_two = lambda params: None
     models[variant] = m
     if w.endswith("_predict"):
         m.predict(xte[:256], batch_size=256, verbose=0)

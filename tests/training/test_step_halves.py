@@ -211,3 +211,109 @@ def test_an_error_in_a_half_reaches_the_caller_and_changes_no_weight(monkeypatch
         m.train_on_batch(x, y)
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# --- the update in two shares, one per half's thread (Optimizer.update_in_two) ----------------
+def _wide_model(optimizer, seed=0):
+    # the Dense kernel (256 × 600 = 153,600 weights) is a segment of its own and the middle of
+    # the flat vector falls inside it: the two shares split one parameter
+    tidu.utils.set_random_seed(seed)
+    m = tidu.Sequential([layers.Input((10, 10, 1)), layers.Conv2D(4, 3, activation="relu"),
+                         layers.Flatten(), layers.Dense(600, activation="relu"),
+                         layers.Dense(3, activation="softmax")])
+    m.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+OPTIMIZERS = {
+    "sgd momentum": lambda: tidu.optimizers.SGD(0.05, momentum=0.9),
+    "sgd nesterov, torch's form": lambda: tidu.optimizers.SGD(0.05, momentum=0.9, nesterov=True,
+                                                              convention="torch"),
+    "rmsprop": lambda: tidu.optimizers.RMSprop(0.001),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_the_halves_update_their_shares_as_apply_gradients_would(monkeypatch, name):
+    _need_halves()
+    x, y = _data(96)
+    from tidu.optimizers.state import _TwoParts
+    parts, real = [], _TwoParts.run
+    monkeypatch.setattr(_TwoParts, "run", lambda self, k, *g: parts.append(k) or real(self, k, *g))
+    results = {}
+    for shares in (True, False):
+        m = _wide_model(OPTIMIZERS[name]())
+        if not shares:    # the halves' gradients added here, one apply_gradients
+            monkeypatch.setattr(m.optimizer, "update_in_two", lambda params: None)
+        h = m.fit(x, y, batch_size=96, epochs=4, verbose=0, shuffle=False)
+        results[shares] = h.history, m.get_weights(), m.optimizer.state_dict()
+    assert sorted(parts) == [0, 0, 0, 1, 1, 1]    # steps 2-4 (the first one makes the group)
+    (h1, w1, s1), (h0, w0, s0) = results[True], results[False]
+    assert h1 == h0 and h1["loss"][0] != h1["loss"][-1]
+    for a, b in zip(w1, w0):
+        np.testing.assert_array_equal(a, b)        # the same float operations: the same bits
+    assert s1.keys() == s0.keys()
+    for k in s1:
+        np.testing.assert_array_equal(s1[k], s0[k])
+
+
+@pytest.mark.parametrize("case", ["adam: no kernel", "clipnorm", "weight decay", "first step",
+                                  "fast paths off", "other parameters"])
+def test_no_update_in_two_where_apply_gradients_runs_no_kernel_on_the_same_group(case):
+    options = {"clipnorm": {"clipnorm": 1.0}, "weight decay": {"weight_decay": 1e-3}}.get(case, {})
+    opt = tidu.optimizers.Adam() if case.startswith("adam") else \
+        tidu.optimizers.SGD(0.05, momentum=0.9, **options)
+    m = _wide_model(opt)
+    x, y = _data(64)
+    if case == "first step":
+        assert opt.update_in_two(m.trainable_weights) is None
+        return
+    m.train_on_batch(x, y)
+    params = m.train_step.params
+    if case == "fast paths off":
+        kernels.set_enabled(False)
+    if case == "other parameters":
+        params = params[:-1]
+    assert opt.update_in_two(params) is None
+    if case in ("fast paths off", "other parameters"):       # and the plan otherwise
+        kernels.set_enabled(True)
+        assert opt.update_in_two(m.train_step.params) is not None
+
+
+def test_the_two_shares_cover_the_flat_vector_once():
+    from tidu.optimizers.state import _shares
+    view = object()
+    # (a, b, i, j, view): a run of small ones, a large one alone, a run, a large one
+    segments = [(0, 10, 0, 3, view), (10, 500, 3, 4, None), (500, 520, 4, 6, view),
+                (520, 900, 6, 7, None)]
+    for half in (0, 5, 10, 255, 450, 510, 515, 520, 700, 900):
+        first, second = _shares(segments, half)
+        cover = sorted((lo, hi) for lo, hi, _, _ in first + second)
+        assert cover[0][0] == 0 and cover[-1][1] == 900
+        assert all(p[1] == q[0] for p, q in zip(cover, cover[1:]))      # no gap, no overlap
+        for lo, hi, i, j in first + second:
+            whole = next(s for s in segments if s[2] == i)
+            assert whole[:2] == (lo, hi) or whole[4] is None            # only a large one is cut
+    first, second = _shares(segments, 450)
+    assert (10, 450, 3, 4) in first and (450, 500, 3, 4) in second
+
+
+def test_a_nonfinite_loss_updates_no_share(monkeypatch):
+    _need_halves()
+    m = _wide_model(tidu.optimizers.SGD(0.05, momentum=0.9))
+    x, y = _data(64)
+    m.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    assert m.optimizer.update_in_two(m.train_step.params) is not None
+    before = m.get_weights()
+    real = step_module.TrainStep.loss
+
+    def infinite(self, *args, **kwargs):          # C = ∞ on the first half, finite gradients
+        loss, out = real(self, *args, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            loss = loss + np.float32(np.inf)
+        return loss, out
+    monkeypatch.setattr(step_module.TrainStep, "loss", infinite)
+    with pytest.raises(tidu.errors.DivergenceError, match="not applied"):
+        m.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)

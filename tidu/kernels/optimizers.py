@@ -14,7 +14,9 @@ rule makes five passes (v *= μ, η·g, v −= that, θ += v). On the LeNet CNN 
 11.6 ms step in the host's fast spells and 0.37 with the kernel; in its slow spells 1.2 ms
 either way (there reading the arrays costs, not the passes). Adam on the LSTM is 2% of a step
 and stays a rule. The kernels are single-threaded: numba's thread pool next to OpenBLAS's
-(whose workers spin between GEMMs) made the MLP step 2× slower.
+(whose workers spin between GEMMs) made the MLP step 2× slower. They release the GIL: the
+training step's two halves run one each, on the two shares of the parameters
+(Optimizer.update_in_two).
 
 The NumPy rule stays the reference and the default whenever numba is not installed, the
 fast paths are off (tidu.kernels.enabled() False: TIDU_FAST=0 or set_enabled(False)), for
@@ -35,67 +37,75 @@ def _compile():
     except ImportError:
         return {}
 
-    @njit
-    def rmsprop_keras(theta, g, v, rho, one_minus_rho, eps, lr):
+    # each kernel's gradient is g, or g + g1 (two: the training step's two halves, added here
+    # as NumPy adds two arrays of the dtype, so the same bits as adding them first)
+    @njit(nogil=True)
+    def rmsprop_keras(theta, g, g1, two, v, rho, one_minus_rho, eps, lr):
         for i in range(theta.size):
-            vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²
+            gi = g[i] + g1[i] if two else g[i]
+            vi = rho * v[i] + one_minus_rho * (gi * gi)        # v = ρ·v + (1 − ρ)·g²
             v[i] = vi
-            theta[i] -= (lr * g[i]) / math.sqrt(vi + eps)      # θ = θ − η·g / √(v + ε)
+            theta[i] -= (lr * gi) / math.sqrt(vi + eps)        # θ = θ − η·g / √(v + ε)
 
-    @njit
-    def rmsprop_torch(theta, g, v, rho, one_minus_rho, eps, lr):
+    @njit(nogil=True)
+    def rmsprop_torch(theta, g, g1, two, v, rho, one_minus_rho, eps, lr):
         for i in range(theta.size):
-            vi = rho * v[i] + one_minus_rho * (g[i] * g[i])    # v = ρ·v + (1 − ρ)·g²
+            gi = g[i] + g1[i] if two else g[i]
+            vi = rho * v[i] + one_minus_rho * (gi * gi)        # v = ρ·v + (1 − ρ)·g²
             v[i] = vi
-            theta[i] -= (lr * g[i]) / (math.sqrt(vi) + eps)    # θ = θ − η·g / (√v + ε)
+            theta[i] -= (lr * gi) / (math.sqrt(vi) + eps)      # θ = θ − η·g / (√v + ε)
 
-    @njit
-    def sgd_keras(theta, g, v, mu, lr, nesterov):
+    @njit(nogil=True)
+    def sgd_keras(theta, g, g1, two, v, mu, lr, nesterov):
         for i in range(theta.size):
+            gi = g[i] + g1[i] if two else g[i]
             vi = v[i] * mu                                     # v = μ·v − η·g
-            vi = vi - lr * g[i]
+            vi = vi - lr * gi
             v[i] = vi
             if nesterov:
-                theta[i] += mu * vi - lr * g[i]                # θ = θ + μ·v − η·g
+                theta[i] += mu * vi - lr * gi                  # θ = θ + μ·v − η·g
             else:
                 theta[i] += vi                                 # θ = θ + v
 
-    @njit
-    def sgd_torch(theta, g, b, mu, one_minus_dampening, lr, first, nesterov):
+    @njit(nogil=True)
+    def sgd_torch(theta, g, g1, two, b, mu, one_minus_dampening, lr, first, nesterov):
         for i in range(theta.size):
+            gi = g[i] + g1[i] if two else g[i]
             if first:
-                bi = g[i]                                      # b = g at the first step
+                bi = gi                                        # b = g at the first step
             else:
                 bi = b[i] * mu                                 # b = μ·b + (1 − δ)·g
-                bi = bi + one_minus_dampening * g[i]
+                bi = bi + one_minus_dampening * gi
             b[i] = bi
             if nesterov:
-                theta[i] -= lr * (g[i] + mu * bi)              # θ = θ − η·(g + μ·b)
+                theta[i] -= lr * (gi + mu * bi)                # θ = θ − η·(g + μ·b)
             else:
                 theta[i] -= lr * bi                            # θ = θ − η·b
 
     def update(kernel):
-        def run(opt, theta, g, state, t, lr):
+        def run(opt, theta, g, state, t, lr, g1=None):
             f = theta.dtype.type
-            kernel(theta, g, state["v"], f(opt.rho), f(1 - opt.rho), f(opt.epsilon), f(lr))
+            kernel(theta, g, g if g1 is None else g1, g1 is not None, state["v"], f(opt.rho),
+                   f(1 - opt.rho), f(opt.epsilon), f(lr))
         return run
 
-    def run_sgd_keras(opt, theta, g, state, t, lr):
+    def run_sgd_keras(opt, theta, g, state, t, lr, g1=None):
         f = theta.dtype.type
-        sgd_keras(theta, g, state["v"], f(opt.momentum), f(lr), opt.nesterov)
+        sgd_keras(theta, g, g if g1 is None else g1, g1 is not None, state["v"], f(opt.momentum),
+                  f(lr), opt.nesterov)
 
-    def run_sgd_torch(opt, theta, g, state, t, lr):
+    def run_sgd_torch(opt, theta, g, state, t, lr, g1=None):
         f = theta.dtype.type
-        sgd_torch(theta, g, state["v"], f(opt.momentum), f(1 - opt.dampening), f(lr), t == 1,
-                  opt.nesterov)
+        sgd_torch(theta, g, g if g1 is None else g1, g1 is not None, state["v"], f(opt.momentum),
+                  f(1 - opt.dampening), f(lr), t == 1, opt.nesterov)
 
     return {"rmsprop_keras": update(rmsprop_keras), "rmsprop_torch": update(rmsprop_torch),
             "sgd_keras": run_sgd_keras, "sgd_torch": run_sgd_torch}
 
 
 def update_kernel(name, dtype=np.float32):
-    """The one-pass update `name(opt, theta, g, state, t, lr)`, updating theta and the state in
-    place (1-D contiguous arrays of `dtype`), or None: the fast path off, another array
+    """The one-pass update `name(opt, theta, g, state, t, lr, g1=None)` (the gradient g, or
+    g + g1), updating theta and the state in place (1-D contiguous arrays of `dtype`), or None: the fast path off, another array
     backend, a dtype other than float32/float64, or numba missing."""
     kernels = _kernels.get(dtype)
     return kernels.get(name) if kernels else None

@@ -62,7 +62,7 @@ from tidu.autograd.tensor import Tensor
 from tidu.errors import ShapeError
 from tidu.optimizers import schedules as _schedules
 from tidu.optimizers.closure import MinimizeResult, _Problem, minimize as _minimize  # noqa: F401
-from tidu.optimizers.state import _State
+from tidu.optimizers.state import _State, _TwoParts
 
 _BASE_ARGS = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "name")
 
@@ -355,6 +355,29 @@ class Optimizer(_State):
         else:
             self._apply_arrays(names, [p.data for p in params], grads, lr, t, [self._decays(p) for p in params])
         return self._finish_update(params)
+
+    def update_in_two(self, params):
+        """The next update of `params` (the Parameters of the last apply_gradients, in its
+        order) as two parts that two threads may run at once, or None. For the training step's
+        two halves (tidu.training.step): each half's thread, once both have their gradients,
+        runs the update kernel on its share of the flat parameter vector, from their sum
+        (plan.run(k, grads0, grads1)); then plan.finish(). Offered only where apply_gradients
+        would run a fused kernel (numba, the extra `fast`) segment by segment on the same
+        group: an elementwise rule, no clipping, no weight decay, no state waiting to load. The
+        kernel does the same float operations on every element, so the weights and the state
+        come out as the sum and one apply_gradients give them, bit for bit."""
+        group = self._group
+        if group is None or group.ids is None or backend.xp is not np or not self.elementwise \
+                or self._globals or self._pending or self._dead or self.weight_decay \
+                or self.clipnorm is not None or self.global_clipnorm is not None \
+                or self.clipvalue is not None or type(self).apply_gradients is not Optimizer.apply_gradients \
+                or group.ids != tuple(map(id, params)) \
+                or any(p.data.base is not group.theta for p in params):
+            return None
+        kernel = self.fused(group.dtype)
+        if kernel is None:
+            return None
+        return _TwoParts(self, group, kernel, params, self._current_lr(), self.iterations + 1)
 
     def _finish_update(self, params):
         """Apply the parameters' constraints, count the step; returns `iterations`."""

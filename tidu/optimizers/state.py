@@ -89,6 +89,76 @@ def _forget(opt_ref, generation, pid, name):
         opt._dead.add(name)                 # its slice of the flat state is dropped at the next re-pack
 
 
+class _TwoParts:
+    """One update of a group's parameters as two parts for two threads at once (see
+    Optimizer.update_in_two): part k runs the fused kernel over its share of the flat vector,
+    on the sum of the two gradients of each parameter (added by the kernel itself, or first
+    into the group's gradient buffer for a run of small parameters)."""
+
+    def __init__(self, opt, group, kernel, params, lr, t):
+        self.opt, self.group, self.kernel, self.params, self.lr, self.t = \
+            opt, group, kernel, params, lr, t
+        self.shares = _shares(group.segments, group.theta.size // 2)
+
+    def run(self, k, grads0, grads1):
+        """Part k (0 or 1) from the two lists of gradients, one per parameter in order (None:
+        no gradient, zeros). Writes only its share of θ, the state and the gradient buffer."""
+        group, theta, offsets = self.group, self.group.theta, self.group.offsets
+        for lo, hi, i, j in self.shares[k]:
+            slots = {n: v[lo:hi] for n, v in group.slots.items()}
+            if j == i + 1:             # one parameter: its elements [lo − a, hi − a)
+                g0, g1 = _flat(grads0[i], group.dtype), _flat(grads1[i], group.dtype)
+                if g0 is not None and g1 is not None:   # the kernel adds them as it goes
+                    a = offsets[i]
+                    self.kernel(self.opt, theta[lo:hi], g0[lo - a:hi - a], slots, self.t,
+                                self.lr, g1=g1[lo - a:hi - a])
+                    continue
+                _add(grads0[i], grads1[i], lo - offsets[i], hi - offsets[i], group.grad[lo:hi])
+            else:                      # a run of small ones, whole
+                for q in range(i, j):
+                    _add(grads0[q], grads1[q], 0, offsets[q + 1] - offsets[q],
+                         group.grad[offsets[q]:offsets[q + 1]])
+            self.kernel(self.opt, theta[lo:hi], group.grad[lo:hi], slots, self.t, self.lr)
+
+    def finish(self):
+        """After both parts: the parameters' constraints and the step count, as apply_gradients."""
+        return self.opt._finish_update(self.params)
+
+
+def _shares(segments, half):
+    """The group's segments cut into two shares of about `half` elements each: [(lo, hi, i, j)],
+    a segment of one parameter split at `half`, a run of small ones kept whole."""
+    first, second = [], []
+    for a, b, i, j, view in segments:
+        if b <= half:
+            first.append((a, b, i, j))
+        elif a >= half:
+            second.append((a, b, i, j))
+        elif view is None:
+            first.append((a, half, i, j))
+            second.append((half, b, i, j))
+        else:
+            (first if half - a >= b - half else second).append((a, b, i, j))
+    return first, second
+
+
+def _flat(g, dtype):
+    """g as a flat view when it is a C-contiguous array of `dtype`, else None."""
+    if g is None or g.dtype != dtype or not g.flags.c_contiguous:
+        return None
+    return g.reshape(-1)
+
+
+def _add(g0, g1, lo, hi, out):
+    """out = g0 + g1 over the flat elements [lo, hi) (a missing gradient counts as zeros)."""
+    if g0 is None and g1 is None:
+        out[...] = 0
+    elif g0 is None or g1 is None:
+        out[...] = (g1 if g0 is None else g0).reshape(-1)[lo:hi]
+    else:
+        np.add(g0.reshape(-1)[lo:hi], g1.reshape(-1)[lo:hi], out=out)
+
+
 class _State:
     """Optimizer's state keeping and its update machinery (mixed into Optimizer)."""
 

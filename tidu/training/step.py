@@ -30,12 +30,19 @@ half's sweep seeded with its share n_h/n of the mean:
 
     C = Σ_h (n_h/n)·C_h,   ∂C/∂θ = Σ_h (n_h/n)·∂C_h/∂θ,   the metrics on the two outputs joined
 
-then one update. Each row's forward is the whole batch's, bit for bit; C and ∂C/∂θ sum the
-same terms in another order (float rounding apart), and each half's Dropout masks come from a
-generator of its own, seeded from the fit's (the same distribution, other draws). The rule
-depends on the model, the batch and the machine, never on timings, so a seeded fit repeats
-bit for bit on the same machine. Why: a single-threaded pass (im2col copy, pooling) after a
-two-thread GEMM reads half its input from the other core's cache, which on some hosts is slow
+then one update: where the optimizer runs a compiled elementwise kernel (SGD with momentum,
+RMSprop; Optimizer.update_in_two), each half's thread, once both have their gradients, updates
+its half of the flat parameter vector from their sum (the same bits as adding them here and one
+apply_gradients). On the LeNet CNN that takes the update's 0.65 ms a step (the adds 0.25,
+apply_gradients 0.40) to 0.34 (the longer share; an instrumented fit, one-off script); whole
+steps alternated in one process show no difference through this host's noise (`python
+bench/alternate.py --workload cnn --variants tidu[fast],tidu[fast]-oneupdate --rounds 24
+--steps 30`: 11.97 against 12.03 ms). Each row's forward is the whole batch's, bit for bit; C
+and ∂C/∂θ sum the same terms in another order (float rounding apart), and each half's Dropout
+masks come from a generator of its own, seeded from the fit's (the same distribution, other
+draws). The rule depends on the model, the batch and the machine, never on timings, so a seeded
+fit repeats bit for bit on the same machine. Why: a single-threaded pass (im2col copy, pooling)
+after a two-thread GEMM reads half its input from the other core's cache, which on some hosts is slow
 for minutes at a time; two halves keep each core on the rows it wrote, and with BLAS on one
 thread throughout, OpenBLAS's worker never spins. Measured on the AMD EPYC host of
 bench/RESULTS.md (2 vCPUs, AVX-512): the LeNet CNN's forward and backward at batch 64 (a
@@ -53,6 +60,7 @@ slow one). A GRU(128)'s step gained nothing there (13.0-13.5 against 12.4-13.4 m
 recurrent models other than the LSTM stay whole.
 """
 import math
+import threading
 
 import numpy as np
 
@@ -265,14 +273,21 @@ class TrainStep:
             return None
         return halves.spans(len(x))
 
-    def _halves_loss_and_grads(self, x, y, sw, parts):
-        """(C, [∂C/∂θ], the output) of the batch from its two halves at once (module
+    def _halves_step(self, x, y, sw, parts, refuse_nonfinite):
+        """(C, the output) of the batch from its two halves at once, and the update (module
         docstring): each half's sweep seeded with n_h/n, its gradients kept apart from the
-        weights' .grad, then added; each half's dropout masks from a generator of its own."""
+        weights' .grad; each half's dropout masks from a generator of its own. Where the
+        optimizer offers it (Optimizer.update_in_two), each half's thread then adds the two
+        halves' gradients and updates its share of the weights, once both have their
+        gradients; else the gradients are added here and apply_gradients updates."""
         n = len(x)
         drops = [layer for layer in self.model.all_layers() if type(layer) is _layers.Dropout]
         source = next((l.rng for l in drops if l.rng is not None), None) or backend.rng()
         gens = [backend.rng(int(s)) for s in source.integers(2 ** 63, size=2)] if drops else None
+        opt, params = self.model.optimizer, self.params
+        plan = opt.update_in_two(params)
+        met = threading.Barrier(2) if plan is not None else None
+        done = [None, None]                  # each half's (C share, gradients)
 
         def half(k):
             a, b = parts[k]
@@ -282,18 +297,36 @@ class TrainStep:
                 loss, out = self.loss(x[a:b], y[a:b], None if sw is None else sw[a:b])
                 grads = {}
                 _sweep(loss, np.asarray((b - a) / n, dtype=loss.data.dtype), into=grads)
+            except BaseException:
+                if met is not None:
+                    met.abort()              # the other half stops waiting
+                raise
             finally:
                 _core.half_rng.rng = None
-            return float(loss.data) * (b - a) / n, grads, out
+            done[k] = (float(loss.data) * (b - a) / n, grads)
+            if met is not None:
+                try:
+                    met.wait()
+                except threading.BrokenBarrierError:
+                    return None              # the other half failed: it raises, nothing updates
+                if _keep(done[0][0] + done[1][0], refuse_nonfinite):
+                    plan.run(k, *[[g.get(id(p)) for p in params] for _, g in done])
+            return out
 
-        (c0, g0, out0), (c1, g1, out1) = halves.run(half)
-        grads = []
-        for p in self.params:
-            a, b = g0.get(id(p)), g1.get(id(p))
-            grads.append(np.zeros_like(p.data) if a is None and b is None else
-                         a if b is None else b if a is None else a + b)
-        out = Tensor._node(np.concatenate([out0.data, out1.data]), None)
-        return c0 + c1, grads, out
+        out0, out1 = halves.run(half)
+        value = done[0][0] + done[1][0]
+        if _keep(value, refuse_nonfinite):
+            if plan is not None:
+                plan.finish()
+            else:
+                g0, g1 = done[0][1], done[1][1]
+                grads = []
+                for p in params:
+                    a, b = g0.get(id(p)), g1.get(id(p))
+                    grads.append(np.zeros_like(p.data) if a is None and b is None else
+                                 a if b is None else b if a is None else a + b)
+                opt.apply_gradients(list(zip(grads, params)))
+        return value, Tensor._node(np.concatenate([out0.data, out1.data]), None)
 
     def __call__(self, x, y, sw=None, refuse_nonfinite=False):
         """One optimizer step on the batch; the metrics see the output at the starting point.
@@ -304,9 +337,7 @@ class TrainStep:
         parts = self._spans(x)
         if parts is None:
             return self._whole(x, y, sw, refuse_nonfinite)
-        value, grads, out = self._halves_loss_and_grads(x, y, sw, parts)
-        if not (refuse_nonfinite and not math.isfinite(value)):
-            self.model.optimizer.apply_gradients(list(zip(grads, self.params)))
+        value, out = self._halves_step(x, y, sw, parts, refuse_nonfinite)
         self.update_metrics(y, out, sw)
         return float(value)
 
@@ -358,3 +389,8 @@ class TrainStep:
             y_pred = self.predictions(out)
             for m in metrics:
                 m.update_state(y, y_pred, sw)
+
+
+def _keep(value, refuse_nonfinite):
+    """Whether a first-order step with loss `value` is applied (see TrainStep.__call__)."""
+    return not (refuse_nonfinite and not math.isfinite(value))
