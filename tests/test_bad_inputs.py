@@ -246,10 +246,15 @@ def test_there_are_enough_cases():
     assert len(CASES) >= 40
 
 
+@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
-def test_the_finiteness_check_finds_every_nonfinite_value_and_only_those(dtype, bad):
+def test_the_finiteness_check_finds_every_nonfinite_value_and_only_those(dtype, bad, fast,
+                                                                         monkeypatch):
+    from tidu.training import checks
     from tidu.training.checks import all_finite as _all_finite
+
+    monkeypatch.setattr(checks, "enabled", lambda: fast)   # large arrays: chunks, or the product
 
     x = np.full((7, 3, 5), np.finfo(dtype).max, dtype=dtype)   # a sum would overflow; 0·max is 0
     x[::2] = -np.finfo(dtype).max
@@ -257,8 +262,10 @@ def test_the_finiteness_check_finds_every_nonfinite_value_and_only_those(dtype, 
         x[6, 2, 4] = bad
     assert _all_finite(x) is (bad is None)
     assert _all_finite(x[:, 2, 4]) is (bad is None)             # 1-D: the plain check
-    big = np.full((90, 1000), np.finfo(dtype).max, dtype=dtype)  # past SMALL_CHECK: the product
+    big = np.full((300, 1000), np.finfo(dtype).max, dtype=dtype)  # past SMALL_CHECK, 2 chunks
     big[::3] = -np.finfo(dtype).max
-    if bad is not None:
-        big[89, 999] = bad
-    assert _all_finite(big) is (bad is None)
+    for where in [(0, 0), (262, 143), (262, 144), (299, 999)]:   # each end of the two chunks
+        b = big.copy()
+        if bad is not None:
+            b[where] = bad
+        assert _all_finite(b) is (bad is None)

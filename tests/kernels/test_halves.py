@@ -262,17 +262,6 @@ def test_predict_leaves_dense_models_and_small_batches_whole(monkeypatch):
     assert runs == []
 
 
-def test_one_blas_thread_only_with_the_fast_paths_on():
-    _need_halves()
-    before = _numpy_blas_threads()
-    with halves.one_blas_thread():
-        assert set(_numpy_blas_threads().values()) == {1}
-    kernels.set_enabled(False)                       # the reference path is left as it was
-    with halves.one_blas_thread():
-        assert _numpy_blas_threads() == before
-    assert _numpy_blas_threads() == before
-
-
 def _dispatchers(fn, seen=None):
     """The numba dispatchers a kernel wrapper reaches through its closure."""
     from numba.core.registry import CPUDispatcher

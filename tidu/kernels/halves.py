@@ -18,7 +18,6 @@ loop on their own core, where their data stays.
                              whether a call runs its halves at once or the whole batch as one
                              loop on the BLAS threads: each way is timed on a key's first
                              calls, then the faster kept (see Chooser)
-    one_blas_thread()        a context: NumPy's BLAS on one thread inside (or nothing)
 
 Why a choice: OpenBLAS's worker thread spins for ~0.1 s after each two-thread call before it
 sleeps. An LSTM(128) → Dense(10) step makes no such call and runs its halves in 17.7 ms
@@ -42,10 +41,8 @@ import os
 import statistics
 import threading
 import time
-from contextlib import contextmanager
 
 from tidu.autograd.function import enable_grad, is_grad_enabled, no_grad
-from tidu.kernels.switch import enabled
 
 MIN_ROWS = 32          # below this the two GEMMs per step are too small to be worth a thread
 
@@ -83,19 +80,6 @@ def run(fn):
         finally:
             theirs = other.result()          # wait for the worker even if fn(0) raised
     return [mine, theirs]
-
-
-@contextmanager
-def one_blas_thread():
-    """NumPy's BLAS on one thread inside the block, with the fast paths on (the halves' only
-    user) and threadpoolctl; else unchanged: for a call that should not wake OpenBLAS's
-    worker, which then spins for ~0.1 s and takes a core from the next halves."""
-    blas = _blas() if enabled() else None
-    if blas is None:
-        yield
-        return
-    with blas.limit(limits=1, user_api="blas"):
-        yield
 
 
 class Chooser:

@@ -18,7 +18,7 @@ import numpy as np
 from tidu import backend, losses as L
 from tidu.autograd import Tensor, no_grad
 from tidu.errors import ShapeError
-from tidu.kernels.halves import one_blas_thread
+from tidu.kernels.switch import enabled
 
 __all__ = ["all_finite", "as_numpy", "check_batch", "check_curriculum", "check_sample_weight",
            "check_targets", "check_validation_data", "check_x", "check_y", "class_weights", "probe"]
@@ -42,21 +42,30 @@ def as_numpy(a, where, name):
 
 # all_finite: arrays up to this many elements are checked by np.isfinite, without BLAS
 SMALL_CHECK = 1 << 16
+# with the fast paths on, larger ones by np.isfinite too, this many elements at a time
+FINITE_CHUNK = 1 << 18
 
 
 def all_finite(a):
     """Whether a float array holds no NaN or ±inf: the matrix-vector product of its rows with a
     zero vector is NaN exactly where a row holds one (0·inf = NaN, 0·finite = 0, no overflow),
-    3× faster than np.isfinite(a).all() on MNIST and without its bool copy of the data. On one
-    BLAS thread: a two-thread call leaves OpenBLAS's worker spinning for ~0.1 s, which takes a
-    core from the LSTM's halves on the first steps (tidu.kernels.halves). Up to SMALL_CHECK
-    elements (a batch of 32 images: 25,088) np.isfinite instead, 3.4 µs against 15 for the
-    product and the BLAS thread count set and restored around it, which every predict_on_batch
-    call paid."""
+    3× faster than np.isfinite(a).all() on MNIST and without its bool copy of the data. Up to
+    SMALL_CHECK elements (a batch of 32 images: 25,088) np.isfinite instead, 3.4 µs against 15
+    for the product and the BLAS thread count set and restored around it, which every
+    predict_on_batch call paid. With the fast paths on, a larger array goes through
+    np.isfinite FINITE_CHUNK elements at a time (its bool copy stays in the cache): a
+    two-thread product leaves OpenBLAS's worker spinning for ~0.1 s, which takes a core from
+    the halves that follow (tidu.kernels.halves), and on one thread the product is slower
+    (the 10,000 MNIST test images, float32, one process on the AMD EPYC host of
+    bench/RESULTS.md: 1.7 ms in chunks against 2.6 for the one-thread product and 1.0 for the
+    two-thread one)."""
     if a.ndim < 2 or a.size <= SMALL_CHECK:
         return bool(np.isfinite(a).all())
     rows = a.reshape(len(a), -1)
-    with np.errstate(invalid="ignore"), one_blas_thread():
+    if enabled():
+        flat, n = rows.reshape(-1), FINITE_CHUNK
+        return all(bool(np.isfinite(flat[i:i + n]).all()) for i in range(0, flat.size, n))
+    with np.errstate(invalid="ignore"):
         return bool(np.isfinite(rows @ np.zeros(rows.shape[1], dtype=a.dtype)).all())
 
 
