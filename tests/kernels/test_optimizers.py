@@ -10,7 +10,7 @@ import pytest
 
 from tidu.autograd import Parameter
 from tidu import kernels
-from tidu.optimizers import SGD, Momentum, Nesterov, RMSprop
+from tidu.optimizers import SGD, SWATS, Adam, AMSGrad, Momentum, Nadam, Nesterov, RMSprop
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _kernel_and_rule(opt, dtype, rng, lr, zeros=0):
     assert kernel is not None
     theta = rng.standard_normal(1000).astype(dtype)
     ref_theta, ref_state = theta.copy(), opt.init_state(theta)
-    state = {"v": ref_state["v"].copy()}
+    state = {k: a.copy() for k, a in ref_state.items()}
     for t in range(1, 6):
         g = (rng.standard_normal(1000) * 10.0 ** rng.integers(-4, 2, 1000)).astype(dtype)
         g[:zeros] = 0
@@ -157,3 +157,50 @@ def test_sgd_kernel_only_for_the_momentum_forms_it_has(with_numba):
     assert OwnRule(0.01, momentum=0.9).fused() is None
     kernels.set_enabled(False)
     assert SGD(0.01, momentum=0.9).fused() is None
+
+
+ADAM_FORMS = [{}, {"convention": "torch"}, {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5}]
+
+
+@pytest.mark.parametrize("form", ADAM_FORMS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_kernel_gives_the_rules_bits(with_numba, rng, dtype, form):
+    """Adam's one-pass kernel makes the rule's float operations in the rule's order (Keras's
+    α_t on v, or torch's bias-corrected m̂ and v̂): the same bits, both moments too."""
+    opt = Adam(learning_rate=0.01, **form)
+    for theta, ref_theta, v, ref_v in _kernel_and_rule(opt, dtype, rng, lambda t: 0.01 / t,
+                                                        zeros=3):
+        assert theta.dtype == dtype and np.array_equal(theta, ref_theta)
+        assert np.array_equal(v, ref_v)
+
+
+@pytest.mark.parametrize("form", ADAM_FORMS[:2] + [{"weight_decay": 0.01}, {"clipnorm": 0.5}])
+def test_adam_apply_gradients_is_the_same_with_and_without_kernels(with_numba, form):
+    def train(fast):
+        kernels.set_enabled(fast)
+        rng = np.random.default_rng(5)
+        params = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
+                  for i, s in enumerate([(7, 5), (5,), (3, 4, 2), (140000,)])]
+        opt = Adam(learning_rate=0.01, **form)
+        for _ in range(4):
+            grads = [rng.standard_normal(p.shape) for p in params]   # float64: cast on the way
+            grads[2] = np.asfortranarray(grads[2])
+            opt.apply_gradients(zip(grads, params))
+        return [p.data.copy() for p in params], opt.state_dict()
+    slow, slow_state = train(False)
+    fast, fast_state = train(True)
+    for a, b in zip(fast, slow):
+        assert np.array_equal(a, b)
+    assert fast_state.keys() == slow_state.keys()
+    for k in slow_state:
+        assert np.array_equal(np.asarray(fast_state[k]), np.asarray(slow_state[k]))
+
+
+def test_adam_kernel_only_for_the_forms_it_has(with_numba):
+    assert Adam().fused() is not None and Adam(convention="torch").fused() is not None
+    assert Adam(amsgrad=True).fused() is None and AMSGrad().fused() is None   # v_max: the rule
+    assert Adam(stable=True).fused() is None          # the notes' reformulation: the rule
+    assert Nadam().fused() is None and SWATS().fused() is None      # rules of their own
+    assert Adam().fused(np.float16) is None
+    kernels.set_enabled(False)
+    assert Adam().fused() is None

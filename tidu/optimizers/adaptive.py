@@ -227,6 +227,13 @@ class Adam(Optimizer):
         self.amsgrad, self.stable = bool(amsgrad), bool(stable)
         super().__init__(learning_rate, **kwargs)
 
+    def fused(self, dtype=np.float32):
+        """The plain form (no AMSGrad, not the stable reformulation), either convention, in one
+        pass with the rule's float operations: tidu.kernels.optimizers."""
+        if self.amsgrad or self.stable or type(self).rule is not Adam.rule:
+            return None
+        return update_kernel(f"adam_{self.convention}", dtype)
+
     def init_state(self, theta):
         state = {"m": np.zeros_like(theta), "v": np.zeros_like(theta)}
         if self.amsgrad:
