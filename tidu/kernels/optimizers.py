@@ -134,8 +134,9 @@ def _compile():
 
 def update_kernel(name, dtype=np.float32):
     """The one-pass update `name(opt, theta, g, state, t, lr, g1=None)` (the gradient g, or
-    g + g1), updating theta and the state in place (1-D contiguous arrays of `dtype`), or None: the fast path off, another array
-    backend, a dtype other than float32/float64, or numba missing."""
+    g + g1), updating theta and the state in place (1-D contiguous arrays of `dtype`), or
+    None: the fast path off, another array backend, a dtype other than float32/float64, or
+    numba missing."""
     kernels = _kernels.get(dtype)
     return kernels.get(name) if kernels else None
 
