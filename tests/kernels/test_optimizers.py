@@ -114,15 +114,16 @@ def test_sgd_kernel_gives_the_rules_bits(with_numba, rng, dtype, form):
         assert np.array_equal(v, ref_v)                                  # schedule's does
 
 
-@pytest.mark.parametrize("form", SGD_FORMS[:3] + [{"momentum": 0.9, "weight_decay": 0.01},
-                                                  {"momentum": 0.9, "clipnorm": 0.5}])
-def test_sgd_apply_gradients_is_the_same_with_and_without_kernels(with_numba, form):
+def _same_with_and_without_kernels(make, seed, kernel_expected):
+    """Four apply_gradients of the optimizer make() on four parameters (float64 gradients, one
+    not C-contiguous, the last parameter alone in its segment), with the kernels and without:
+    the same bits for the weights and the state; the kernel ran iff kernel_expected."""
     def train(fast):
         kernels.set_enabled(fast)
-        rng = np.random.default_rng(3)
+        rng = np.random.default_rng(seed)
         params = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
                   for i, s in enumerate([(7, 5), (5,), (3, 4, 2), (140000,)])]
-        opt = SGD(learning_rate=0.01, **form)
+        opt = make()
         fused, used = opt.fused, []
 
         def counting(dtype=np.float32):
@@ -134,14 +135,22 @@ def test_sgd_apply_gradients_is_the_same_with_and_without_kernels(with_numba, fo
             grads = [rng.standard_normal(p.shape) for p in params]   # float64: cast on the way
             grads[2] = np.asfortranarray(grads[2])
             opt.apply_gradients(zip(grads, params))
-        assert any(used) == (fast and "clipnorm" not in form)         # clipping: the rule
+        assert any(used) == (fast and kernel_expected)
         return [p.data.copy() for p in params], opt.state_dict()
     slow, slow_state = train(False)
     fast, fast_state = train(True)
     for a, b in zip(fast, slow):
         assert np.array_equal(a, b)
+    assert fast_state.keys() == slow_state.keys()
     for k in slow_state:
         assert np.array_equal(np.asarray(fast_state[k]), np.asarray(slow_state[k]))
+
+
+@pytest.mark.parametrize("form", SGD_FORMS[:3] + [{"momentum": 0.9, "weight_decay": 0.01},
+                                                  {"momentum": 0.9, "clipnorm": 0.5}])
+def test_sgd_apply_gradients_is_the_same_with_and_without_kernels(with_numba, form):
+    _same_with_and_without_kernels(lambda: SGD(learning_rate=0.01, **form), 3,
+                                   "clipnorm" not in form)     # clipping: the rule
 
 
 def test_sgd_kernel_only_for_the_momentum_forms_it_has(with_numba):
@@ -176,24 +185,8 @@ def test_adam_kernel_gives_the_rules_bits(with_numba, rng, dtype, form):
 
 @pytest.mark.parametrize("form", ADAM_FORMS[:2] + [{"weight_decay": 0.01}, {"clipnorm": 0.5}])
 def test_adam_apply_gradients_is_the_same_with_and_without_kernels(with_numba, form):
-    def train(fast):
-        kernels.set_enabled(fast)
-        rng = np.random.default_rng(5)
-        params = [Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}")
-                  for i, s in enumerate([(7, 5), (5,), (3, 4, 2), (140000,)])]
-        opt = Adam(learning_rate=0.01, **form)
-        for _ in range(4):
-            grads = [rng.standard_normal(p.shape) for p in params]   # float64: cast on the way
-            grads[2] = np.asfortranarray(grads[2])
-            opt.apply_gradients(zip(grads, params))
-        return [p.data.copy() for p in params], opt.state_dict()
-    slow, slow_state = train(False)
-    fast, fast_state = train(True)
-    for a, b in zip(fast, slow):
-        assert np.array_equal(a, b)
-    assert fast_state.keys() == slow_state.keys()
-    for k in slow_state:
-        assert np.array_equal(np.asarray(fast_state[k]), np.asarray(slow_state[k]))
+    _same_with_and_without_kernels(lambda: Adam(learning_rate=0.01, **form), 5,
+                                   "clipnorm" not in form)
 
 
 def test_adam_kernel_only_for_the_forms_it_has(with_numba):
