@@ -148,6 +148,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=N
         n = split
 
     out_shape = step_fn.batch_output_shape(x, where, bs)
+    step_fn.resolve(len(out_shape))     # the last layer or the loss may have changed
     y = C.check_targets(y, out_shape, model.compiled_loss, where)
     if val is not None:  # its shapes too are checked before anything trains
         vwhere = where + " (validation data)"
@@ -307,6 +308,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=1, sample_weight=No
     nsteps = math.ceil(len(x) / bs) if steps is None else min(steps, math.ceil(len(x) / bs))
     cbs = _hook_list(model, callbacks, verbose, nsteps)
     out_shape = step_fn.batch_output_shape(x, where, bs)
+    step_fn.resolve(len(out_shape))     # the last layer or the loss may have changed
     y = C.check_targets(y, out_shape, model.compiled_loss, where)
     step_fn.prepare()
     if steps is not None:

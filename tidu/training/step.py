@@ -31,7 +31,7 @@ half's sweep seeded with its share n_h/n of the mean:
     C = Σ_h (n_h/n)·C_h,   ∂C/∂θ = Σ_h (n_h/n)·∂C_h/∂θ,   the metrics on the two outputs joined
 
 then one update: where the optimizer runs a compiled elementwise kernel (SGD with momentum,
-RMSprop; Optimizer.update_in_two), each half's thread, once both have their gradients, updates
+RMSprop, Adam; Optimizer.update_in_two), each half's thread, once both have their gradients, updates
 its half of the flat parameter vector from their sum (the same bits as adding them here and one
 apply_gradients). On the LeNet CNN that takes the update's 0.65 ms a step (the adds 0.25,
 apply_gradients 0.40) to 0.34 (the longer share; an instrumented fit, one-off script); whole
@@ -42,8 +42,8 @@ and ∂C/∂θ sum the same terms in another order (float rounding apart), and e
 masks come from a generator of its own, seeded from the fit's (the same distribution, other
 draws). The rule depends on the model, the batch and the machine, never on timings, so a seeded
 fit repeats bit for bit on the same machine. Why: a single-threaded pass (im2col copy, pooling)
-after a two-thread GEMM reads half its input from the other core's cache, which on some hosts is slow
-for minutes at a time; two halves keep each core on the rows it wrote, and with BLAS on one
+after a two-thread GEMM reads half its input from the other core's cache, which on some hosts is
+slow for minutes at a time; two halves keep each core on the rows it wrote, and with BLAS on one
 thread throughout, OpenBLAS's worker never spins. Measured on the AMD EPYC host of
 bench/RESULTS.md (2 vCPUs, AVX-512): the LeNet CNN's forward and backward at batch 64 (a
 one-off script, 400 calls in each of two processes a spell), two halves on one BLAS thread
@@ -124,17 +124,14 @@ class TrainStep:
     def batch_output_shape(self, x, where, rows=1):
         """probe on x[:rows], remembered per input shape, dtype, loss and number of layers: the
         single-batch methods ask it every batch (one sample), fit and evaluate every call (a
-        batch: a wrong shape's error names the batch's shape, as before they remembered it).
-        On a remembered shape the fused loss is chosen afresh, as the last layer or the loss
-        may have changed since. Before fit and evaluate remembered it, each call probed a
-        whole batch: one more forward pass a call (the LeNet CNN at batch 64: ~4.4 ms, ~0.1 ms
-        a step of the 40-step fits bench/run.py times)."""
+        batch: a wrong shape's error names the batch's shape, as before they remembered it;
+        they choose the fused loss afresh each call too, `resolve`). Before fit and evaluate
+        remembered it, each call probed a whole batch: one more forward pass a call (the LeNet
+        CNN at batch 64: ~4.4 ms, ~0.1 ms a step of the 40-step fits bench/run.py times)."""
         model = self.model
         key = (tuple(x.shape[1:]), x.dtype.str, id(model.compiled_loss), len(model.layers))
         if self._probed != key:
             self._probed, self._out_shape = key, self.probe(x[:rows], where)
-        else:
-            self.resolve(len(self._out_shape))
         return self._out_shape
 
     def probed_for(self, x):
