@@ -150,12 +150,12 @@ class RMSprop(Optimizer):
             g_avg += (1 - rho) * g
             d = v - np.square(g_avg)                        # s = v − ḡ²
         else:
-            d = v.copy()                                    # s = v
+            d = v                                           # s = v (read, not written, below)
         if keras:
-            d += eps                                        # d = √(s + ε)
+            d = d + eps                                     # d = √(s + ε)
             np.sqrt(d, out=d)
         else:
-            np.sqrt(d, out=d)                               # d = √s + ε
+            d = np.sqrt(d)                                  # d = √s + ε
             d += eps
         step = lr * g if keras or not self.momentum else g.copy()
         step /= d                                           # η·g / d   (torch momentum: g / d)
