@@ -83,6 +83,15 @@ def test_no_kernel_when_disabled_or_not_plain():
     assert RMSprop(momentum=0.9).fused() is None
     assert RMSprop(centered=True).fused() is None
 
+    class OwnRule(RMSprop):          # its own math: the kernel would skip it
+        def rule(self, theta, g, state, t, lr):
+            theta -= g
+            return theta, state
+    assert OwnRule().fused() is None
+    p = Parameter(np.ones(3, np.float32))
+    OwnRule(0.1).apply_gradients([(np.ones(3, np.float32), p)])
+    assert np.array_equal(p.data, np.zeros(3, np.float32))    # θ − g, the subclass's rule
+
 
 def test_float16_parameters_take_the_rule(with_numba, rng):
     """numba has no float16: a float16 model's RMSprop runs the NumPy rule (the kernel was

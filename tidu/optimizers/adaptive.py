@@ -168,8 +168,11 @@ class RMSprop(Optimizer):
         return theta, state
 
     def fused(self, dtype=np.float32):
-        """The plain form (not centered, no momentum) in one pass: tidu.kernels.optimizers."""
-        return None if self.centered or self.momentum else update_kernel(f"rmsprop_{self.convention}", dtype)
+        """The plain form (not centered, no momentum) in one pass: tidu.kernels.optimizers; None
+        for a subclass with a rule of its own."""
+        if self.centered or self.momentum or type(self).rule is not RMSprop.rule:
+            return None
+        return update_kernel(f"rmsprop_{self.convention}", dtype)
 
 
 def _series(cache, key, factor, t):
