@@ -346,7 +346,7 @@ class TrainStep:
             value = opt.step(closure, params=params)
         else:
             value = float(closure().data)
-            if not (refuse_nonfinite and not math.isfinite(value)):
+            if _keep(value, refuse_nonfinite):
                 xp = backend.xp
                 opt.apply_gradients([(p.grad if p.grad is not None else xp.zeros_like(p.data), p)
                                      for p in params])
