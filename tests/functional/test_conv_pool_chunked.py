@@ -38,7 +38,10 @@ def image_bytes(xs, ks, s, pad, d):
 
 
 def count_chunks(monkeypatch):
-    """The batch size of every im2col + GEMM (Conv2D's and Conv2DMaxPool's) from now on."""
+    """The batch size of every im2col + GEMM (Conv2D's and Conv2DMaxPool's) from now on, with
+    numba's direct one-channel kernel (which takes LeNet's first layer for inference with the
+    fast paths on; tests/kernels/test_conv_pool_kernel.py) off: the im2col path is counted."""
+    monkeypatch.setattr(conv_pool, "one_channel_conv_pool", lambda dtype: None)
     calls = []
     im2col_gemm = conv_module._im2col_gemm
 

@@ -6,7 +6,8 @@ from tidu import backend
 from tidu.autograd.function import Context, Function, is_grad_enabled
 from tidu.autograd.tensor import Tensor
 from tidu.functional.conv import (Conv2D, MaxPool2D, _conv_args, _conv_geometry, _fold, _geometry,
-                                  _im2col_gemm, _input_grad, _pool_args, _weight_grads)
+                                  _im2col_gemm, _input_grad, _pad, _pool_args, _weight_grads)
+from tidu.kernels.conv_pool import one_channel_conv_pool
 from tidu.kernels.pooling import pool_kernels
 
 __all__ = ["conv2d_max_pool2d"]
@@ -86,6 +87,16 @@ class Conv2DMaxPool(Function):
         return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
 
 
+def _direct_kernel(arrays, options):
+    """tidu.kernels.conv_pool's kernel when it computes this conv and pool: one input channel,
+    strides and dilation 1, the arrays of one dtype; else None (as without numba)."""
+    x, kernel = arrays[0], arrays[1]
+    if kernel.shape[2] != 1 or options["strides"] != (1, 1) or options["dilation_rate"] != (1, 1) \
+            or any(a.dtype != x.dtype for a in arrays[1:]):
+        return None
+    return one_channel_conv_pool(x.dtype)
+
+
 # For inference, the im2col matrix of one chunk of images: about this many bytes.
 CHUNK_BYTES = 4 << 20
 
@@ -107,6 +118,9 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     batch. Every image is computed alone either way (the ops never mix images), so the chunks
     change no value as long as the GEMM gives a row the same sums whatever the number of rows,
     as OpenBLAS does (bit for bit here; tests/functional/test_conv_pool_chunked.py compares).
+    For inference of a one-channel input (the first layer) with strides and dilation 1 and a
+    2×2 pool, numba's kernel (tidu.kernels.conv_pool, the extra `fast`) computes the whole
+    batch directly instead, without an im2col matrix (the same numbers to float rounding).
 
     Measured on the AMD EPYC host of bench/RESULTS.md (AVX-512, 2 cores, OpenBLAS SkylakeX),
     where the same code timed in separate processes spreads by up to 1.7×, so the variants
@@ -131,8 +145,8 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
         x, pool_size, pool_strides, pool_padding, "conv2d_max_pool2d")
     arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
     xa, (kh, kw, C, F) = arrays[0], arrays[1].shape
-    (OH, OW), _ = _conv_geometry(xa.shape, arrays[1].shape, options["strides"], options["padding"],
-                                 options["dilation_rate"], "conv2d_max_pool2d")
+    (OH, OW), pads = _conv_geometry(xa.shape, arrays[1].shape, options["strides"],
+                                    options["padding"], options["dilation_rate"], "conv2d_max_pool2d")
     _geometry((xa.shape[0], OH, OW, F), pool_size, pool_strides, pool_padding,
               "conv2d_max_pool2d", "pool window")   # before any work, as the pool would check
     N, per_image = xa.shape[0], OH * OW * (kh * kw * C + 1) * xa.dtype.itemsize
@@ -141,6 +155,10 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     # for training with numba, MaxPool2D's compiled kernels beat the blocks (see the docstring)
     tiled = pool_strides == pool_size and pool_padding == "valid" and not (
         recorded and pool_kernels(xa.dtype) is not None)
+    direct = _direct_kernel(arrays, options) if tiled and pool_size == (2, 2) and not recorded else None
+    if direct is not None:   # one input channel, for inference: numba's direct kernel
+        bias = arrays[2] if len(arrays) > 2 else None
+        return Tensor._node(direct(_pad(xa, pads)[..., 0], arrays[1][:, :, 0], bias), None)
     if tiled:
         options["pool_size"] = pool_size
 

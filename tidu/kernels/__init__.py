@@ -11,6 +11,9 @@
                                or None
     conv_kernels(dtype)        the 2-D convolution's input gradient, gathered in one pass
                                (kernels.conv), or None
+    one_channel_conv_pool(dtype)
+                               a one-channel convolution + bias + 2×2 max pool for inference,
+                               computed directly (kernels.conv_pool), or None
     kernels.halves             a batch's two halves on the two cores at once, each with one
                                BLAS thread (the LSTM's fast path; needs threadpoolctl)
 
@@ -23,6 +26,7 @@ from tidu.kernels.recurrent import gru_steps, lstm_steps
 from tidu.kernels.optimizers import update_kernel
 from tidu.kernels.pooling import pool_kernels
 from tidu.kernels.conv import conv_kernels
+from tidu.kernels.conv_pool import one_channel_conv_pool
 
 __all__ = ["enabled", "set_enabled", "lstm_steps", "gru_steps", "update_kernel", "pool_kernels",
-           "conv_kernels"]
+           "conv_kernels", "one_channel_conv_pool"]
