@@ -123,3 +123,17 @@ def test_compiling_leaves_numbas_vectorizer_setting_alone():
     run = kernel_module.one_channel_conv_pool(np.float64)
     run(np.ones((1, 4, 4)), np.ones((3, 3, 2)), None)
     assert config.SLP_VECTORIZE == before
+
+
+def test_read_only_inputs_run_the_compiled_specialization(rng):
+    """A read-only input (a memory-mapped dataset, np.frombuffer) is copied to the one array
+    type the kernel was compiled for (with the SLP vectorizer), not given a new, slower
+    specialization compiled lazily; the outputs are the writeable input's."""
+    run = kernel_module.one_channel_conv_pool(np.float32)
+    x = rng.standard_normal((2, 10, 10)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 5)).astype(np.float32)
+    y = run(x, k, None)
+    compiled = kernel_module._compiled.signatures
+    x.flags.writeable = k.flags.writeable = False
+    np.testing.assert_array_equal(run(x, k, np.zeros(5, np.float32)), y)
+    assert kernel_module._compiled.signatures == compiled

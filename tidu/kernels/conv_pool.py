@@ -46,7 +46,7 @@ import numpy as np
 from tidu.kernels.switch import CompiledOnce, njit
 
 QB, FB = 4, 8   # a block: 2 output rows × QB output columns × FB filters, in registers
-_rows = None    # the compiled block (_compile)
+_rows = _compiled = None   # the compiled block and _conv_pool (_compile)
 
 
 def one_channel_conv_pool(dtype):
@@ -145,10 +145,10 @@ def _compile():
     namespace = {"U": numba.uint64, "__name__": __name__}
     exec(compile(_block_source(), __file__, "exec"), namespace)
     jit = njit(nogil=True, fastmath={"contract"})   # contract: a·b + c as one fused multiply-add
-    global _rows
+    global _rows, _compiled
     _rows = jit(namespace["rows"])   # a global, not a closure: numba's cache keys a function on
     #                                  its closure's pickled cells, new in every process
-    conv_pool = jit(_conv_pool)
+    conv_pool = _compiled = jit(_conv_pool)
     compiled = set()
     lock = threading.Lock()
 
@@ -156,8 +156,11 @@ def _compile():
         N, H, W = x.shape
         kh, kw, F = kernel.shape
         dtype = kernel.dtype
-        x, kernel = np.ascontiguousarray(x), np.ascontiguousarray(kernel)
-        bias = np.zeros(F, dtype) if bias is None else np.ascontiguousarray(bias)
+        # one array type per dtype (contiguous, aligned, writeable: a copy otherwise), so that
+        # numba never compiles another specialization lazily, without the SLP vectorizer
+        need = ("C_CONTIGUOUS", "ALIGNED", "WRITEABLE")
+        x, kernel = np.require(x, dtype, need), np.require(kernel, dtype, need)
+        bias = np.zeros(F, dtype) if bias is None else np.require(bias, dtype, need)
         y = np.empty((N, (H - kh + 1) // 2, (W - kw + 1) // 2, F), dtype=dtype)
         args = (x, kernel, bias, dtype.type(0), y)
         if dtype not in compiled:
