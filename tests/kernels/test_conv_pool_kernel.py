@@ -18,7 +18,8 @@ pytest.importorskip("numba")
 @pytest.fixture
 def calls(count_kernel_gets):
     """How many times conv2d_max_pool2d got the kernel (not None)."""
-    return count_kernel_gets(conv_pool, "one_channel_conv_pool", kernel_module.one_channel_conv_pool)
+    return count_kernel_gets(conv_pool, "one_channel_conv_pool",
+                             kernel_module.one_channel_conv_pool)
 
 
 def _both(x, k, b, **options):

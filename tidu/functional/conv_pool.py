@@ -146,7 +146,8 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
     xa, (kh, kw, C, F) = arrays[0], arrays[1].shape
     (OH, OW), pads = _conv_geometry(xa.shape, arrays[1].shape, options["strides"],
-                                    options["padding"], options["dilation_rate"], "conv2d_max_pool2d")
+                                    options["padding"], options["dilation_rate"],
+                                    "conv2d_max_pool2d")
     _geometry((xa.shape[0], OH, OW, F), pool_size, pool_strides, pool_padding,
               "conv2d_max_pool2d", "pool window")   # before any work, as the pool would check
     N, per_image = xa.shape[0], OH * OW * (kh * kw * C + 1) * xa.dtype.itemsize
@@ -155,7 +156,8 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     # for training with numba, MaxPool2D's compiled kernels beat the blocks (see the docstring)
     tiled = pool_strides == pool_size and pool_padding == "valid" and not (
         recorded and pool_kernels(xa.dtype) is not None)
-    direct = _direct_kernel(arrays, options) if tiled and pool_size == (2, 2) and not recorded else None
+    direct = _direct_kernel(arrays, options) \
+        if tiled and pool_size == (2, 2) and not recorded else None
     if direct is not None:   # one input channel, for inference: numba's direct kernel
         bias = arrays[2] if len(arrays) > 2 else None
         return Tensor._node(direct(_pad(xa, pads)[..., 0], arrays[1][:, :, 0], bias), None)

@@ -15,8 +15,8 @@ filters' weights once and broadcasts each of the 8 inputs it needs over them, 64
 The block is written out statement by statement (_block_source) so that LLVM's SLP vectorizer,
 which numba leaves off unless NUMBA_SLP_VECTORIZE=1 and which this module turns on while it
 compiles, packs each run of 8 filters into one vector; numba's loop vectorizer would keep the
-accumulators in memory instead (measured: 2.7 ms against 0.35 for LeNet's first conv at batch
-32). With the filters in the vectors, the pool is 3 vector maxima of the block's 4 outputs per
+accumulators in memory instead (measured: 2.7 ms against 0.35 for a first version of the
+block, LeNet's first conv at batch 32). With the filters in the vectors, the pool is 3 vector maxima of the block's 4 outputs per
 pooled pixel, NaN winning as in np.maximum, and its 8 filters are stored at once; the bias is
 added after the maximum, which is the same as before it, rounding being monotonic.
 
