@@ -87,6 +87,33 @@ class Conv2DMaxPool(Function):
         return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
 
 
+class OneChannelConvPool(Function):
+    """y = max_pool2d(conv2d(x, K, b), 2) for a one-channel input x, strides and dilation 1 and
+    a 2×2 pool, by numba's direct kernels (tidu.kernels.conv_pool, the extra `fast`): y and
+    each tile's first maximum (i, j) forward, and backward
+        dL/dK[a, c, f] = Σ_tiles gy[f] · x̃[2P + i + a, 2Q + j + c],   dL/db = Σ_tiles gy
+    over the tiles whose maximum is not NaN (x̃: x padded), without the im2col matrix. x gets
+    no gradient: conv2d_max_pool2d uses this op only when x does not require one (a network's
+    first layer). The same numbers as Conv2D → MaxPool2D to float rounding."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, bias=None, pads=(0, 0, 0, 0), fast=None):
+        ctx.fast = fast or one_channel_conv_pool(x.dtype)   # kept for backward, whatever the
+        x2 = backend.xp.ascontiguousarray(_pad(x, pads)[..., 0])
+        y, arg = ctx.fast.forward(x2, kernel[:, :, 0], bias)
+        ctx.save_for_backward(x2, arg)                     # switch then
+        ctx.kernel_shape = kernel.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x2, arg = ctx.saved
+        kh, kw, _, F = ctx.kernel_shape
+        gK, gb = ctx.fast.weight_grads(x2, arg, backend.xp.ascontiguousarray(gy), (kh, kw))
+        gK = gK.reshape(kh, kw, 1, F)
+        return (None, gK, gb) if len(ctx.needs_input_grad) > 2 else (None, gK)
+
+
 def _direct_kernel(arrays, options):
     """tidu.kernels.conv_pool's kernel when it computes this conv and pool: one input channel,
     strides and dilation 1, the arrays of one dtype; else None (as without numba)."""
@@ -118,9 +145,10 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     batch. Every image is computed alone either way (the ops never mix images), so the chunks
     change no value as long as the GEMM gives a row the same sums whatever the number of rows,
     as OpenBLAS does (bit for bit here; tests/functional/test_conv_pool_chunked.py compares).
-    For inference of a one-channel input (the first layer) with strides and dilation 1 and a
-    2×2 pool, numba's kernel (tidu.kernels.conv_pool, the extra `fast`) computes the whole
-    batch directly instead, without an im2col matrix (the same numbers to float rounding).
+    A one-channel input (the first layer) with strides and dilation 1 and a 2×2 pool runs, with
+    numba (the extra `fast`), as tidu.kernels.conv_pool's direct kernels instead, without an
+    im2col matrix: for inference, and for training when x needs no gradient (the op
+    OneChannelConvPool); the same numbers to float rounding.
 
     Measured on the AMD EPYC host of bench/RESULTS.md (AVX-512, 2 cores, OpenBLAS SkylakeX),
     where the same code timed in separate processes spreads by up to 1.7×, so the variants
@@ -156,11 +184,16 @@ def conv2d_max_pool2d(x, kernel, bias=None, strides=1, padding="valid", dilation
     # for training with numba, MaxPool2D's compiled kernels beat the blocks (see the docstring)
     tiled = pool_strides == pool_size and pool_padding == "valid" and not (
         recorded and pool_kernels(xa.dtype) is not None)
-    direct = _direct_kernel(arrays, options) \
-        if tiled and pool_size == (2, 2) and not recorded else None
-    if direct is not None:   # one input channel, for inference: numba's direct kernel
+    # one input channel and a 2×2 pool, with numba: the direct kernels, for inference or, when
+    # x needs no gradient (a first layer), for training
+    x_grad = isinstance(inputs[0], Tensor) and inputs[0].requires_grad
+    direct = _direct_kernel(arrays, options) if pool_size == pool_strides == (2, 2) and \
+        pool_padding == "valid" and not (recorded and x_grad) else None
+    if direct is not None and recorded:
+        return OneChannelConvPool.apply(*inputs, pads=pads, fast=direct)
+    if direct is not None:
         bias = arrays[2] if len(arrays) > 2 else None
-        return Tensor._node(direct(_pad(xa, pads)[..., 0], arrays[1][:, :, 0], bias), None)
+        return Tensor._node(direct.predict(_pad(xa, pads)[..., 0], arrays[1][:, :, 0], bias), None)
     if tiled:
         options["pool_size"] = pool_size
 

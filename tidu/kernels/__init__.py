@@ -12,8 +12,8 @@
     conv_kernels(dtype)        the 2-D convolution's input gradient, gathered in one pass
                                (kernels.conv), or None
     one_channel_conv_pool(dtype)
-                               a one-channel convolution + bias + 2×2 max pool for inference,
-                               computed directly (kernels.conv_pool), or None
+                               a one-channel convolution + bias + 2×2 max pool and its kernel
+                               and bias gradients, computed directly (kernels.conv_pool), or None
     kernels.halves             a batch's two halves on the two cores at once, each with one
                                BLAS thread (the LSTM's fast path; needs threadpoolctl)
 
