@@ -98,10 +98,11 @@ class OneChannelConvPool(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, bias=None, pads=(0, 0, 0, 0), fast=None):
-        ctx.fast = fast or one_channel_conv_pool(x.dtype)   # kept for backward, whatever the
+        # the kernels kept for backward, whatever the switch is by then
+        ctx.fast = fast or one_channel_conv_pool(x.dtype)
         x2 = backend.xp.ascontiguousarray(_pad(x, pads)[..., 0])
         y, arg = ctx.fast.forward(x2, kernel[:, :, 0], bias)
-        ctx.save_for_backward(x2, arg)                     # switch then
+        ctx.save_for_backward(x2, arg)
         ctx.kernel_shape = kernel.shape
         return y
 
