@@ -215,7 +215,7 @@ def _conv_pool(x, w, b, zero, y, arg):
         y[n] = yp[:, :, :F]
 
 
-def _grads(x, arg, g, zero, db):
+def _grads(arg, g, zero, db):
     """dL/db = Σ over the tiles of gy where the tile has a maximum (not NaN), filter by filter,
     summed image by image (as dL/dK, see _wgrad_source)."""
     N, P, Q, Fp = arg.shape
@@ -299,7 +299,7 @@ def _compile():
         dK, db, zero = np.zeros((kh, kw, Fp), dtype), np.zeros(Fp, dtype), dtype.type(0)
         call(_wgrad[kw], x.ravel(), arg.ravel(), g.ravel(), N, P, Q, Fp, kh, x.shape[1],
              x.shape[2], zero, dK.ravel())
-        call(_grads_jit, x, arg, g, zero, db)
+        call(_grads_jit, arg, g, zero, db)
         return dK[:, :, :F], db[:F]
 
     return ConvPool(predict, forward, weight_grads)
