@@ -1,9 +1,12 @@
 """The dense (fully connected) layer's kernel, fused: y = x @ W + b."""
+import numpy as np
+
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
+from tidu.kernels.elementwise import elementwise_kernels
 
-__all__ = ["dense"]
+__all__ = ["dense", "dense_relu"]
 
 _ones = {}  # (backend, length, dtype) -> a vector of ones (never written), for column sums as GEMVs
 
@@ -39,16 +42,64 @@ class Dense(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        x, W = ctx.saved
-        need_x, need_W = ctx.needs_input_grad[:2]
-        need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
-        g2 = gy.reshape(-1, gy.shape[-1])
-        gx = (gy @ W.T) if need_x else None
-        gW = (x.reshape(-1, x.shape[-1]).T @ g2) if need_W else None
-        gb = column_sums(g2) if need_b else None
-        return (gx, gW, gb) if len(ctx.needs_input_grad) > 2 else (gx, gW)
+        x, W = ctx.saved[:2]
+        return _grads(ctx, x, W, gy)
+
+
+def _grads(ctx, x, W, gy):
+    """Dense's (dL/dx, dL/dW[, dL/db]) from gy = dL/dy, None where not needed."""
+    need_x, need_W = ctx.needs_input_grad[:2]
+    need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
+    g2 = gy.reshape(-1, gy.shape[-1])
+    gx = (gy @ W.T) if need_x else None
+    gW = (x.reshape(-1, x.shape[-1]).T @ g2) if need_W else None
+    gb = column_sums(g2) if need_b else None
+    return (gx, gW, gb) if len(ctx.needs_input_grad) > 2 else (gx, gW)
+
+
+class DenseReLU(Function):
+    """y = relu(x W + b) in one op: Dense, then F.relu's y = z·m + 0 with m = [z > 0] written
+    over z = x W + b, the GEMM's own output, instead of into new arrays; the values of
+    F.relu(F.dense(x, W, b)) bit for bit, and backward is Dense's on gy·m.
+    With numba (the extra `fast`, tidu.kernels.elementwise) the bias and the ReLU are one pass
+    over z, and backward takes m off y (y > 0 exactly where z > 0): at inference (LeNet's
+    Dense(500) at batch 32, the MLP's Dense(512) at batch 256) five passes become one.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W, b=None):
+        if x.shape[-1] != W.shape[0]:
+            raise ShapeError(f"dense_relu: expected input with last dimension {W.shape[0]}, "
+                             f"got shape {x.shape}")
+        y = x @ W
+        fast = elementwise_kernels(y.dtype) if type(y) is np.ndarray and y.flags.c_contiguous \
+            and (b is None or b.dtype == y.dtype) else None
+        ctx.fast = fast
+        if fast is not None:
+            fast.bias_relu_(y, b)
+            ctx.save_for_backward(x, W, y)
+            return y
+        if b is not None:
+            y += b
+        m = (y > 0).astype(y.dtype)
+        y *= m
+        y += 0.0                     # −0.0 -> +0.0, as F.relu
+        ctx.save_for_backward(x, W, m)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, W, s = ctx.saved
+        g = ctx.fast.relu_grad(gy, s) if ctx.fast is not None else gy * s
+        return _grads(ctx, x, W, g)
 
 
 def dense(x, W, b=None):
     """x @ W + b in one op (one GEMM forward, two backward)."""
     return Dense.apply(x, W) if b is None else Dense.apply(x, W, b)
+
+
+def dense_relu(x, W, b=None):
+    """relu(x @ W + b) in one op: F.relu(F.dense(x, W, b))'s values and gradients, bit for bit,
+    in fewer passes (DenseReLU)."""
+    return DenseReLU.apply(x, W) if b is None else DenseReLU.apply(x, W, b)

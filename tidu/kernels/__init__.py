@@ -14,6 +14,8 @@
     one_channel_conv_pool(dtype)
                                a one-channel convolution + bias + 2×2 max pool and its kernel
                                and bias gradients, computed directly (kernels.conv_pool), or None
+    elementwise_kernels(dtype) ReLU in one pass, alone, in place or after a Dense layer's bias,
+                               and its gradient (kernels.elementwise), or None
     kernels.halves             a batch's two halves on the two cores at once, each with one
                                BLAS thread (the LSTM's fast path; needs threadpoolctl)
 
@@ -27,6 +29,7 @@ from tidu.kernels.optimizers import update_kernel
 from tidu.kernels.pooling import pool_kernels
 from tidu.kernels.conv import conv_kernels
 from tidu.kernels.conv_pool import one_channel_conv_pool
+from tidu.kernels.elementwise import elementwise_kernels
 
 __all__ = ["enabled", "set_enabled", "lstm_steps", "gru_steps", "update_kernel", "pool_kernels",
-           "conv_kernels", "one_channel_conv_pool"]
+           "conv_kernels", "one_channel_conv_pool", "elementwise_kernels"]

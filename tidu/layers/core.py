@@ -63,14 +63,21 @@ class Dense(ActivityRegularized, Layer):
         d = self.input_dim = input_shape[-1]
         add_kernel_and_bias(self, (d, self.units), (self.units,))
 
-    def pre_activation(self, inputs, training=False):
-        """inputs @ kernel + bias."""
+    def _check_input(self, inputs):
         if inputs.ndim < 2 or inputs.shape[-1] != self.input_dim:
             raise ShapeError(f"{self._label()} expected input with last dimension "
                              f"{self.input_dim}, got shape {inputs.shape}")
+
+    def pre_activation(self, inputs, training=False):
+        """inputs @ kernel + bias."""
+        self._check_input(inputs)
         return F.dense(inputs, self.kernel, self.bias)
 
     def call(self, inputs, training=False):
+        if self.activation is activations.relu and \
+                type(self).pre_activation is Dense.pre_activation:   # one op: F.dense_relu
+            self._check_input(inputs)
+            return self._regularize_activity(F.dense_relu(inputs, self.kernel, self.bias))
         return self._regularize_activity(self.activation(self.pre_activation(inputs, training)))
 
     def compute_output_shape(self, input_shape):

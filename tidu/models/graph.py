@@ -17,6 +17,8 @@ import collections
 
 from tidu import activations
 from tidu.autograd import Tensor
+from tidu.autograd.function import is_grad_enabled
+from tidu.functional.activations import relu_in_place
 from tidu.layers.convolutional import Conv2D
 from tidu.layers.pooling import MaxPooling2D
 
@@ -86,7 +88,7 @@ def run(steps, x, training=False, logits=False, fusable=None):
                 values.append(None)   # never read: the pool is the only reader
                 i += 1
                 z = layer.pooled_pre_activation(a, steps[i].layer, training=training)
-                values.append(layer.activation(z))
+                values.append(_activate(layer.activation, z))
             elif logits and i == last:
                 values.append(layer.pre_activation(a, training=training))
             else:
@@ -98,6 +100,15 @@ def run(steps, x, training=False, logits=False, fusable=None):
             raise
         raise new from e
     return values[-1]
+
+
+def _activate(activation, z):
+    """activation(z) for z, the fused conv and pool's output: with no graph recorded, relu is
+    written over z's own array (new, and read by nothing else), the same values."""
+    if activation is activations.relu and not is_grad_enabled():
+        relu_in_place(z.data)
+        return z
+    return activation(z)
 
 
 def fusable_pairs(steps):
