@@ -24,6 +24,9 @@ __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
 # --- argument checks and geometry --------------------------------------------------------
 def _pair(value, name, op):
     """An int or a pair of ints, each positive, as a pair."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int \
+            and type(value[1]) is int and value[0] > 0 and value[1] > 0:
+        return value                   # a layer's own checked pair: every call of a model
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) \
         if isinstance(value, (tuple, list)) else None
     if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):

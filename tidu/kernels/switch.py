@@ -56,11 +56,15 @@ class CompiledOnce:
 
     def __init__(self, compile):
         self.compile, self.kernels, self.compiled = compile, None, False
+        self.dtypes = {}               # a dtype (or scalar type) -> whether it is one of DTYPES
 
     def get(self, dtype):
-        if not enabled() or backend.xp is not np or np.dtype(dtype).name not in self.DTYPES:
+        if not enabled() or backend.xp is not np:
             return None
-        return self.load()
+        ok = self.dtypes.get(dtype)
+        if ok is None:                 # np.dtype(dtype).name costs microseconds: once per dtype
+            ok = self.dtypes[dtype] = np.dtype(dtype).name in self.DTYPES
+        return self.load() if ok else None
 
     def load(self):
         """What compile() returned, compiled on the first call whatever the switch (the tests
