@@ -18,8 +18,6 @@ notes, the cost of the notes (and Nielsen's book) with n the training-set size:
   at the start of every fit, so each fit uses its own n; an n given to the constructor is kept.
 Weights only: the notes (and Keras' defaults) do not penalize biases.
 """
-import numpy as np
-
 import tidu.functional as F
 from tidu._checks import check_int, check_nonnegative
 from tidu._registry import Configurable, Registry

@@ -48,7 +48,8 @@ class Conv2DMaxPool(Function):
         y = _fold(backend.xp.maximum, [blocks[:, k] for k in range(ph * pw)])
         ctx.save_for_backward(cols, kernel, blocks, y)
         ctx.geometry = (x.shape, out_hw, pads)
-        ctx.strides, ctx.dilation, ctx.ones_row, ctx.pool_size = strides, dilation_rate, ones_row, pool_size
+        ctx.strides, ctx.dilation = strides, dilation_rate
+        ctx.ones_row, ctx.pool_size = ones_row, pool_size
         return y.reshape(N, P, Q, F)
 
     @staticmethod
@@ -76,7 +77,8 @@ class Conv2DMaxPool(Function):
         gx = None
         if ctx.needs_input_grad[0]:
             P, Q = OH // ph, OW // pw
-            pixels = dz.reshape(N, ph, pw, P, Q, F).transpose(0, 3, 1, 4, 2, 5)   # (N, P, ph, Q, pw, F)
+            # (N, P, ph, Q, pw, F): the pixels back in row order
+            pixels = dz.reshape(N, ph, pw, P, Q, F).transpose(0, 3, 1, 4, 2, 5)
             if (P * ph, Q * pw) == (OH, OW):
                 G = xp.ascontiguousarray(pixels).reshape(-1, F)
             else:
