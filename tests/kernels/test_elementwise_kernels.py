@@ -96,6 +96,14 @@ def test_relu_keeps_its_edge_values_with_the_kernel():
     assert y[6] == np.float32(1e-30) and y[7] == 0 and y[8] == 2.25
 
 
+def test_relu_grad_of_another_dtype_than_the_output_is_the_numpy_paths(rng):
+    y = np.array([-1.0, 0.0, 2.0, np.nan], dtype=np.float32)
+    gy = np.array([3.0, 4.0, 5.0, 6.0])            # float64
+    g = elementwise.elementwise_kernels(np.float32).relu_grad(gy, y)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, gy * (y > 0).astype(np.float32))
+
+
 def test_relu_falls_back_for_other_dtypes(relu_calls):
     x = Tensor(np.array([-1.0, 2.0], dtype=np.float16), requires_grad=True)
     y = F.relu(x)

@@ -37,7 +37,8 @@ def elementwise_kernels(dtype):
         relu(x)              -> y = relu(x), a new C-contiguous array shaped like x
         relu_(y)             -> y, relu applied in place (y C-contiguous and writeable)
         bias_relu_(y, b)     -> y = relu(y + b) in place, y (..., U) C-contiguous, b (U,) or None
-        relu_grad(gy, y)     -> gy·[y > 0], a new array shaped like y
+        relu_grad(gy, y)     -> gy·[y > 0], a new array shaped like y (with gy of another
+                                dtype, NumPy's gy·m, in NumPy's result dtype)
     """
     return _kernels.get(dtype)
 
@@ -105,7 +106,9 @@ def _compile():
         return y
 
     def relu_grad(gy, y):
-        gy = np.asarray(gy, dtype=y.dtype, order="C")
+        if gy.dtype != y.dtype:        # as the NumPy path: gy·m in NumPy's result dtype
+            return gy * (y > 0).astype(y.dtype)
+        gy = np.asarray(gy, order="C")
         y = np.asarray(y, order="C")
         gx = np.empty_like(y)
         relu_grad_flat(gy.reshape(-1), y.reshape(-1), gx.reshape(-1), *constants(y))
