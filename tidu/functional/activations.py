@@ -146,9 +146,17 @@ def relu_in_place(a):
     fast = _relu_kernels(a)
     if fast is not None and a.flags.c_contiguous and a.flags.writeable:
         return fast.relu_(a)
-    a *= (a > 0).astype(a.dtype)
-    a += 0.0
+    relu_mask_in_place(a)
     return a
+
+
+def relu_mask_in_place(a):
+    """ReLU's NumPy passes over the array a itself, a = a·m + 0.0; returns the mask m = [a > 0]
+    as floats (what ReLU keeps for backward)."""
+    m = (a > 0).astype(a.dtype)
+    a *= m
+    a += 0.0                         # −0.0 -> +0.0
+    return m
 
 
 class LeakyReLU(Function):

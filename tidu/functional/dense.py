@@ -4,6 +4,7 @@ import numpy as np
 from tidu import backend
 from tidu.autograd.function import Function
 from tidu.errors import ShapeError
+from tidu.functional.activations import relu_mask_in_place
 from tidu.kernels.elementwise import elementwise_kernels
 
 __all__ = ["dense", "dense_relu"]
@@ -81,10 +82,7 @@ class DenseReLU(Function):
             return y
         if b is not None:
             y += b
-        m = (y > 0).astype(y.dtype)
-        y *= m
-        y += 0.0                     # −0.0 -> +0.0, as F.relu
-        ctx.save_for_backward(x, W, m)
+        ctx.save_for_backward(x, W, relu_mask_in_place(y))
         return y
 
     @staticmethod
