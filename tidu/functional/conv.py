@@ -15,7 +15,9 @@ from tidu import backend
 from tidu.autograd.function import Function, is_grad_enabled
 from tidu.errors import ShapeError
 from tidu.functional.dense import column_sums
+from tidu.kernels import halves
 from tidu.kernels.conv import conv_kernels
+from tidu.kernels.memory import alternate_empty
 from tidu.kernels.pooling import pool_kernels
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "l2_pool2d"]
@@ -167,7 +169,7 @@ def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
         if C == 1:
             # one channel (the first layer): Xᵀ tap by tap is 4x faster to fill than X, whose
             # rows would be copied kw elements at a time; a row of ones folds the bias in
-            colsT = xp.empty((K + (bias is not None), N, th, tw, P, Q), dtype=x.dtype)
+            colsT = _scratch(xp, (K + (bias is not None), N, th, tw, P, Q), x.dtype)
             _fill_one_channel(colsT, xpad[..., 0], (kh, kw), strides, dilation, tiles)
             if bias is not None:
                 colsT[K] = 1
@@ -182,7 +184,7 @@ def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
             if xp is np:
                 return _in_chunks(windows, W2, bias, M, K)
             cols = xp.ascontiguousarray(windows).reshape(M, K)
-    y = cols @ W2
+    y = xp.matmul(cols, W2, out=_scratch(xp, (M, F), xp.result_type(cols, W2)))
     if bias is not None and not ones_row:
         y += bias
     return y, cols, ones_row
@@ -209,8 +211,8 @@ def _in_chunks(windows, W2, bias, M, K):
     no faster (1.56 against 1.55, 3.85-3.91 against 3.76-3.80)."""
     N = windows.shape[0]
     rows = M // N                                  # im2col rows per image
-    cols = np.empty((M, K), dtype=windows.dtype)
-    y = np.empty((M, W2.shape[1]), dtype=np.result_type(cols, W2))
+    cols = _scratch(np, (M, K), windows.dtype)
+    y = _scratch(np, (M, W2.shape[1]), np.result_type(cols, W2))
     step = max(1, COLS_CHUNK_BYTES // (rows * K * cols.itemsize))
     for i in range(0, N, step):
         j = min(N, i + step)
@@ -255,6 +257,22 @@ def _fill_one_channel(colsT, x2, window, strides, dilation, tiles):
                     colsT[a * kw + b, :, i, j] = crops[key][:, r // R:r // R + P]
 
 
+def _scratch(xp, shape, dtype):
+    """xp.empty(shape, dtype) for an array that training makes anew every step (an im2col
+    matrix, a GEMM's output, dL/dz). With NumPy, a graph being recorded and the BLAS threads
+    sharing the batch, one of two arrays in turn (tidu.kernels.memory.alternate_empty), so
+    that no core writes what the other core's BLAS thread read or wrote a moment before; not
+    inside a batch's halves (tidu.kernels.halves), each of which keeps its data on its core.
+    Measured on the AMD EPYC host of bench/RESULTS.md, the two ways alternated in one process
+    (150 s, 20-step turns, TIDU_FAST=0, medians of the per-turn ratios): the LeNet CNN 0.89×
+    in turns of the host's slow spells and 1.01× in fast ones (0.98× over all turns); keras.io's
+    convnet 0.95× and 1.00× (0.98×). Inference, whose im2col chunks stay in the cache, keeps
+    np.empty: two 4 MB arrays in turn made LeNet's batch-32 latency 1.08× slower in fast spells."""
+    if xp is np and is_grad_enabled() and not halves.running():
+        return alternate_empty(shape, dtype)
+    return xp.empty(shape, dtype=dtype)
+
+
 def _weight_grads(ctx, cols, G, kernel):
     """(dL/dK, dL/db) from the im2col matrix and G = dL/dy (M, F), rows in the same order;
     None where not needed."""
@@ -283,9 +301,10 @@ def _input_grad(G, kernel, x_shape, out_hw, strides, dilation, pads):
     if kh == kw == 1 and sh == sw == 1:
         return (G @ kernel.reshape(C, F).T).reshape(x_shape)
     if fast is not None:                             # D = G Kᵀ, added window by window
-        D = G @ kernel.reshape(K, F).T
+        D = xp.matmul(G, kernel.reshape(K, F).T, out=_scratch(xp, (len(G), K), G.dtype))
         return fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
-    taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
+    taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1),   # (kh·kw, M, C)
+                     out=_scratch(xp, (kh * kw, len(G), C), G.dtype))
     pt, pb, pl, pr = pads
     gxp = xp.zeros((N, x_shape[1] + pt + pb, x_shape[2] + pl + pr, C), dtype=taps.dtype)
     for i in range(kh):

@@ -12,6 +12,7 @@ independent until the weight gradients sum them, so the two halves can each run 
 loop on their own core, where their data stays.
 
     spans(n)                 [(0, m), (m, n)], m = n // 2, or None: no split here (below)
+    running()                True while a run() is in progress
     run(fn)                  [fn(0), fn(1)]: fn(1) on a worker thread, fn(0) on the calling
                              thread, at once, NumPy's BLAS on one thread meanwhile
     Chooser().concurrent(key), .record(key, concurrent, phase, start)
@@ -61,6 +62,11 @@ def spans(n):
             min(c.num_threads for c in blas.lib_controllers) < 2:
         return None
     return [(0, n // 2), (n // 2, n)]
+
+
+def running():
+    """True while a run() is in progress: its two halves each keep their data on their core."""
+    return _running.locked()
 
 
 def run(fn):

@@ -26,11 +26,26 @@ ms, and with the setting 0 faults and 31-32 ms.
 TIDU_KEEP_MEMORY=0 in the environment leaves malloc as it is (keep_freed_memory() then does
 nothing and returns False), for a process that shares its heap with code that wants glibc's
 defaults, at the price of the page faults above.
+
+alternate_empty(shape, dtype) is np.empty for the large scratch arrays a training step makes
+anew every step (im2col matrices, GEMM outputs): it hands out, in turn, one of two arrays kept
+per thread and shape, so that a step writes the array the step before it did not use. On the
+2-vCPU AMD EPYC host of bench/RESULTS.md, writing memory that the other core's BLAS thread
+read shortly before is slow in some spells of the host (the other core's copies of each line
+are invalidated first): filling LeNet's second im2col matrix at batch 32 (4 MB) took
+1.06-1.27 ms where the same copy into an array only this core had touched took 0.16 (0.14
+either way in fast spells). With malloc's reuse each step fills the matrix the previous
+step's GEMMs read; with two arrays in turn it fills the one read a step earlier, gone from the
+other core's caches by then.
 """
+import collections
 import ctypes
 import ctypes.util
 import os
 import sys
+import threading
+
+import numpy as np
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3      # glibc's <malloc.h>
 MMAP_THRESHOLD = 32 << 20
@@ -53,3 +68,39 @@ def keep_freed_memory():
             _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
                 bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _done
+
+
+# alternate_empty's arrays: (thread, shape, dtype) -> up to COPIES arrays, least recently
+# handed out first, each of at most MAX_BYTES (larger ones come from the kernel's fresh pages
+# anyway: MMAP_THRESHOLD), all together at most TOTAL_BYTES (the least recently asked for keys
+# are dropped first; a LeNet step asks for 7 keys, 27 MB at batch 64).
+COPIES, MAX_BYTES, TOTAL_BYTES = 2, MMAP_THRESHOLD, TRIM_THRESHOLD
+_spares = collections.OrderedDict()
+_spares_lock = threading.Lock()
+
+
+def alternate_empty(shape, dtype):
+    """An uninitialised array like np.empty(shape, dtype): one of COPIES arrays kept for this
+    thread, shape and dtype, made on the first calls, then the one handed out longest ago that
+    nothing references any more (no array, view or graph's saved tensor holds it); a new
+    array, not kept, when all are in use. See the module docstring for why. Thread-safe."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes > MAX_BYTES or not hasattr(sys, "getrefcount"):
+        return np.empty(shape, dtype)
+    key = (threading.get_ident(), shape, dtype)    # a thread's arrays stay in its core's cache
+    with _spares_lock:
+        arrays = _spares.pop(key, [])
+        _spares[key] = arrays                      # the most recently asked for last
+        if len(arrays) < COPIES:                   # make the COPIES first, then take turns
+            arrays.append(np.empty(shape, dtype))
+            total = sum(a.nbytes for kept in _spares.values() for a in kept)
+            while total > TOTAL_BYTES and len(_spares) > 1:
+                total -= sum(a.nbytes for a in _spares.popitem(last=False)[1])
+            return arrays[-1]
+        for i in range(len(arrays)):
+            a = arrays[i]
+            if sys.getrefcount(a) == 3:            # the list, `a`, getrefcount's argument
+                arrays.append(arrays.pop(i))
+                return a
+    return np.empty(shape, dtype)                  # every copy still in use
