@@ -129,6 +129,33 @@ def test_relu_of_a_negative_is_plus_zero(dtype):
     assert np.isnan(F.relu(np.array([np.nan])).data).all()      # NaN stays NaN
 
 
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_of_minus_infinity_is_zero(fast, dtype):
+    """max(−∞, 0) = 0 (−∞·[x > 0] would be NaN): F.relu, its in-place form, Dense(relu)'s op,
+    each way (numba's kernels or the NumPy passes); NaN stays NaN, +∞ stays +∞, gradient 0 at
+    −∞ and NaN; torch.relu's values where torch is installed."""
+    from tidu import kernels
+    from tidu.functional.activations import relu_in_place
+    before = kernels.set_enabled(fast)
+    try:
+        x = np.array([-np.inf, np.nan, np.inf, -np.inf, -2.0, 3.0], dtype)
+        want = np.array([0, np.nan, np.inf, 0, 0, 3], dtype)
+        t = Tensor(x, requires_grad=True)
+        y = F.relu(t)
+        np.testing.assert_array_equal(y.data, want)
+        y.backward(np.ones(6, dtype))
+        np.testing.assert_array_equal(t.grad, [0, 0, 1, 0, 0, 1])
+        np.testing.assert_array_equal(relu_in_place(x.copy()), want)
+        z = F.dense_relu(np.zeros((1, 6), dtype), np.eye(6, dtype=dtype), x).data   # z = b
+        np.testing.assert_array_equal(z[0], want)
+        np.testing.assert_array_equal(F.relu(np.full((3, 70), -np.inf, dtype)).data, 0)
+    finally:
+        kernels.set_enabled(before)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(torch.relu(torch.from_numpy(x)).numpy(), want)
+
+
 def test_relu_gradient_at_zero_is_zero():
     x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
     F.relu(x).backward(np.ones(3))

@@ -90,7 +90,7 @@ def test_relu_kernel_on_a_transposed_view_and_an_infinite_gradient(rng, relu_cal
 
 def test_relu_keeps_its_edge_values_with_the_kernel():
     y = F.relu(np.array(SPECIAL, dtype=np.float32)).data
-    assert np.isnan(y[0]) and np.isnan(y[1])      # NaN stays NaN; −∞·0 is NaN, as the NumPy path
+    assert np.isnan(y[0]) and y[1] == 0 and not np.signbit(y[1])   # NaN stays NaN; relu(−∞) = +0
     assert y[2] == np.inf
     assert not np.signbit(y[3:6]).any() and (y[3:6] == 0).all()   # +0.0, never −0.0
     assert y[6] == np.float32(1e-30) and y[7] == 0 and y[8] == 2.25

@@ -2,10 +2,11 @@
 
 tidu.functional's ReLU computes y = x·m + 0.0 with the mask m = [x > 0] as floats: four NumPy
 passes (compare, cast to floats, multiply, add; the + 0.0 turns the −0.0 of x·0 into +0.0),
-and backward gy·m. The kernels here do the same float operations element by element, so every
-result is the plain path's bit for bit (NaN stays NaN; −∞ gives −∞·0 = NaN in both):
+0 where x = −∞ (−∞·0 is NaN), and backward gy·m. The kernels here give that element by
+element as y = 0 if x ≤ 0 else x (+0.0 for −0.0, negatives and −∞; x itself for x > 0 and
+NaN), so every result is the plain path's bit for bit:
 
-  relu(x)              y = x·[x > 0] + 0.0, a new array
+  relu(x)              y = 0 if x ≤ 0 else x, a new array
   relu_(y)             the same, in place (y a contiguous array nobody else reads: a layer's
                        own output at inference)
   bias_relu_(y, b)     y = relu(y + b) in place, y (M, U) and b (U,) (b None: relu_): a Dense
@@ -50,19 +51,19 @@ def _compile():
     except ImportError:
         return None
 
-    jit = njit(nogil=True)   # no fastmath: x·0 must stay −0.0 before the + 0.0, as in NumPy
+    jit = njit(nogil=True)   # no fastmath: NaN must stay NaN (v ≤ 0 is false for it)
 
     @jit
     def relu_flat(x, y, zero, one):
         for i in range(x.size):
             v = x[i]
-            y[i] = v * (one if v > zero else zero) + zero
+            y[i] = zero if v <= zero else v
 
     @jit
     def relu_inplace_flat(y, zero, one):     # one array: the loop vectorizes (two may alias)
         for i in range(y.size):
             v = y[i]
-            y[i] = v * (one if v > zero else zero) + zero
+            y[i] = zero if v <= zero else v
 
     @jit
     def bias_relu_rows(y, b, zero, one):
@@ -71,7 +72,7 @@ def _compile():
             row = y[i]
             for j in range(U):
                 v = row[j] + b[j]
-                row[j] = v * (one if v > zero else zero) + zero
+                row[j] = zero if v <= zero else v
 
     @jit
     def relu_grad_flat(gy, y, gx, zero, one):
