@@ -151,8 +151,8 @@ def pools_first(conv, pool, h):
     Activations that are only mathematically non-decreasing are left out: float rounding or
     saturation (sigmoid, tanh, elu, softplus, leaky_relu's α·z) can give distinct z_i the same
     φ(z_i), and then the first maximum of φ(z) need not be the first maximum of z, so the
-    gradient would land on another element. A NaN gives NaN on both sides; a −∞ pre-activation
-    would not (relu's mask gives −∞·0 = NaN), but only an overflowed conv can produce one.
+    gradient would land on another element. A NaN gives NaN on both sides, a −∞ 0 (F.relu sets
+    relu(−∞) = 0 where z·[z > 0] would be NaN).
 
     The swap is invisible from outside: it applies only to these exact layer classes, a built
     conv with no activity regularizer (which would observe the conv's output), a conv output
