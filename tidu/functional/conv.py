@@ -301,10 +301,11 @@ def _input_grad(G, kernel, x_shape, out_hw, strides, dilation, pads):
     if kh == kw == 1 and sh == sw == 1:
         return (G @ kernel.reshape(C, F).T).reshape(x_shape)
     if fast is not None:                             # D = G Kᵀ, added window by window
-        D = xp.matmul(G, kernel.reshape(K, F).T, out=_scratch(xp, (len(G), K), G.dtype))
+        D = xp.matmul(G, kernel.reshape(K, F).T,
+                      out=_scratch(xp, (len(G), K), xp.result_type(G, kernel)))
         return fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
     taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1),   # (kh·kw, M, C)
-                     out=_scratch(xp, (kh * kw, len(G), C), G.dtype))
+                     out=_scratch(xp, (kh * kw, len(G), C), xp.result_type(G, kernel)))
     pt, pb, pl, pr = pads
     gxp = xp.zeros((N, x_shape[1] + pt + pb, x_shape[2] + pl + pr, C), dtype=taps.dtype)
     for i in range(kh):
