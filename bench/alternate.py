@@ -15,7 +15,9 @@ never split, the training step whole (tidu.training.step); 'tidu[fast]' leaves t
 LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (numba on, the
 training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[fast]-oneupdate' (numba on,
 the step's halves adding their gradients in the calling thread for one apply_gradients instead
-of each updating its share of the weights, Optimizer.update_in_two) and 'numpy'
+of each updating its share of the weights, Optimizer.update_in_two), 'tidu-fresh' (plain, each
+training step's convolution arrays new from np.empty instead of two kept in turn,
+tidu.kernels.memory.alternate_empty) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
@@ -61,7 +63,7 @@ import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
-         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "numpy")
+         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu-fresh", "numpy")
 
 
 def parse(variant):
@@ -94,6 +96,7 @@ import tidu.functional as F  # noqa: E402
 import tidu.functional.conv as conv  # noqa: E402
 import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
+import tidu.kernels.memory as memory  # noqa: E402
 
 import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
 import tidu.training.loops as loops  # noqa: E402
@@ -119,6 +122,7 @@ def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, p
 
 
 CHUNK_BYTES, pool_kernels = conv_pool.CHUNK_BYTES, conv_pool.pool_kernels
+COPIES = memory.COPIES
 COLS_CHUNK_BYTES = conv.COLS_CHUNK_BYTES
 
 
@@ -134,6 +138,7 @@ def setting(variant):
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
     conv_pool.CHUNK_BYTES = options.get("chunk", CHUNK_BYTES)
     conv.COLS_CHUNK_BYTES = options.get("cols", COLS_CHUNK_BYTES)
+    memory.COPIES = 0 if name == "tidu-fresh" else COPIES     # 0: np.empty every time
 
 
 w = args.workload

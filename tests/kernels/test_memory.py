@@ -92,7 +92,7 @@ def _backward(loss, tensors):
 
 def test_training_arrays_in_turn_give_fresh_arrays_gradients(monkeypatch):
     kernels.set_enabled(False)
-    monkeypatch.setattr(memory, "COPIES", 0)              # every array new (np.empty)
+    monkeypatch.setattr(memory, "COPIES", 0)              # off: every array new (np.empty)
     fresh = _conv_pool_grads(0, keep_graphs=False)
     monkeypatch.setattr(memory, "COPIES", 2)
     for keep in (False, True):

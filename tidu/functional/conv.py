@@ -263,11 +263,12 @@ def _scratch(xp, shape, dtype):
     sharing the batch, one of two arrays in turn (tidu.kernels.memory.alternate_empty), so
     that no core writes what the other core's BLAS thread read or wrote a moment before; not
     inside a batch's halves (tidu.kernels.halves), each of which keeps its data on its core.
-    Measured on the AMD EPYC host of bench/RESULTS.md, the two ways alternated in one process
-    (150 s, 20-step turns, TIDU_FAST=0, medians of the per-turn ratios): the LeNet CNN 0.89×
-    in turns of the host's slow spells and 1.01× in fast ones (0.98× over all turns); keras.io's
-    convnet 0.95× and 1.00× (0.98×). Inference, whose im2col chunks stay in the cache, keeps
-    np.empty: two 4 MB arrays in turn made LeNet's batch-32 latency 1.08× slower in fast spells."""
+    Measured on the AMD EPYC host of bench/RESULTS.md, `python bench/alternate.py --workload cnn
+    --variants tidu,tidu-fresh --rounds 40 --steps 20` (tidu-fresh: np.empty every time): the
+    LeNet CNN's step 0.83× tidu-fresh's in the 8 rounds of the host's slow spells, 1.02× in the
+    32 fast ones; a one-off script of the same design, 150 s: LeNet 0.89× and 1.01×, keras.io's
+    convnet 0.95× and 1.00×. Inference, whose im2col chunks stay in the cache, keeps np.empty:
+    two 4 MB arrays in turn made LeNet's batch-32 latency 1.08× slower in fast spells."""
     if xp is np and is_grad_enabled() and not halves.running():
         return alternate_empty(shape, dtype)
     return xp.empty(shape, dtype=dtype)

@@ -73,7 +73,7 @@ def keep_freed_memory():
 # alternate_empty's arrays: (thread, shape, dtype) -> up to COPIES arrays, least recently
 # handed out first, each of at most MAX_BYTES (larger ones come from the kernel's fresh pages
 # anyway: MMAP_THRESHOLD), all together at most TOTAL_BYTES (the least recently asked for keys
-# are dropped first; a LeNet step asks for 7 keys, 27 MB at batch 64).
+# are dropped first; a LeNet step asks for 7 keys, 27 MB at batch 64). COPIES = 0: np.empty.
 COPIES, MAX_BYTES, TOTAL_BYTES = 2, MMAP_THRESHOLD, TRIM_THRESHOLD
 _spares = collections.OrderedDict()
 _spares_lock = threading.Lock()
@@ -86,7 +86,7 @@ def alternate_empty(shape, dtype):
     array, not kept, when all are in use. See the module docstring for why. Thread-safe."""
     shape, dtype = tuple(shape), np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes > MAX_BYTES or not hasattr(sys, "getrefcount"):
+    if nbytes > MAX_BYTES or COPIES < 1 or not hasattr(sys, "getrefcount"):
         return np.empty(shape, dtype)
     key = (threading.get_ident(), shape, dtype)    # a thread's arrays stay in its core's cache
     with _spares_lock:
