@@ -16,7 +16,7 @@ LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (n
 training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[fast]-oneupdate' (numba on,
 the step's halves adding their gradients in the calling thread for one apply_gradients instead
 of each updating its share of the weights, Optimizer.update_in_two), 'tidu-fresh' (plain, each
-training step's convolution arrays new from np.empty instead of two kept in turn,
+training step's im2col matrix new from np.empty instead of one of two kept in turn,
 tidu.kernels.memory.alternate_empty) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,

@@ -169,7 +169,7 @@ def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
         if C == 1:
             # one channel (the first layer): Xᵀ tap by tap is 4x faster to fill than X, whose
             # rows would be copied kw elements at a time; a row of ones folds the bias in
-            colsT = _scratch(xp, (K + (bias is not None), N, th, tw, P, Q), x.dtype)
+            colsT = xp.empty((K + (bias is not None), N, th, tw, P, Q), dtype=x.dtype)
             _fill_one_channel(colsT, xpad[..., 0], (kh, kw), strides, dilation, tiles)
             if bias is not None:
                 colsT[K] = 1
@@ -184,7 +184,7 @@ def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
             if xp is np:
                 return _in_chunks(windows, W2, bias, M, K)
             cols = xp.ascontiguousarray(windows).reshape(M, K)
-    y = xp.matmul(cols, W2, out=_scratch(xp, (M, F), xp.result_type(cols, W2)))
+    y = cols @ W2
     if bias is not None and not ones_row:
         y += bias
     return y, cols, ones_row
@@ -208,11 +208,25 @@ def _in_chunks(windows, W2, bias, M, K):
     variants alternated, medians of 30-40 calls, four runs): keras.io's convnet's second conv
     (128, 13, 13, 32) by 3×3×32×64 2-7% faster in 1 MB chunks (4.21 against 4.52 ms in a fast
     spell, 9.15-9.25 against 9.44-9.48 in slow ones); LeNet's (64, 12, 12, 20) by 5×5×20×50
-    no faster (1.56 against 1.55, 3.85-3.91 against 3.76-3.80)."""
+    no faster (1.56 against 1.55, 3.85-3.91 against 3.76-3.80).
+
+    In training (a graph recorded, the BLAS threads sharing the batch: not inside
+    tidu.kernels.halves, whose halves keep their data on their cores) X is one of two matrices
+    kept in turn (tidu.kernels.memory.alternate_empty): the fill then writes the matrix the
+    previous step did not use, whose lines the other core's BLAS thread no longer holds, which
+    on the AMD EPYC host costs much in its slow spells. Alternated in one process (TIDU_FAST=0,
+    LeNet, 206 rounds of 20-step turns, one-off script): 0.98× the step with np.empty in the
+    128 fast rounds, 0.90× in the 78 slow ones; the same for every per-step array of the
+    convolutions (im2col, GEMM outputs, the taps, dL/dz) gave 1.04× and 0.86×, hence X alone.
+    `python bench/alternate.py --workload cnn --variants tidu,tidu-fresh --rounds 40 --steps 20`
+    compares: 1.01× in 26 fast rounds, 0.95× in 14 slow ones. Inference keeps np.empty: two 4 MB
+    matrices in turn made LeNet's batch-32 latency 1.08× slower in fast spells."""
     N = windows.shape[0]
     rows = M // N                                  # im2col rows per image
-    cols = _scratch(np, (M, K), windows.dtype)
-    y = _scratch(np, (M, W2.shape[1]), np.result_type(cols, W2))
+    # training fills a new matrix every step: two in turn (see the docstring)
+    keep = alternate_empty if is_grad_enabled() and not halves.running() else np.empty
+    cols = keep((M, K), dtype=windows.dtype)
+    y = np.empty((M, W2.shape[1]), dtype=np.result_type(cols, W2))
     step = max(1, COLS_CHUNK_BYTES // (rows * K * cols.itemsize))
     for i in range(0, N, step):
         j = min(N, i + step)
@@ -257,23 +271,6 @@ def _fill_one_channel(colsT, x2, window, strides, dilation, tiles):
                     colsT[a * kw + b, :, i, j] = crops[key][:, r // R:r // R + P]
 
 
-def _scratch(xp, shape, dtype):
-    """xp.empty(shape, dtype) for an array that training makes anew every step (an im2col
-    matrix, a GEMM's output, dL/dz). With NumPy, a graph being recorded and the BLAS threads
-    sharing the batch, one of two arrays in turn (tidu.kernels.memory.alternate_empty), so
-    that no core writes what the other core's BLAS thread read or wrote a moment before; not
-    inside a batch's halves (tidu.kernels.halves), each of which keeps its data on its core.
-    Measured on the AMD EPYC host of bench/RESULTS.md, `python bench/alternate.py --workload cnn
-    --variants tidu,tidu-fresh --rounds 40 --steps 20` (tidu-fresh: np.empty every time): the
-    LeNet CNN's step 0.83× tidu-fresh's in the 8 rounds of the host's slow spells, 1.02× in the
-    32 fast ones; a one-off script of the same design, 150 s: LeNet 0.89× and 1.01×, keras.io's
-    convnet 0.95× and 1.00×. Inference, whose im2col chunks stay in the cache, keeps np.empty:
-    two 4 MB arrays in turn made LeNet's batch-32 latency 1.08× slower in fast spells."""
-    if xp is np and is_grad_enabled() and not halves.running():
-        return alternate_empty(shape, dtype)
-    return xp.empty(shape, dtype=dtype)
-
-
 def _weight_grads(ctx, cols, G, kernel):
     """(dL/dK, dL/db) from the im2col matrix and G = dL/dy (M, F), rows in the same order;
     None where not needed."""
@@ -302,11 +299,9 @@ def _input_grad(G, kernel, x_shape, out_hw, strides, dilation, pads):
     if kh == kw == 1 and sh == sw == 1:
         return (G @ kernel.reshape(C, F).T).reshape(x_shape)
     if fast is not None:                             # D = G Kᵀ, added window by window
-        D = xp.matmul(G, kernel.reshape(K, F).T,
-                      out=_scratch(xp, (len(G), K), xp.result_type(G, kernel)))
+        D = G @ kernel.reshape(K, F).T
         return fast.col2im(D, x_shape, (OH, OW), (kh, kw), (sh, sw), (dh, dw), pads)
-    taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1),   # (kh·kw, M, C)
-                     out=_scratch(xp, (kh * kw, len(G), C), xp.result_type(G, kernel)))
+    taps = xp.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))  # (kh·kw, M, C)
     pt, pb, pl, pr = pads
     gxp = xp.zeros((N, x_shape[1] + pt + pb, x_shape[2] + pl + pr, C), dtype=taps.dtype)
     for i in range(kh):

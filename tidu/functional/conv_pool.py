@@ -6,8 +6,7 @@ from tidu import backend
 from tidu.autograd.function import Context, Function, is_grad_enabled
 from tidu.autograd.tensor import Tensor
 from tidu.functional.conv import (Conv2D, MaxPool2D, _conv_args, _conv_geometry, _fold, _geometry,
-                                  _im2col_gemm, _input_grad, _pad, _pool_args, _scratch,
-                                  _weight_grads)
+                                  _im2col_gemm, _input_grad, _pad, _pool_args, _weight_grads)
 from tidu.kernels.conv_pool import one_channel_conv_pool
 from tidu.kernels.pooling import pool_kernels
 
@@ -61,7 +60,7 @@ class Conv2DMaxPool(Function):
         (ph, pw), F = ctx.pool_size, kernel.shape[3]
         N, T, L = blocks.shape
         g = xp.ascontiguousarray(gy).reshape(N, L)
-        dz = _scratch(xp, blocks.shape, blocks.dtype)
+        dz = xp.empty_like(blocks)
         seen = None
         for k in range(T):           # gy where block k holds the window's first maximum
             if k == 0:

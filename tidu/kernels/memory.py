@@ -27,9 +27,10 @@ TIDU_KEEP_MEMORY=0 in the environment leaves malloc as it is (keep_freed_memory(
 nothing and returns False), for a process that shares its heap with code that wants glibc's
 defaults, at the price of the page faults above.
 
-alternate_empty(shape, dtype) is np.empty for the large scratch arrays a training step makes
-anew every step (im2col matrices, GEMM outputs): it hands out, in turn, one of two arrays kept
-per thread and shape, so that a step writes the array the step before it did not use. On the
+alternate_empty(shape, dtype) is np.empty for a large array a training step makes anew every
+step (the convolution's im2col matrix, tidu.functional.conv._in_chunks): it hands out, in
+turn, one of two arrays kept per thread and shape, so that a step writes the array the step
+before it did not use. On the
 2-vCPU AMD EPYC host of bench/RESULTS.md, writing memory that the other core's BLAS thread
 read shortly before is slow in some spells of the host (the other core's copies of each line
 are invalidated first): filling LeNet's second im2col matrix at batch 32 (4 MB) took
@@ -73,7 +74,7 @@ def keep_freed_memory():
 # alternate_empty's arrays: (thread, shape, dtype) -> up to COPIES arrays, least recently
 # handed out first, each of at most MAX_BYTES (larger ones come from the kernel's fresh pages
 # anyway: MMAP_THRESHOLD), all together at most TOTAL_BYTES (the least recently asked for keys
-# are dropped first; a LeNet step asks for 7 keys, 27 MB at batch 64). COPIES = 0: np.empty.
+# are dropped first; LeNet's step asks for one key, 8 MB at batch 64). COPIES = 0: np.empty.
 COPIES, MAX_BYTES, TOTAL_BYTES = 2, MMAP_THRESHOLD, TRIM_THRESHOLD
 _spares = collections.OrderedDict()
 _spares_lock = threading.Lock()
