@@ -30,14 +30,13 @@ defaults, at the price of the page faults above.
 alternate_empty(shape, dtype) is np.empty for a large array a training step makes anew every
 step (the convolution's im2col matrix, tidu.functional.conv._in_chunks): it hands out, in
 turn, one of two arrays kept per thread and shape, so that a step writes the array the step
-before it did not use. On the
-2-vCPU AMD EPYC host of bench/RESULTS.md, writing memory that the other core's BLAS thread
-read shortly before is slow in some spells of the host (the other core's copies of each line
-are invalidated first): filling LeNet's second im2col matrix at batch 32 (4 MB) took
-1.06-1.27 ms where the same copy into an array only this core had touched took 0.16 (0.14
-either way in fast spells). With malloc's reuse each step fills the matrix the previous
-step's GEMMs read; with two arrays in turn it fills the one read a step earlier, gone from the
-other core's caches by then.
+before it did not use. On the 2-vCPU AMD EPYC host of bench/RESULTS.md, writing memory that
+the other core's BLAS thread read shortly before is slow in some spells of the host (the
+other core's copies of each line are invalidated first): filling LeNet's second im2col
+matrix at batch 32 (4 MB) took 1.06-1.27 ms where the same copy into an array only this core
+had touched took 0.16 (0.14 either way in fast spells). With malloc's reuse each step fills
+the matrix the previous step's GEMMs read; with two arrays in turn it fills the one read a
+step earlier, gone from the other core's caches by then.
 """
 import collections
 import ctypes
