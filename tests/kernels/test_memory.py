@@ -1,6 +1,6 @@
 """tidu.kernels.memory.alternate_empty: two arrays in turn per thread, shape and dtype, never
-one that something still references; and the convolutions' training arrays taken from it give
-the gradients of fresh arrays, bit for bit, also with two graphs alive at once."""
+one that something still references; and the convolutions' im2col matrices taken from it in
+training give the gradients of fresh arrays, bit for bit, also with six graphs alive at once."""
 import threading
 
 import numpy as np

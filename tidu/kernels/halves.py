@@ -55,7 +55,7 @@ _running = threading.Lock()   # one run() at a time: each limit() restores what 
 def spans(n):
     """The two halves [(0, m), (m, n)] of a batch of n rows, or None (module docstring); None
     too inside a run(), whose halves do not split again."""
-    if n < MIN_ROWS or _cpus() < 2 or _running.locked():
+    if n < MIN_ROWS or _cpus() < 2 or running():
         return None
     blas = _blas()
     if blas is None or not blas.lib_controllers or \
