@@ -279,3 +279,32 @@ def test_pool_errors(rng):
         F.l2_pool2d(x, (2, 0))
     with pytest.raises(ValueError, match=r"expected padding 'valid' or 'same'"):
         F.max_pool2d(x, 2, padding="causal")
+
+
+@pytest.mark.parametrize("n, hw, window, strides, dilation, tiles", [
+    (2, (28, 28), (5, 5), (1, 1), (1, 1), (2, 2)),      # LeNet's first conv, pooled
+    (2, (9, 7), (3, 2), (2, 1), (1, 2), (1, 1)),        # strides 2, dilation on one axis
+    (3, (11, 13), (3, 3), (2, 2), (2, 1), (2, 3)),      # odd sizes, rows past the tiles
+    (2, (12, 10), (2, 3), (3, 1), (2, 2), (3, 2)),      # strides and dilation on both axes
+    (1, (5, 4), (5, 4), (1, 1), (1, 1), (1, 1)),        # one window
+])
+def test_one_channel_fill_without_numba_matches_a_loop(rng, n, hw, window, strides, dilation, tiles):
+    """The NumPy path of the one-channel im2col fill (its blocks copied as strided views of
+    per-phase crops) against the formula of its docstring, element by element."""
+    from tidu import kernels
+    from tidu.functional import conv
+
+    (H, W), (kh, kw), (sh, sw), (dh, dw), (th, tw) = hw, window, strides, dilation, tiles
+    P = ((H - (kh - 1) * dh - 1) // sh + 1) // th
+    Q = ((W - (kw - 1) * dw - 1) // sw + 1) // tw
+    x2 = rng.standard_normal((n, H, W, 1)).astype(np.float32)[..., 0]   # a view, as Conv2D's
+    want = np.full((kh * kw + 1, n, th, tw, P, Q), 7, np.float32)
+    for a, b, i, j, p, q in np.ndindex(kh, kw, th, tw, P, Q):
+        want[a * kw + b, :, i, j, p, q] = x2[:, (p * th + i) * sh + a * dh, (q * tw + j) * sw + b * dw]
+    got = np.full_like(want, 7)
+    before = kernels.set_enabled(False)
+    try:
+        conv._fill_one_channel(got, x2, window, strides, dilation, tiles)
+    finally:
+        kernels.set_enabled(before)
+    np.testing.assert_array_equal(got, want)                # the bias row (last) untouched
