@@ -142,3 +142,19 @@ def test_conv_chunks_times_every_variant_of_both_shapes():
     bad = subprocess.run([sys.executable, str(BENCH / "conv_chunks.py"), "--mb", "0"],
                          capture_output=True, text=True, env=env(), timeout=60)
     assert bad.returncode == 2 and "--mb" in bad.stderr
+
+
+def test_plain_alternatives_agree_with_tidu_and_time_both():
+    """bench/plain_alternatives.py exits with an error when an alternative's numbers differ
+    from tidu's, so a run that prints its ratios has checked them."""
+    args = ["--rounds", "1", "--threads", "1", "--step", "1"]
+    out = subprocess.run([sys.executable, str(BENCH / "plain_alternatives.py"), *args],
+                         capture_output=True, text=True, env=env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    for name in ("band", "dx"):
+        assert any(line.split()[:2] == [name, "tidu"] and line.endswith("×") for line in lines)
+    assert lines[-1].startswith("LeNet training step, 1 rounds") and "ratio" in lines[-1]
+    bad = subprocess.run([sys.executable, str(BENCH / "plain_alternatives.py"), "--step", "-1"],
+                         capture_output=True, text=True, env=env(), timeout=60)
+    assert bad.returncode == 2 and "--step" in bad.stderr and "-1" in bad.stderr
