@@ -17,7 +17,8 @@ process: for a host where they might win.
           im2col of dL/dy along the width only: dL/dy padded by 4 columns each side, one
           strided copy into G (64·8·12, 5·50), then per kernel row a one GEMM by its 250×20
           slice, added to 8 whole input rows (contiguous adds): 1.5× the FLOPs. tidu:
-          tidu.functional.conv._input_grad (25 per-tap GEMMs, 25 strided adds).
+          tidu.functional.conv._input_grad (25 per-tap GEMMs, 25 adds with the batch as the
+          inner axis).
 
 Each round times every variant once, in rotating order (medians printed). Each alternative
 is first checked against tidu's numbers (to float rounding: the sums run in another order).

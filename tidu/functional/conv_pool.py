@@ -27,7 +27,8 @@ class Conv2DMaxPool(Function):
     window's first maximum in row-major order (compared with y, keeping the hits no earlier
     block had; the last block needs no comparison unless y is NaN: MaxPool2D's rule), then
     dL/dK = Xᵀ dL/dz and dL/db its column sums, and dL/dx as Conv2D's from dL/dz put back in
-    pixel order (zeros on the dropped rows and columns).
+    pixel order with the batch inner, (p, q, n), the order Conv2D's taps add in (zeros on the
+    dropped rows and columns): the one copy that reorders dL/dz does both.
     Values: z and y are the two ops' bit for bit (each output pixel is the same row of the
     same GEMM), and so are dL/dz and dL/dx; dL/dK and dL/db sum the same terms in another
     order, so they agree to float rounding. One difference: an input NaN or ±∞ read only by
@@ -77,15 +78,16 @@ class Conv2DMaxPool(Function):
         gx = None
         if ctx.needs_input_grad[0]:
             P, Q = OH // ph, OW // pw
-            # (N, P, ph, Q, pw, F): the pixels back in row order
-            pixels = dz.reshape(N, ph, pw, P, Q, F).transpose(0, 3, 1, 4, 2, 5)
+            # (P, ph, Q, pw, N, F): the pixels back in row order, the batch inner (Conv2D)
+            pixels = dz.reshape(N, ph, pw, P, Q, F).transpose(3, 1, 4, 2, 0, 5)
             if (P * ph, Q * pw) == (OH, OW):
                 G = xp.ascontiguousarray(pixels).reshape(-1, F)
             else:
-                G = xp.zeros((N, OH, OW, F), dtype=dz.dtype)
-                G[:, :P * ph, :Q * pw] = pixels.reshape(N, P * ph, Q * pw, F)
+                G = xp.zeros((OH, OW, N, F), dtype=dz.dtype)
+                G[:P * ph, :Q * pw] = pixels.reshape(P * ph, Q * pw, N, F)
                 G = G.reshape(-1, F)
-            gx = _input_grad(G, kernel, x_shape, (OH, OW), ctx.strides, ctx.dilation, pads)
+            gx = _input_grad(G, kernel, x_shape, (OH, OW), ctx.strides, ctx.dilation, pads,
+                             batch_inner=True)
         return (gx, gK, gb) if len(ctx.needs_input_grad) > 2 else (gx, gK)
 
 
