@@ -143,6 +143,25 @@ def test_strided_view_is_read_only_on_numpy():
     assert not view.flags.writeable
 
 
+def test_strided_view_starts_at_the_offset_on_any_layout():
+    """An offset in bytes past x's first element, for a contiguous x (the ndarray constructor)
+    and a strided one (as_strided), whose byte strides count in the parent's memory."""
+    x = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    view = backend.strided_view(x, (2, 3), (20, 4), 8)
+    assert view.tolist() == [[2, 3, 4], [7, 8, 9]] and not view.flags.writeable
+    strided = x[:, ::2]
+    view = backend.strided_view(strided, (2, 3), (40, 4), 8)
+    assert view.tolist() == [[2, 3, 4], [12, 13, 14]] and not view.flags.writeable
+    with pytest.raises(ValueError):                  # a contiguous x's view must stay inside it
+        backend.strided_view(x, (61,), (4,))
+
+
+def test_strided_view_offset_on_the_backend(traced):
+    a = backend.as_array(np.arange(12, dtype=np.float32))
+    view = backend.strided_view(a, (2, 3), (16, 4), 8)
+    assert type(view) is Traced and view.tolist() == [[2, 3, 4], [6, 7, 8]]
+
+
 def test_a_convnet_with_every_conv_path_trains_on_the_backend(traced, digits):
     """Multi-channel convolutions (the im2col windows), a transposed convolution and the
     optimizer's packed parameter buffer, all on the backend's arrays."""

@@ -282,8 +282,8 @@ def _fill_one_channel(colsT, x2, window, strides, dilation, tiles):
                     crop[s] = rows[:, :, s::S][:, :, :Q]
             crop = crops[r % R]
             sS, sN, sRow, sQ = crop.strides
-            blocks = backend.strided_view(crop[:, :, r // R:], (kw, N, tw, P, Q),
-                                          (dw * sS, sN, sw * sS, sRow, sQ))
+            blocks = backend.strided_view(crop, (kw, N, tw, P, Q),
+                                          (dw * sS, sN, sw * sS, sRow, sQ), (r // R) * sRow)
             colsT[a * kw:(a + 1) * kw, :, i] = blocks
 
 
