@@ -98,6 +98,33 @@ def test_conv2d_gradcheck(rng, xs, ks, strides, padding, dilation):
                                     dilation_rate=dilation), x, k)
 
 
+@pytest.mark.parametrize("xs, ks, strides, padding, dilation", CONV_CASES)
+def test_conv2d_input_gradient_without_numba(rng, xs, ks, strides, padding, dilation):
+    """The NumPy path's input gradient (the taps added with the batch as the inner axis, a
+    transposed view returned): central differences, and bit for bit the same sums whether G's
+    rows come in (n, p, q) order or, as Conv2DMaxPool gives them, (p, q, n)."""
+    from tidu import kernels
+    from tidu.functional import conv
+
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    before = kernels.set_enabled(False)
+    try:
+        gradcheck(lambda x, k: F.conv2d(x, k, strides=strides, padding=padding,
+                                        dilation_rate=dilation), x, k)
+        y = F.conv2d(x, k, strides=strides, padding=padding, dilation_rate=dilation).data
+        (OH, OW), pads = conv._conv_geometry(xs, ks, conv._pair(strides, "", ""),
+                                             conv._padding(padding, ""), conv._pair(dilation, "", ""))
+        g = rng.standard_normal(y.shape)
+        args = (k, xs, (OH, OW), conv._pair(strides, "", ""), conv._pair(dilation, "", ""), pads)
+        pixel = conv._input_grad(g.reshape(-1, ks[3]), *args)
+        inner = conv._input_grad(g.transpose(1, 2, 0, 3).reshape(-1, ks[3]).copy(), *args,
+                                 batch_inner=True)
+    finally:
+        kernels.set_enabled(before)
+    assert pixel.shape == inner.shape == xs
+    np.testing.assert_array_equal(pixel, inner)
+
+
 @pytest.mark.parametrize("strides, padding", [(1, "valid"), (2, "same")])
 def test_conv2d_gradcheck_realistic_shape(rng, strides, padding):
     x, k = rng.standard_normal((8, 28, 28, 3)), rng.standard_normal((5, 5, 3, 8)) * 0.1
