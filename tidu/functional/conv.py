@@ -307,8 +307,9 @@ def _weight_grads(ctx, cols, G, kernel):
 
 def _input_grad(G, kernel, x_shape, out_hw, strides, dilation, pads, batch_inner=False):
     """dL/dx from G = dL/dy as an (M, F) matrix whose rows are the output pixels in the order
-    (n, p, q), or (p, q, n) with batch_inner (see Conv2D). Without numba the result is a
-    transposed view (its memory ordered (h, w, n, c)), as the taps' adds leave it."""
+    (n, p, q), or (p, q, n) with batch_inner (see Conv2D). The result may be a transposed
+    view, its memory ordered (h, w, n, c): always without numba (as the taps' adds leave it),
+    and for a 1×1 kernel with batch_inner."""
     xp = backend.xp
     (OH, OW), (sh, sw), (dh, dw) = out_hw, strides, dilation
     kh, kw, C, F = kernel.shape
