@@ -11,7 +11,8 @@ Conv2D(relu) → MaxPooling2D pair run as the two ops instead of tidu.functional
 the fused op's gain), 'tidu[fast]-blocks' (numba on, but training's conv+pool as Conv2DMaxPool's
 NumPy blocks instead of the compiled max pool), 'tidu[fast]-whole' (numba on, but no batch split
 in two halves on the two cores, tidu.kernels.halves: the LSTM always as the whole batch, predict
-never split, the training step whole (tidu.training.step); 'tidu[fast]' leaves the choice to the
+never split nor its batches sent in pairs, the training step whole (tidu.training.step);
+'tidu[fast]' leaves the choice to the
 LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (numba on, the
 training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[fast]-oneupdate' (numba on,
 the step's halves adding their gradients in the calling thread for one apply_gradients instead

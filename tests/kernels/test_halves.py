@@ -240,26 +240,69 @@ def test_predict_splits_a_conv_models_big_batches(monkeypatch, method):
         runs.append(1)
         return run(fn)
     monkeypatch.setattr(loops.halves, "run", counted)
-    call = (lambda a: m.predict(a, batch_size=100, verbose=0)) if method == "predict" else \
+    call = (lambda a: m.predict(a, batch_size=150, verbose=0)) if method == "predict" else \
         m.predict_on_batch
     split = call(x)
-    assert len(runs) == 1             # predict: 100 rows split, the last 50 not; on_batch: 150
+    assert len(runs) == 1             # one batch of 150 rows, split in two halves
     kernels.set_enabled(False)                                # the NumPy path, one batch
     whole = m.predict_on_batch(x)
     assert split.shape == whole.shape == (150, 3)
     np.testing.assert_allclose(split, whole, rtol=1e-6, atol=1e-7)
 
 
-def test_predict_leaves_dense_models_and_small_batches_whole(monkeypatch):
+def _dense_model(*extra):
+    import tidu
+    m = tidu.Sequential([tidu.layers.Input((20,)), tidu.layers.Dense(16, activation="relu"),
+                         *extra, tidu.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="sgd", loss="categorical_crossentropy")
+    return m
+
+
+@pytest.mark.parametrize("make, shape", [(_dense_model, (20,)), (_conv_model, (12, 12, 1))])
+def test_predict_sends_whole_batches_to_the_cores_in_pairs(monkeypatch, make, shape):
+    """Four batches (the last one short): one halves.run for all of them, each batch whole
+    (none splits again), the outputs those of the NumPy path one batch at a time to float
+    rounding."""
+    _need_halves()
+    import tidu.training.loops as loops
+    m = make()
+    x = np.random.default_rng(1).standard_normal((250, *shape)).astype(np.float32)
+    runs, run, batches = [], halves.run, []
+    monkeypatch.setattr(loops.halves, "run", lambda fn: runs.append(1) or run(fn))
+    predict_batch = loops._predict_batch
+    monkeypatch.setattr(loops, "_predict_batch",
+                        lambda model, xb: batches.append(len(xb)) or predict_batch(model, xb))
+    pairs = m.predict(x, batch_size=64, verbose=0)
+    assert runs == [1] and sorted(batches) == [58, 64, 64, 64]
+    kernels.set_enabled(False)
+    one_by_one = m.predict(x, batch_size=64, verbose=0)
+    assert pairs.shape == one_by_one.shape == (250, 3)
+    np.testing.assert_allclose(pairs, one_by_one, rtol=1e-6, atol=1e-7)
+
+
+def test_predict_keeps_batches_in_order_where_pairs_do_not_apply(monkeypatch):
+    """No pairs for batches under SPLIT_ROWS rows, a single batch, callbacks or a progress bar
+    (they see the batches one after another), or a layer outside the training step's
+    HALVES_LAYERS (BatchNormalization)."""
     _need_halves()
     import tidu
     import tidu.training.loops as loops
     runs, run = [], halves.run
     monkeypatch.setattr(loops.halves, "run", lambda fn: runs.append(1) or run(fn))
-    dense = tidu.Sequential([tidu.layers.Input((20,)), tidu.layers.Dense(3)])
-    dense.predict(np.ones((200, 20), np.float32), batch_size=100, verbose=0)
+    x = np.ones((200, 20), np.float32)
+    dense = _dense_model()
+    dense.predict(x, batch_size=32, verbose=0)
+    dense.predict(x, batch_size=200, verbose=0)
+    dense.predict(x, batch_size=64, verbose=1)
+    seen = []
+
+    class Seen(tidu.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            seen.append(batch)
+    dense.predict(x, batch_size=64, verbose=0, callbacks=[Seen()])
+    _dense_model(tidu.layers.BatchNormalization()).predict(x, batch_size=64, verbose=0)
     _conv_model().predict(np.ones((200, 12, 12, 1), np.float32), batch_size=32, verbose=0)
-    assert runs == []
+    assert runs == [] and seen == [0, 1, 2, 3]
 
 
 def _dispatchers(fn, seen=None):

@@ -38,6 +38,7 @@ from tidu.callbacks.progress import Progbar
 from tidu.saving.checkpoints import FitState
 from tidu.training import checks as C
 from tidu.training.iterator import EpochIterator
+from tidu.training.step import HALVES_LAYERS
 
 __all__ = ["compute_loss_and_grads", "evaluate", "fit", "lend_rng", "predict", "predict_on_batch",
            "return_rng", "test_on_batch", "train_on_batch", "training_rng"]
@@ -377,7 +378,9 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         cbs.on_predict_begin()
     outs = []
     with no_grad():
-        for step in range(nsteps):
+        if cbs is None and bar is None and _in_pairs(model, bs, nsteps):
+            outs = _predict_pairs(model, x, bs, n, nsteps)
+        for step in range(len(outs), nsteps):
             if cbs is not None:
                 cbs.on_predict_batch_begin(step)
             xb = x[step * bs:min((step + 1) * bs, n)]
@@ -393,8 +396,44 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     return np.concatenate(outs, axis=0)
 
 
-# Inference splits a batch between the cores from this many rows, in a model with a convolution
+# Inference splits a batch between the cores from this many rows, in a model with a convolution;
+# predict's batches of this many rows or more go to the cores in pairs (_in_pairs)
 SPLIT_ROWS = 64
+
+
+def _in_pairs(model, bs, nsteps):
+    """Whether predict runs its batches two at a time, one per core (_predict_pairs): the fast
+    paths on, NumPy arrays, two batches or more of SPLIT_ROWS rows or more, two cores with
+    NumPy's BLAS on two threads and threadpoolctl (tidu.kernels.halves.spans), and only layers
+    the training step's halves run (tidu.training.step.HALVES_LAYERS: each computes a sample
+    alone, and none keeps state at inference). predict without callbacks or a progress bar
+    only: those see the batches one after another."""
+    if not (kernels.enabled() and backend.xp is np and nsteps >= 2 and bs >= SPLIT_ROWS) or \
+            halves.spans(2 * bs) is None:
+        return False
+    return all(type(layer) in HALVES_LAYERS for layer in model.all_layers())
+
+
+def _predict_pairs(model, x, bs, n, nsteps):
+    """The outputs of predict's batches, each batch whole, the even ones on this core and the
+    odd ones on the other, at once (tidu.kernels.halves.run: NumPy's BLAS on one thread for
+    each), so that a batch's GEMM outputs are read by the core that wrote them. Each output
+    agrees with the batch computed alone on the BLAS threads to float rounding (one-thread
+    OpenBLAS sums in another order: ~2e-7 apart on the benchmark's MLP). Measured in one
+    process, the fast paths on, 30 turns of predicting 10,000 MNIST images at batch 256,
+    alternated with the batches one after another and 0.25 s idle before each turn (OpenBLAS's
+    worker then sleeps, as between bench/run.py's turns): the MLP 784-512-10 0.936× and
+    0.974× (two runs), the LeNet CNN 0.930× (against its batches split in two halves, the rule
+    of _predict_batch); the GEMMs alone, 40 of (256, 784) by (784, 512), 0.0425 s in pairs
+    against 0.0636 on the two BLAS threads in a slow spell of the AMD EPYC host of
+    bench/RESULTS.md, where a core reading what the other wrote is what slows down."""
+    outs = [None] * nsteps
+
+    def part(k):
+        for step in range(k, nsteps, 2):
+            outs[step] = _predict_batch(model, x[step * bs:min((step + 1) * bs, n)])
+    halves.run(part)
+    return outs
 
 
 def _predict_batch(model, xb):
@@ -409,7 +448,8 @@ def _predict_batch(model, xb):
     batch 256 in 0.51-0.55 s against 1.10-1.12 (`--variants tidu[fast],tidu[fast]-whole` in a
     fast spell: 0.498 against 0.530); not for a Dense-only MLP (0.098 against 0.072 s: its GEMMs
     already use both cores, and the halves' Python work takes turns on the GIL) nor for batches
-    of 32 (2.3 against 1.9 ms), hence the rule."""
+    of 32 (2.3 against 1.9 ms), hence the rule. predict sends whole batches to the two cores
+    in pairs instead where it can (_in_pairs); a batch inside a pair does not split again."""
     def forward(rows):
         return backend.to_numpy(model.forward(Tensor._node(backend.as_array(rows), None),
                                               training=False).data)
