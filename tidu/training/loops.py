@@ -420,13 +420,15 @@ def _predict_pairs(model, x, bs, n, nsteps):
     each), so that a batch's GEMM outputs are read by the core that wrote them. Each output
     agrees with the batch computed alone on the BLAS threads to float rounding (one-thread
     OpenBLAS sums in another order: ~2e-7 apart on the benchmark's MLP). Measured in one
-    process, the fast paths on, 30 turns of predicting 10,000 MNIST images at batch 256,
-    alternated with the batches one after another and 0.25 s idle before each turn (OpenBLAS's
-    worker then sleeps, as between bench/run.py's turns): the MLP 784-512-10 0.936× and
-    0.974× (two runs), the LeNet CNN 0.930× (against its batches split in two halves, the rule
-    of _predict_batch); the GEMMs alone, 40 of (256, 784) by (784, 512), 0.0425 s in pairs
-    against 0.0636 on the two BLAS threads in a slow spell of the AMD EPYC host of
-    bench/RESULTS.md, where a core reading what the other wrote is what slows down."""
+    process on the AMD EPYC host of bench/RESULTS.md, the fast paths on, 30 turns of
+    predicting 10,000 images of MNIST's shape at batch 256, alternated with the batches one
+    after another and 0.25 s idle before each turn (OpenBLAS's worker then sleeps, as between
+    bench/run.py's turns): the MLP 784-512-10 0.847× (this function), 0.936× and 0.974× (a
+    prototype of it), the LeNet CNN 0.930× and 0.934× (against its batches split in two halves,
+    the rule of _predict_batch); the GEMMs alone, 40 of (256, 784) by (784, 512), 0.0425 s in
+    pairs against 0.0636 on the two BLAS threads in a slow spell, where a core reading what the
+    other wrote is what slows down. Through bench/run.py's turns of separate processes the MLP's
+    row showed no difference this host's noise would let through (bench/RESULTS.md)."""
     outs = [None] * nsteps
 
     def part(k):
