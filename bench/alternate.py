@@ -16,7 +16,9 @@ never split nor its batches sent in pairs, the training step whole (tidu.trainin
 LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (numba on, the
 training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[fast]-oneupdate' (numba on,
 the step's halves adding their gradients in the calling thread for one apply_gradients instead
-of each updating its share of the weights, Optimizer.update_in_two), 'tidu-fresh' (plain, each
+of each updating its share of the weights, Optimizer.update_in_two), 'tidu[fast]-nopairs'
+(numba on, predict's batches one after another instead of in pairs on the two cores,
+tidu.training.loops._in_pairs), 'tidu-fresh' (plain, each
 training step's im2col matrix new from np.empty instead of one of two kept in turn,
 tidu.kernels.memory.alternate_empty) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
@@ -64,7 +66,8 @@ import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
-         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu-fresh", "numpy")
+         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs", "tidu-fresh",
+         "numpy")
 
 
 def parse(variant):
@@ -103,7 +106,7 @@ import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
 import tidu.training.loops as loops  # noqa: E402
 
 fused = F.conv2d_max_pool2d
-CHOOSER, SPLIT_ROWS = lstm_module._CHOOSER, loops.SPLIT_ROWS
+CHOOSER, SPLIT_ROWS, IN_PAIRS = lstm_module._CHOOSER, loops.SPLIT_ROWS, loops._in_pairs
 
 
 class Whole:
@@ -132,9 +135,11 @@ def setting(variant):
     inference chunk size."""
     name, options = parse(variant)
     kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole",
-                                 "tidu[fast]-wholestep", "tidu[fast]-oneupdate"))
+                                 "tidu[fast]-wholestep", "tidu[fast]-oneupdate",
+                                 "tidu[fast]-nopairs"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
+    loops._in_pairs = (lambda *args: False) if name == "tidu[fast]-nopairs" else IN_PAIRS
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
     conv_pool.CHUNK_BYTES = options.get("chunk", CHUNK_BYTES)

@@ -258,15 +258,14 @@ def _dense_model(*extra):
     return m
 
 
-@pytest.mark.parametrize("make, shape", [(_dense_model, (20,)), (_conv_model, (12, 12, 1))])
-def test_predict_sends_whole_batches_to_the_cores_in_pairs(monkeypatch, make, shape):
+def test_predict_sends_a_conv_models_whole_batches_to_the_cores_in_pairs(monkeypatch):
     """Four batches (the last one short): one halves.run for all of them, each batch whole
     (none splits again), the outputs those of the NumPy path one batch at a time to float
     rounding."""
     _need_halves()
     import tidu.training.loops as loops
-    m = make()
-    x = np.random.default_rng(1).standard_normal((250, *shape)).astype(np.float32)
+    m = _conv_model()
+    x = np.random.default_rng(1).standard_normal((250, 12, 12, 1)).astype(np.float32)
     runs, run, batches = [], halves.run, []
     monkeypatch.setattr(loops.halves, "run", lambda fn: runs.append(1) or run(fn))
     predict_batch = loops._predict_batch
@@ -281,28 +280,39 @@ def test_predict_sends_whole_batches_to_the_cores_in_pairs(monkeypatch, make, sh
 
 
 def test_predict_keeps_batches_in_order_where_pairs_do_not_apply(monkeypatch):
-    """No pairs for batches under SPLIT_ROWS rows, a single batch, callbacks or a progress bar
-    (they see the batches one after another), or a layer outside the training step's
+    """No pairs (and no halves at all) for a Dense-only model, whose two-thread GEMMs are its
+    whole work; none for a conv model's batches under SPLIT_ROWS rows, a single batch (which
+    splits in two halves instead), callbacks or a progress bar (they see the batches one after
+    another: the split batches' halves then), or a layer outside the training step's
     HALVES_LAYERS (BatchNormalization)."""
     _need_halves()
     import tidu
     import tidu.training.loops as loops
     runs, run = [], halves.run
     monkeypatch.setattr(loops.halves, "run", lambda fn: runs.append(1) or run(fn))
-    x = np.ones((200, 20), np.float32)
-    dense = _dense_model()
-    dense.predict(x, batch_size=32, verbose=0)
-    dense.predict(x, batch_size=200, verbose=0)
-    dense.predict(x, batch_size=64, verbose=1)
+    _dense_model().predict(np.ones((200, 20), np.float32), batch_size=64, verbose=0)
+    assert runs == []
+    x = np.ones((200, 12, 12, 1), np.float32)
+    conv = _conv_model()
+    conv.predict(x, batch_size=32, verbose=0)
+    assert runs == []
+    conv.predict(x, batch_size=200, verbose=0)
+    assert runs == [1]                                        # the one batch's halves
+    runs.clear()
+    conv.predict(x, batch_size=64, verbose=1)
     seen = []
 
     class Seen(tidu.callbacks.Callback):
         def on_predict_batch_end(self, batch, logs=None):
             seen.append(batch)
-    dense.predict(x, batch_size=64, verbose=0, callbacks=[Seen()])
-    _dense_model(tidu.layers.BatchNormalization()).predict(x, batch_size=64, verbose=0)
-    _conv_model().predict(np.ones((200, 12, 12, 1), np.float32), batch_size=32, verbose=0)
-    assert runs == [] and seen == [0, 1, 2, 3]
+    conv.predict(x, batch_size=64, verbose=0, callbacks=[Seen()])
+    assert runs == [1, 1, 1] * 2 and seen == [0, 1, 2, 3]    # three batches of 64 split, not 8
+    runs.clear()
+    bn = tidu.Sequential([tidu.layers.Input((12, 12, 1)), tidu.layers.Conv2D(4, 3),
+                          tidu.layers.BatchNormalization(), tidu.layers.Flatten(),
+                          tidu.layers.Dense(3)])
+    bn.predict(x, batch_size=64, verbose=0)
+    assert runs == [1, 1, 1]                                  # the batches' halves, no pairs
 
 
 def _dispatchers(fn, seen=None):

@@ -397,38 +397,41 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
 
 
 # Inference splits a batch between the cores from this many rows, in a model with a convolution;
-# predict's batches of this many rows or more go to the cores in pairs (_in_pairs)
+# predict sends such batches to the cores in pairs (_in_pairs)
 SPLIT_ROWS = 64
 
 
 def _in_pairs(model, bs, nsteps):
     """Whether predict runs its batches two at a time, one per core (_predict_pairs): the fast
     paths on, NumPy arrays, two batches or more of SPLIT_ROWS rows or more, two cores with
-    NumPy's BLAS on two threads and threadpoolctl (tidu.kernels.halves.spans), and only layers
-    the training step's halves run (tidu.training.step.HALVES_LAYERS: each computes a sample
-    alone, and none keeps state at inference). predict without callbacks or a progress bar
-    only: those see the batches one after another."""
+    NumPy's BLAS on two threads and threadpoolctl (tidu.kernels.halves.spans), a model with a
+    convolution (the models whose batches _predict_batch would split) and only layers the
+    training step's halves run (tidu.training.step.HALVES_LAYERS: each computes a sample alone,
+    and none keeps state at inference). predict without callbacks or a progress bar only: those
+    see the batches one after another."""
     if not (kernels.enabled() and backend.xp is np and nsteps >= 2 and bs >= SPLIT_ROWS) or \
             halves.spans(2 * bs) is None:
         return False
-    return all(type(layer) in HALVES_LAYERS for layer in model.all_layers())
+    layers = model.all_layers()
+    return _has_conv(layers) and all(type(layer) in HALVES_LAYERS for layer in layers)
+
+
+def _has_conv(layers):
+    return any(isinstance(layer, (Conv1D, Conv2D, Conv2DTranspose)) for layer in layers)
 
 
 def _predict_pairs(model, x, bs, n, nsteps):
     """The outputs of predict's batches, each batch whole, the even ones on this core and the
     odd ones on the other, at once (tidu.kernels.halves.run: NumPy's BLAS on one thread for
-    each), so that a batch's GEMM outputs are read by the core that wrote them. Each output
-    agrees with the batch computed alone on the BLAS threads to float rounding (one-thread
-    OpenBLAS sums in another order: ~2e-7 apart on the benchmark's MLP). Measured in one
-    process on the AMD EPYC host of bench/RESULTS.md, the fast paths on, 30 turns of
-    predicting 10,000 images of MNIST's shape at batch 256, alternated with the batches one
-    after another and 0.25 s idle before each turn (OpenBLAS's worker then sleeps, as between
-    bench/run.py's turns): the MLP 784-512-10 0.847× (this function), 0.936× and 0.974× (a
-    prototype of it), the LeNet CNN 0.930× and 0.934× (against its batches split in two halves,
-    the rule of _predict_batch); the GEMMs alone, 40 of (256, 784) by (784, 512), 0.0425 s in
-    pairs against 0.0636 on the two BLAS threads in a slow spell, where a core reading what the
-    other wrote is what slows down. Through bench/run.py's turns of separate processes the MLP's
-    row showed no difference this host's noise would let through (bench/RESULTS.md)."""
+    each), so that the passes after a batch's GEMMs read what their own core wrote, instead
+    of each batch split in two halves (_predict_batch) with a halves.run of its own. Each
+    output agrees with the batch computed alone on the BLAS threads to float rounding.
+    Measured with `python bench/alternate.py --workload cnn_predict --variants
+    tidu[fast],tidu[fast]-nopairs --rounds 20` (the AMD EPYC host of bench/RESULTS.md): the
+    LeNet CNN predicting 10,000 images at batch 256 in 0.352 s against 0.389 with each batch's
+    halves. Not for a Dense-only model: the MLP 784-512-10 took 1.04× and 1.05× as long in
+    pairs (`--workload mlp_predict --variants tidu[fast],tidu[fast]-whole --rounds 30`, two
+    runs), its two-thread GEMMs already being the whole of its work."""
     outs = [None] * nsteps
 
     def part(k):
@@ -450,15 +453,14 @@ def _predict_batch(model, xb):
     batch 256 in 0.51-0.55 s against 1.10-1.12 (`--variants tidu[fast],tidu[fast]-whole` in a
     fast spell: 0.498 against 0.530); not for a Dense-only MLP (0.098 against 0.072 s: its GEMMs
     already use both cores, and the halves' Python work takes turns on the GIL) nor for batches
-    of 32 (2.3 against 1.9 ms), hence the rule. predict sends whole batches to the two cores
-    in pairs instead where it can (_in_pairs); a batch inside a pair does not split again."""
+    of 32 (2.3 against 1.9 ms), hence the rule. predict sends a conv model's whole batches to
+    the two cores in pairs instead where it can (_in_pairs); a batch in a pair does not split."""
     def forward(rows):
         return backend.to_numpy(model.forward(Tensor._node(backend.as_array(rows), None),
                                               training=False).data)
     parts = None
-    convs = (Conv1D, Conv2D, Conv2DTranspose)
     if len(xb) >= SPLIT_ROWS and kernels.enabled() and backend.xp is np and \
-            any(isinstance(layer, convs) for layer in model.all_layers()):
+            _has_conv(model.all_layers()):
         parts = halves.spans(len(xb))
     if parts is None:
         return forward(xb)
