@@ -1,6 +1,6 @@
-"""Two ways to cut the LeNet step's convolution work on the plain path (TIDU_FAST=0) that
-issue 14 tried and dropped, each against tidu's own code at batch 64, alternated in one
-process: for a host where they might win.
+"""Ways to do the LeNet step's convolution work on the plain path (TIDU_FAST=0) that issue 14
+tried and dropped, each against tidu's own code at batch 64, alternated in one process: for a
+host where they might win.
 
     python bench/plain_alternatives.py [--rounds 100] [--threads 2] [--step ROUNDS]
 
@@ -19,6 +19,9 @@ process: for a host where they might win.
           slice, added to 8 whole input rows (contiguous adds): 1.5× the FLOPs. tidu:
           tidu.functional.conv._input_grad (25 per-tap GEMMs, 25 adds with the batch as the
           inner axis).
+  nhwc    the same input gradient with the 25 adds in an (N, H, W, C) buffer, as tidu did
+          before e528382 (each add 512 inner loops of 8·20 floats instead of 8 of 10,240):
+          the batch-inner layout's gain, without the ReLU mask after it.
 
 Each round times every variant once, in rotating order (medians printed). Each alternative
 is first checked against tidu's numbers (to float rounding: the sums run in another order).
@@ -123,6 +126,19 @@ def band_layer(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1
                       pool_padding)
 
 
+def nhwc_dx(G, kernel, x_shape, out_hw):
+    """`nhwc` above: dL/dx of a 'valid', stride-1 conv, the taps added in (N, H, W, C)."""
+    kh, kw, C, F = kernel.shape
+    N = x_shape[0]
+    OH, OW = out_hw
+    taps = np.matmul(G, kernel.reshape(kh * kw, C, F).transpose(0, 2, 1))
+    gx = np.zeros(x_shape, G.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gx[:, i:i + OH, j:j + OW] += taps[i * kw + j].reshape(N, OH, OW, C)
+    return gx
+
+
 def width_im2col_dx(G, kernel, x_shape, out_hw):
     """`dx` above: dL/dx of a 'valid', stride-1 conv from G = dL/dy (N·OH·OW, F)."""
     kh, kw, C, F = kernel.shape
@@ -167,6 +183,8 @@ variants = {
     "band": {"tidu": first_layer(tidu_layer), "alternative": first_layer(band_layer)},
     "dx": {"tidu": lambda: (_input_grad(G2, K2, (64, 12, 12, 20), (8, 8), (1, 1), (1, 1), (0, 0, 0, 0)),),
            "alternative": lambda: (width_im2col_dx(G2, K2, (64, 12, 12, 20), (8, 8)),)},
+    "nhwc": {"tidu": lambda: (_input_grad(G2, K2, (64, 12, 12, 20), (8, 8), (1, 1), (1, 1), (0, 0, 0, 0)),),
+             "alternative": lambda: (nhwc_dx(G2, K2, (64, 12, 12, 20), (8, 8)),)},
 }
 for name, pair in variants.items():
     for want, got in zip(pair["tidu"](), pair["alternative"]()):

@@ -152,7 +152,7 @@ def test_plain_alternatives_agree_with_tidu_and_time_both():
                          capture_output=True, text=True, env=env(), timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    for name in ("band", "dx"):
+    for name in ("band", "dx", "nhwc"):
         assert any(line.split()[:2] == [name, "tidu"] and line.endswith("×") for line in lines)
     assert lines[-1].startswith("LeNet training step, 1 rounds") and "ratio" in lines[-1]
     bad = subprocess.run([sys.executable, str(BENCH / "plain_alternatives.py"), "--step", "-1"],

@@ -119,9 +119,10 @@ class Conv2D(Function):
     over whole rows of N·C elements (N·OW·C where the strides are 1) instead of the OW·C
     of (N, H̃, W̃, C); dL/dx is returned as the transposed view, ordered (n, h, w, c), and the
     op reading it (ReLU's mask, the pool) writes its result contiguous. The same sums in the
-    same order as in (n, p, q) order, bit for bit; measured alone (one process, alternated,
-    the ReLU mask multiply after it included): LeNet's second conv at batch 64 1.98 against
-    2.39 ms, keras.io's convnet's (128, 13, 13, 32) by 3×3×32×64 5.63 against 6.73. X is kept
+    same order as in (n, p, q) order, bit for bit. LeNet's second conv at batch 64: 2.03
+    against 2.43 ms (`python bench/plain_alternatives.py`, variant nhwc, the old layout);
+    with the ReLU mask multiply after it 1.98 against 2.39, keras.io's convnet's (128, 13, 13,
+    32) by 3×3×32×64 5.63 against 6.73 (one-off script, alternated in one process). X is kept
     from forward for dL/dK. With numba (tidu.kernels.conv) the blocks come from one GEMM,
     D = G Kᵀ (one row per window, (n, p, q) order), and one compiled pass adds each image's
     windows onto dL/dx, window by window (the sums agree with the taps' to float rounding,
