@@ -330,10 +330,11 @@ def _dispatchers(fn, seen=None):
     return found
 
 
-@pytest.mark.parametrize("getter", ["pool_kernels", "conv_kernels", "lstm_steps"])
+@pytest.mark.parametrize("getter", ["pool_kernels", "conv_kernels", "lstm_steps",
+                                    "sparse_input_kernels"])
 def test_kernels_a_half_runs_release_the_gil(getter):
-    """What may run inside a half (a convolution's predict, the LSTM) is compiled nogil, so
-    the two halves' kernels run at once instead of taking turns on the GIL."""
+    """What may run inside a half (a convolution's predict, the LSTM, a sparse input's Dense) is
+    compiled nogil, so the two halves' kernels run at once instead of taking turns on the GIL."""
     funcs = getattr(kernels, getter)(np.float32)
     found = [d for f in funcs for d in _dispatchers(f)]
     assert found, f"{getter}: no numba kernel found behind its wrappers"

@@ -16,6 +16,10 @@
                                and bias gradients, computed directly (kernels.conv_pool), or None
     elementwise_kernels(dtype) ReLU in one pass, alone, in place or after a Dense layer's bias,
                                and its gradient (kernels.elementwise), or None
+    sparse_input_kernels(dtype)
+                               a Dense layer's x W + b (and ReLU) over x's nonzeros alone, for
+                               inputs that are mostly zeros, at inference on one core
+                               (kernels.sparse), or None
     kernels.halves             a batch's two halves on the two cores at once, each with one
                                BLAS thread (the LSTM's fast path; needs threadpoolctl)
 
@@ -30,6 +34,7 @@ from tidu.kernels.pooling import pool_kernels
 from tidu.kernels.conv import conv_kernels
 from tidu.kernels.conv_pool import one_channel_conv_pool
 from tidu.kernels.elementwise import elementwise_kernels
+from tidu.kernels.sparse import sparse_input_kernels
 
 __all__ = ["enabled", "set_enabled", "lstm_steps", "gru_steps", "update_kernel", "pool_kernels",
-           "conv_kernels", "one_channel_conv_pool", "elementwise_kernels"]
+           "conv_kernels", "one_channel_conv_pool", "elementwise_kernels", "sparse_input_kernels"]

@@ -13,6 +13,7 @@ loop on their own core, where their data stays.
 
     spans(n)                 [(0, m), (m, n)], m = n // 2, or None: no split here (below)
     running()                True while a run() is in progress
+    one_core()               True inside a run(), with one CPU or with NumPy's BLAS on one thread
     run(fn)                  [fn(0), fn(1)]: fn(1) on a worker thread, fn(0) on the calling
                              thread, at once, NumPy's BLAS on one thread meanwhile
     Chooser().concurrent(key), .record(key, concurrent, phase, start)
@@ -67,6 +68,17 @@ def spans(n):
 def running():
     """True while a run() is in progress: its two halves each keep their data on their core."""
     return _running.locked()
+
+
+def one_core():
+    """True where a batch's work runs on one core: inside a run() (each half on its own core), in
+    a process that may use one CPU, or with NumPy's BLAS on one thread (threadpoolctl finds it;
+    without it, only the first two are known)."""
+    if running() or _cpus() < 2:
+        return True
+    blas = _blas()
+    return blas is not None and bool(blas.lib_controllers) and \
+        max(c.num_threads for c in blas.lib_controllers) < 2
 
 
 def run(fn):

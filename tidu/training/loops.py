@@ -32,7 +32,8 @@ from tidu.autograd import Tensor, no_grad
 from tidu.errors import DivergenceError
 from tidu import kernels
 from tidu.kernels import halves
-from tidu.layers import Conv1D, Conv2D, Conv2DTranspose
+from tidu.kernels import sparse
+from tidu.layers import Conv1D, Conv2D, Conv2DTranspose, Dense, InputLayer
 from tidu.callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN
 from tidu.callbacks.progress import Progbar
 from tidu.saving.checkpoints import FitState
@@ -378,7 +379,7 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         cbs.on_predict_begin()
     outs = []
     with no_grad():
-        if cbs is None and bar is None and _in_pairs(model, bs, nsteps):
+        if cbs is None and bar is None and _in_pairs(model, x, bs, nsteps):
             outs = _predict_pairs(model, x, bs, n, nsteps)
         for step in range(len(outs), nsteps):
             if cbs is not None:
@@ -401,19 +402,30 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
 SPLIT_ROWS = 64
 
 
-def _in_pairs(model, bs, nsteps):
+def _in_pairs(model, x, bs, nsteps):
     """Whether predict runs its batches two at a time, one per core (_predict_pairs): the fast
     paths on, NumPy arrays, two batches or more of SPLIT_ROWS rows or more, two cores with
-    NumPy's BLAS on two threads and threadpoolctl (tidu.kernels.halves.spans), a model with a
-    convolution (the models whose batches _predict_batch would split) and only layers the
+    NumPy's BLAS on two threads and threadpoolctl (tidu.kernels.halves.spans), only layers the
     training step's halves run (tidu.training.step.HALVES_LAYERS: each computes a sample alone,
-    and none keeps state at inference). predict without callbacks or a progress bar only: those
-    see the batches one after another."""
+    and none keeps state at inference), and a model with a convolution (the models whose
+    batches _predict_batch would split) or whose first layer is a Dense taking inputs that are
+    mostly zeros (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only
+    there). predict without callbacks or a progress bar only: those see the batches one after
+    another. Measured (bench/alternate.py, MNIST's 10,000 test images at batch 256): the
+    LeNet CNN 0.352 s against 0.389 one batch after another (`--workload cnn_predict --variants
+    tidu[fast],tidu[fast]-nopairs`); the 784-512-10 MLP on MNIST's pixels (81% zeros) 0.038 s
+    against 0.054 with its GEMMs one batch after another (`--workload mlp_predict --variants
+    tidu[fast],tidu[fast]-nosparse`); a Dense-only model on dense inputs loses in pairs
+    (1.04-1.05× the time of its two-thread GEMMs one batch after another)."""
     if not (kernels.enabled() and backend.xp is np and nsteps >= 2 and bs >= SPLIT_ROWS) or \
             halves.spans(2 * bs) is None:
         return False
     layers = model.all_layers()
-    return _has_conv(layers) and all(type(layer) in HALVES_LAYERS for layer in layers)
+    if not all(type(layer) in HALVES_LAYERS for layer in layers):
+        return False
+    first = next((layer for layer in layers if not isinstance(layer, InputLayer)), None)
+    return _has_conv(layers) or (isinstance(first, Dense) and type(x) is np.ndarray
+                                 and sparse.mostly_zeros(x[:bs]))
 
 
 def _has_conv(layers):
@@ -429,9 +441,11 @@ def _predict_pairs(model, x, bs, n, nsteps):
     Measured with `python bench/alternate.py --workload cnn_predict --variants
     tidu[fast],tidu[fast]-nopairs --rounds 20` (the AMD EPYC host of bench/RESULTS.md): the
     LeNet CNN predicting 10,000 images at batch 256 in 0.352 s against 0.389 with each batch's
-    halves. Not for a Dense-only model: the MLP 784-512-10 took 1.04× and 1.05× as long in
-    pairs (`--workload mlp_predict --variants tidu[fast],tidu[fast]-whole --rounds 30`, two
-    runs), its two-thread GEMMs already being the whole of its work."""
+    halves. Not for a Dense-only model on dense inputs: the MLP 784-512-10 with its GEMMs in
+    pairs took 1.04× and 1.05× as long (`--workload mlp_predict --variants
+    tidu[fast],tidu[fast]-whole --rounds 30`, two runs, before tidu.kernels.sparse), its
+    two-thread GEMMs already being the whole of its work; on inputs that are mostly zeros its
+    first layer is the sparse kernel's, one core's work (_in_pairs)."""
     outs = [None] * nsteps
 
     def part(k):
