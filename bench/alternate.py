@@ -18,7 +18,8 @@ training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[
 the step's halves adding their gradients in the calling thread for one apply_gradients instead
 of each updating its share of the weights, Optimizer.update_in_two), 'tidu[fast]-nopairs'
 (numba on, predict's batches one after another instead of in pairs on the two cores,
-tidu.training.loops._in_pairs), 'tidu-fresh' (plain, each
+tidu.training.loops._in_pairs), 'tidu[fast]-nosparse' (numba on, a Dense layer's GEMM even for
+inputs that are mostly zeros, instead of tidu.kernels.sparse's kernel), 'tidu-fresh' (plain, each
 training step's im2col matrix new from np.empty instead of one of two kept in turn,
 tidu.kernels.memory.alternate_empty) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
@@ -66,7 +67,8 @@ import workloads as W  # noqa: E402
 
 variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
-         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs", "tidu-fresh",
+         "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs",
+         "tidu[fast]-nosparse", "tidu-fresh",
          "numpy")
 
 
@@ -101,12 +103,14 @@ import tidu.functional.conv as conv  # noqa: E402
 import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
 import tidu.kernels.memory as memory  # noqa: E402
+import tidu.kernels.sparse as sparse  # noqa: E402
 
 import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
 import tidu.training.loops as loops  # noqa: E402
 
 fused = F.conv2d_max_pool2d
 CHOOSER, SPLIT_ROWS, IN_PAIRS = lstm_module._CHOOSER, loops.SPLIT_ROWS, loops._in_pairs
+DENSITY = sparse.DENSITY
 
 
 class Whole:
@@ -136,10 +140,11 @@ def setting(variant):
     name, options = parse(variant)
     kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole",
                                  "tidu[fast]-wholestep", "tidu[fast]-oneupdate",
-                                 "tidu[fast]-nopairs"))
+                                 "tidu[fast]-nopairs", "tidu[fast]-nosparse"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
     loops._in_pairs = (lambda *args: False) if name == "tidu[fast]-nopairs" else IN_PAIRS
+    sparse.DENSITY = -1.0 if name == "tidu[fast]-nosparse" else DENSITY
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
     conv_pool.CHUNK_BYTES = options.get("chunk", CHUNK_BYTES)
@@ -166,7 +171,7 @@ def tidu_turn(variant):
         m.optimizer.update_in_two = lambda params: None
     models[variant] = m
     if w.endswith("_predict"):
-        m.predict(xte[:256], batch_size=256, verbose=0)
+        m.predict(xte[:512], batch_size=256, verbose=0)   # two batches: predict's pairs warm up too
         return lambda idx: m.predict(xte, batch_size=256, verbose=0)
     if w == "cnn_latency":
         m.predict_on_batch(xte[:32])
