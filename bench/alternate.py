@@ -25,7 +25,8 @@ tidu.kernels.memory.alternate_empty) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
-the whole batch in one piece), e.g. --variants tidu[fast],tidu[fast]:cols=0. torch is left out
+the whole batch in one piece), e.g. --variants tidu[fast],tidu[fast]:cols=0, or ':icols=MB',
+the same at inference (tidu.functional.conv.INFERENCE_COLS_CHUNK_BYTES). torch is left out
 on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
 bench/run.py runs it in its own process.
 
@@ -73,8 +74,8 @@ known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-
 
 
 def parse(variant):
-    """(name, {option: bytes}) of 'name', 'name:chunk=MB' or 'name:cols=MB' (cols=0: one
-    piece); None if malformed."""
+    """(name, {option: bytes}) of 'name', 'name:chunk=MB', 'name:cols=MB' or 'name:icols=MB'
+    (cols/icols=0: one piece); None if malformed."""
     name, _, option = variant.partition(":")
     if not option:
         return name, {}
@@ -85,15 +86,15 @@ def parse(variant):
         return None
     if key == "chunk" and size > 0:
         return name, {"chunk": size}
-    if key == "cols" and size >= 0:
-        return name, {"cols": size or sys.maxsize}
+    if key in ("cols", "icols") and size >= 0:
+        return name, {key: size or sys.maxsize}
     return None
 
 
 parsed = [parse(v) for v in variants]
 if any(p is None or p[0] not in known or (p[1] and p[0] == "numpy") for p in parsed):
     ap.error(f"--variants: expected some of {', '.join(known)}, a tidu one optionally with "
-             f"':chunk=MB' or ':cols=MB', got {args.variants!r}")
+             f"':chunk=MB', ':cols=MB' or ':icols=MB', got {args.variants!r}")
 if "numpy" in variants and args.workload == "convnet":
     ap.error("--variants: the convnet has no hand-written NumPy version (bench/more_workloads.py)")
 
@@ -132,6 +133,7 @@ def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, p
 CHUNK_BYTES, pool_kernels = conv_pool.CHUNK_BYTES, conv_pool.pool_kernels
 COPIES = memory.COPIES
 COLS_CHUNK_BYTES = conv.COLS_CHUNK_BYTES
+INFERENCE_COLS_CHUNK_BYTES = conv.INFERENCE_COLS_CHUNK_BYTES
 
 
 def setting(variant):
@@ -149,6 +151,7 @@ def setting(variant):
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
     conv_pool.CHUNK_BYTES = options.get("chunk", CHUNK_BYTES)
     conv.COLS_CHUNK_BYTES = options.get("cols", COLS_CHUNK_BYTES)
+    conv.INFERENCE_COLS_CHUNK_BYTES = options.get("icols", INFERENCE_COLS_CHUNK_BYTES)
     memory.COPIES = 0 if name == "tidu-fresh" else COPIES     # 0: np.empty every time
 
 

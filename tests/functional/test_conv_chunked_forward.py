@@ -9,7 +9,7 @@ import pytest
 
 import tidu.functional as F
 import tidu.functional.conv as conv_module
-from tidu import Tensor
+from tidu import Tensor, no_grad
 
 # (x shape, kernel shape, strides, padding, dilation)
 CASES = [
@@ -82,3 +82,27 @@ def test_float64_kernel_on_float32_input(monkeypatch):
     x = np.ones((2, 4, 4, 2), np.float32)
     y = F.conv2d(x, np.ones((3, 3, 2, 3)), np.zeros(3)).data
     assert y.dtype == np.float64 and np.array_equal(y, np.full((2, 2, 2, 3), 18.0))
+
+
+def test_inference_takes_its_own_chunk_size(monkeypatch):
+    """Without a graph recorded the pieces are INFERENCE_COLS_CHUNK_BYTES, with one
+    COLS_CHUNK_BYTES; the outputs agree (bit for bit on LeNet's second conv)."""
+    xs, ks = CASES[0][:2]
+    r = np.random.default_rng(2)
+    x, k = r.standard_normal(xs).astype(np.float32), r.standard_normal(ks).astype(np.float32)
+    calls, matmul = [], np.matmul
+
+    def counting(*args, **kwargs):
+        if "out" in kwargs:
+            calls.append(args[0].shape[0])
+        return matmul(*args, **kwargs)
+    monkeypatch.setattr(conv_module.np, "matmul", counting)
+    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(conv_module, "INFERENCE_COLS_CHUNK_BYTES", 1)
+    with no_grad():
+        pieces = F.conv2d(x, k).data
+    assert calls == [64] * 64                        # one image (8 × 8 rows) a piece
+    calls.clear()
+    whole = F.conv2d(Tensor(x, requires_grad=True), k).data
+    assert calls == [64 * 64]
+    assert np.array_equal(pieces, whole)

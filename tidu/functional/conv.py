@@ -200,13 +200,16 @@ def _im2col_gemm(x, kernel, bias, strides, dilation, pads, out_hw, tiles):
 
 
 # Conv2D's forward fills the im2col matrix and multiplies it by the kernel this many bytes of
-# the matrix at a time (whole images), while they are in the cache (see _in_chunks).
+# the matrix at a time (whole images), while they are in the cache (see _in_chunks); at
+# inference (no graph recorded) INFERENCE_COLS_CHUNK_BYTES.
 COLS_CHUNK_BYTES = 1 << 20
+INFERENCE_COLS_CHUNK_BYTES = 4 << 20
 
 
 def _in_chunks(windows, W2, bias, M, K):
     """(y, cols, False) of _im2col_gemm from the windows view (N, ...) of the input: the im2col
-    matrix filled, and y = X K (+ b) computed, COLS_CHUNK_BYTES of X at a time (whole images),
+    matrix filled, and y = X K (+ b) computed, COLS_CHUNK_BYTES of X at a time (whole images;
+    INFERENCE_COLS_CHUNK_BYTES at inference, below),
     so the GEMM reads each chunk from the cache its copy just wrote instead of the whole matrix
     (LeNet's second conv at batch 64: 8 MB) back from memory. X is kept whole for the kernel's
     gradient, so the gradients do not change; y's rows are the same GEMM's with fewer rows,
@@ -229,14 +232,22 @@ def _in_chunks(windows, W2, bias, M, K):
     convolutions (im2col, GEMM outputs, the taps, dL/dz) gave 1.04× and 0.86×, hence X alone.
     `python bench/alternate.py --workload cnn --variants tidu,tidu-fresh --rounds 40 --steps 20`
     compares: 1.01× in 26 fast rounds, 0.95× in 14 slow ones. Inference keeps np.empty: two 4 MB
-    matrices in turn made LeNet's batch-32 latency 1.08× slower in fast spells."""
+    matrices in turn made LeNet's batch-32 latency 1.08× slower in fast spells.
+
+    At inference the chunks are INFERENCE_COLS_CHUNK_BYTES (4 MB): conv2d_max_pool2d's chunks
+    of images are that size already, and its 1 MB pieces cost more GEMM calls than the cache
+    gave back. `python bench/alternate.py --workload cnn_latency --variants
+    tidu[fast],tidu[fast]:icols=1 --rounds 30 --steps 100`: LeNet's batch-32 latency 1.453
+    against 1.486 ms (and 0.98× plain, 0.98× tidu[fast]'s and 0.97× plain LeNet's predict at
+    batch 256, the pieces then one per chunk)."""
     N = windows.shape[0]
     rows = M // N                                  # im2col rows per image
     # training fills a new matrix every step: two in turn (see the docstring)
     keep = alternate_empty if is_grad_enabled() and not halves.running() else np.empty
     cols = keep((M, K), dtype=windows.dtype)
     y = np.empty((M, W2.shape[1]), dtype=np.result_type(cols, W2))
-    step = max(1, COLS_CHUNK_BYTES // (rows * K * cols.itemsize))
+    size = COLS_CHUNK_BYTES if is_grad_enabled() else INFERENCE_COLS_CHUNK_BYTES
+    step = max(1, size // (rows * K * cols.itemsize))
     for i in range(0, N, step):
         j = min(N, i + step)
         part = cols[i * rows:j * rows]
@@ -362,7 +373,7 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
 
     strides, dilation_rate: int or (height, width) pair; padding: 'valid' or 'same' (see the
     module docstring). Forward is the im2col copy and the GEMM, about 1 MB of the matrix at a
-    time (_in_chunks); see Conv2D for the backward.
+    time (4 MB at inference; _in_chunks); see Conv2D for the backward.
     """
     inputs, options = _conv_args(x, kernel, bias, strides, padding, dilation_rate, "conv2d")
     return Conv2D.apply(*inputs, **options)
