@@ -52,8 +52,8 @@ MIN_UNITS = 32        # narrower outputs: the passes over y_i are too short to p
 def mostly_zeros(x):
     """Whether at most DENSITY of the entries of x's first SAMPLE_ROWS rows are nonzero (a
     sample: whole batches cost a pass over x)."""
-    sample = x[:SAMPLE_ROWS]
-    return sample.size > 0 and np.count_nonzero(sample) <= DENSITY * sample.size
+    sample = x[:SAMPLE_ROWS]        # (count_nonzero of a bool array: 2.3 µs; of floats: 6-7)
+    return sample.size > 0 and np.count_nonzero(sample != 0) <= DENSITY * sample.size
 
 
 def sparse_input_kernels(dtype):
@@ -121,7 +121,7 @@ def _compile():
         U = W.shape[1]
         if U < MIN_UNITS or M == 0 or not (type(x2) is np.ndarray and x2.flags.c_contiguous
                                            and W.flags.c_contiguous and x2.dtype == W.dtype) \
-                or not halves.one_core() or not mostly_zeros(x2):
+                or not halves.one_core() or not mostly_zeros(x2):    # the cheaper test first
             return None
         b = np.zeros(U, W.dtype) if b is None else np.ascontiguousarray(b, dtype=W.dtype)
         y = np.empty((M, U), W.dtype)
