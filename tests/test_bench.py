@@ -158,3 +158,19 @@ def test_plain_alternatives_agree_with_tidu_and_time_both():
     bad = subprocess.run([sys.executable, str(BENCH / "plain_alternatives.py"), "--step", "-1"],
                          capture_output=True, text=True, env=env(), timeout=60)
     assert bad.returncode == 2 and "--step" in bad.stderr and "-1" in bad.stderr
+
+
+def test_sparse_dense_checks_the_kernel_then_times_three_ways():
+    """bench/sparse_dense.py (the numbers tidu.kernels.sparse quotes) checks the kernel's
+    outputs against the GEMM's before it times anything, and prints the three medians."""
+    pytest.importorskip("numba")
+    pytest.importorskip("threadpoolctl")
+    out = subprocess.run([sys.executable, str(BENCH / "sparse_dense.py"), "--rounds", "1"],
+                         capture_output=True, text=True, env=env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["gemm1", "kernel", "gemm2"]
+    assert lines[-1].startswith("kernel / gemm1") and lines[-1].endswith("×")
+    bad = subprocess.run([sys.executable, str(BENCH / "sparse_dense.py"), "--rounds", "0"],
+                         capture_output=True, text=True, env=env(), timeout=60)
+    assert bad.returncode == 2 and "--rounds" in bad.stderr and "0" in bad.stderr

@@ -172,10 +172,14 @@ def test_where_the_kernel_declines_the_op_gives_the_gemms_bits(rng, kernel_calls
 
 
 def test_mostly_zeros_reads_the_first_rows():
+    assert sparse.DENSITY == 0.3
     x = np.zeros((40, 10), np.float32)
-    x[:sparse.SAMPLE_ROWS, :2] = 1                    # 20% of the sampled entries
+    x[sparse.SAMPLE_ROWS:] = 1                        # rows past the sample do not count
+    x[:sparse.SAMPLE_ROWS, :3] = 1                    # 30% of the sampled entries
+    x[0, 0] = -0.0                                    # a −0.0 counts as a zero
     assert sparse.mostly_zeros(x)
-    x[:sparse.SAMPLE_ROWS, 2] = 1                     # 30%
+    x[0, 0] = 1
+    x[:sparse.SAMPLE_ROWS, 3] = 1                     # 40%
     assert not sparse.mostly_zeros(x)
     assert not sparse.mostly_zeros(x[:0])
 

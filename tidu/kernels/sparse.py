@@ -9,10 +9,11 @@ rows, masks. A GEMM multiplies every one of them. Here each row of x lists its n
 four rows of W at a time, so each pass over y_i adds four of them; with relu, the ReLU of
 tidu.kernels.elementwise (y = 0 if z ≤ 0 else z) follows in the same pass. For the MLP's first
 layer (784 → 512, batch 256) on MNIST's test images that is 0.19 of the GEMM's multiply-adds at
-about 0.4 of the BLAS's rate: 47-49 ms against 93-95 for the 10,000 images on one core, but no
-faster than OpenBLAS's GEMM on two threads (42-55 ms), so the kernel runs only where a batch's
-work is on one core (tidu.kernels.halves.one_core): in the two halves of a run (predict sends a
-Dense-first model's batches to the cores in pairs when its input is mostly zeros, see
+about 0.35 of the BLAS's rate: `python bench/sparse_dense.py` (9 rounds) took 48.4 ms for the
+10,000 images on one core against 88.5 for the one-thread GEMM, but 49.4 for the GEMM on two
+threads, no faster, so the kernel runs only where a batch's work is on one core
+(tidu.kernels.halves.one_core): in the two halves of a run (predict sends a Dense-first model's
+batches to the cores in pairs when its input is mostly zeros, see
 tidu.training.loops._in_pairs), or with one CPU or one BLAS thread. And only at inference
 (tidu.functional.dense): in training the step's halves measured no gain with it, and the
 training numbers keep their bits. (AMD EPYC host of bench/RESULTS.md, AVX-512, OpenBLAS
@@ -32,7 +33,7 @@ per column so that it vectorizes) and its result is dropped if W is not finite.
                                     SAMPLE_ROWS rows are nonzero
 
 DENSITY: the kernel's cost grows with the nonzeros, the GEMM's does not; on one core they meet
-near 0.35 for the shape above. Compiled on first use, cached on disk, nogil (a predict's two
+near 0.35 for the shape above (the first 16 rows of MNIST's batches of 256 hold 16-25%). Compiled on first use, cached on disk, nogil (a predict's two
 halves run it at once).
 """
 from collections import namedtuple
@@ -44,7 +45,7 @@ from tidu.kernels.switch import CompiledOnce, njit
 
 SparseInput = namedtuple("SparseInput", "dense_sparse")
 
-DENSITY = 0.25        # at most this fraction of nonzero entries in the sampled rows
+DENSITY = 0.3         # at most this fraction of nonzero entries in the sampled rows
 SAMPLE_ROWS = 16
 MIN_UNITS = 32        # narrower outputs: the passes over y_i are too short to pay
 
