@@ -117,12 +117,14 @@ def test_three_d_inputs_take_their_last_axis(rng, one_core, kernel_calls):
 
 
 @pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
-def test_nan_and_infinities_in_x_reach_the_outputs_as_in_the_gemm(rng, one_core, special):
+def test_nan_and_infinities_in_x_reach_the_outputs_as_in_the_gemm(rng, one_core, kernel_calls,
+                                                                   special):
     x = _sparse_x(rng, (6, 30), np.float32)
     x[2, 3] = special
     x[4, 7], x[4, 9] = np.inf, -np.inf               # ∞ − ∞ where rows 7, 9 of W agree in sign
     W, b = _weights(rng, 30, 36, np.float32)
     fast, plain = _both(x, W, b, False)
+    assert kernel_calls[0] == 1                       # the kernel's outputs, not a second GEMM
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(plain))
     np.testing.assert_array_equal(np.isinf(fast), np.isinf(plain))
     assert np.isnan(fast[4]).any() and np.isinf(fast[4]).any()
