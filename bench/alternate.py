@@ -18,15 +18,19 @@ training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[
 the step's halves adding their gradients in the calling thread for one apply_gradients instead
 of each updating its share of the weights, Optimizer.update_in_two), 'tidu[fast]-nopairs'
 (numba on, predict's batches one after another instead of in pairs on the two cores,
-tidu.training.loops._in_pairs), 'tidu[fast]-nosparse' (numba on, a Dense layer's GEMM even for
-inputs that are mostly zeros, instead of tidu.kernels.sparse's kernel), 'tidu-fresh' (plain, each
-training step's im2col matrix new from np.empty instead of one of two kept in turn,
-tidu.kernels.memory.alternate_empty) and 'numpy'
+tidu.training.loops._in_pairs), 'tidu-nopairs' (the same with numba off),
+'tidu[fast]-nosparse' (numba on, a Dense layer's GEMM even for inputs that are mostly zeros,
+instead of tidu.kernels.sparse's kernel), 'tidu-fresh' (plain, each training step's im2col
+matrix new from np.empty instead of one of two kept in turn, tidu.kernels.memory.alternate_empty)
+and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
 the whole batch in one piece), e.g. --variants tidu[fast],tidu[fast]:cols=0, or ':icols=MB',
-the same at inference (tidu.functional.conv.INFERENCE_COLS_CHUNK_BYTES). torch is left out
+the same at inference (tidu.functional.conv.INFERENCE_COLS_CHUNK_BYTES), or ':split=ROWS', the
+rows from which inference splits a conv model's batch in two halves and predict sends batches
+in pairs (tidu.training.loops.SPLIT_ROWS), e.g. --variants tidu[fast],tidu[fast]:split=64.
+torch is left out
 on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
 bench/run.py runs it in its own process.
 
@@ -69,18 +73,21 @@ import workloads as W  # noqa: E402
 variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
          "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs",
-         "tidu[fast]-nosparse", "tidu-fresh",
+         "tidu[fast]-nosparse", "tidu-fresh", "tidu-nopairs",
          "numpy")
 
 
 def parse(variant):
     """(name, {option: bytes}) of 'name', 'name:chunk=MB', 'name:cols=MB' or 'name:icols=MB'
-    (cols/icols=0: one piece); None if malformed."""
+    (cols/icols=0: one piece), or (name, {"split": rows}) of 'name:split=ROWS'; None if
+    malformed."""
     name, _, option = variant.partition(":")
     if not option:
         return name, {}
     try:
         key, mb = option.split("=")
+        if key == "split":
+            return (name, {"split": int(mb)}) if int(mb) > 0 else None
         size = int(float(mb) * (1 << 20))
     except ValueError:
         return None
@@ -94,7 +101,7 @@ def parse(variant):
 parsed = [parse(v) for v in variants]
 if any(p is None or p[0] not in known or (p[1] and p[0] == "numpy") for p in parsed):
     ap.error(f"--variants: expected some of {', '.join(known)}, a tidu one optionally with "
-             f"':chunk=MB', ':cols=MB' or ':icols=MB', got {args.variants!r}")
+             f"':chunk=MB', ':cols=MB', ':icols=MB' or ':split=ROWS', got {args.variants!r}")
 if "numpy" in variants and args.workload == "convnet":
     ap.error("--variants: the convnet has no hand-written NumPy version (bench/more_workloads.py)")
 
@@ -144,8 +151,9 @@ def setting(variant):
                                  "tidu[fast]-wholestep", "tidu[fast]-oneupdate",
                                  "tidu[fast]-nopairs", "tidu[fast]-nosparse"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
-    loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else SPLIT_ROWS
-    loops._in_pairs = (lambda *args: False) if name == "tidu[fast]-nopairs" else IN_PAIRS
+    loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else \
+        options.get("split", SPLIT_ROWS)
+    loops._in_pairs = (lambda *args: False) if name.endswith("-nopairs") else IN_PAIRS
     sparse.DENSITY = -1.0 if name == "tidu[fast]-nosparse" else DENSITY
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels

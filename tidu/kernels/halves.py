@@ -32,12 +32,14 @@ over the same two halves in both), so the choice changes the time, not the resul
 
 spans(n) is None, and the caller runs its one loop, when the batch is under MIN_ROWS, when
 this process may use only one CPU, when NumPy's BLAS runs one thread already (the user's or
-the environment's choice), or without threadpoolctl (part of the extra `fast`), which finds
+the environment's choice), or without threadpoolctl (a dependency of tidu), which finds
 NumPy's BLAS and sets its thread count. fn must release the GIL in its heavy parts (NumPy's
 ufuncs and matmul do; numba kernels compiled with nogil=True), must not share writable arrays
 between the halves, nor split again. While run() runs, BLAS calls from any other thread of
 the process get one thread too; two run() calls from two threads take turns. The callers
-ask tidu.kernels.enabled() first: with the fast paths off nothing here runs.
+ask tidu.kernels.enabled() first, but for predict's pairs of whole batches of a model with a
+convolution (tidu.training.loops._in_pairs), which the NumPy path takes too: each batch runs
+the plain ops as alone, on one core. With the fast paths off nothing else here runs.
 """
 import os
 import statistics

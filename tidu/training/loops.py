@@ -403,29 +403,35 @@ SPLIT_ROWS = 64
 
 
 def _in_pairs(model, x, bs, nsteps):
-    """Whether predict runs its batches two at a time, one per core (_predict_pairs): the fast
-    paths on, NumPy arrays, two batches or more of SPLIT_ROWS rows or more, two cores with
-    NumPy's BLAS on two threads and threadpoolctl (tidu.kernels.halves.spans), only layers the
-    training step's halves run (tidu.training.step.HALVES_LAYERS: each computes a sample alone,
-    and none keeps state at inference), and a model with a convolution (the models whose
-    batches _predict_batch would split) or whose first layer is a Dense taking inputs that are
-    mostly zeros (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only
-    there). predict without callbacks or a progress bar only: those see the batches one after
-    another. Measured (bench/alternate.py, MNIST's 10,000 test images at batch 256): the
-    LeNet CNN 0.352 s against 0.389 one batch after another (`--workload cnn_predict --variants
-    tidu[fast],tidu[fast]-nopairs`); the 784-512-10 MLP on MNIST's pixels (81% zeros) 0.038 s
-    against 0.054 with its GEMMs one batch after another (`--workload mlp_predict --variants
-    tidu[fast],tidu[fast]-nosparse`); a Dense-only model on dense inputs loses in pairs
-    (1.04-1.05× the time of its two-thread GEMMs one batch after another)."""
-    if not (kernels.enabled() and backend.xp is np and nsteps >= 2 and bs >= SPLIT_ROWS) or \
+    """Whether predict runs its batches two at a time, one per core (_predict_pairs): NumPy
+    arrays, two batches or more of SPLIT_ROWS rows or more, two cores with NumPy's BLAS on two
+    threads (tidu.kernels.halves.spans), only layers the training step's halves run
+    (tidu.training.step.HALVES_LAYERS: each computes a sample alone, and none keeps state at
+    inference), and a model with a convolution, with the fast paths on or off (a scheduling of
+    whole batches: each is computed by the same ops as alone), or, with the fast paths on, a
+    model whose first layer is a Dense taking inputs that are mostly zeros (tidu.kernels.sparse:
+    its kernel runs on one core and beats the GEMM only there). predict without callbacks or a
+    progress bar only: those see the batches one after another. Measured (bench/alternate.py,
+    MNIST's 10,000 test images at batch 256): the LeNet CNN with the fast paths 0.352 s against
+    0.389 one batch after another (`--workload cnn_predict --variants
+    tidu[fast],tidu[fast]-nopairs`); on the NumPy path 0.42-0.49 s in every round against
+    0.48-0.55 in the host's fast spells and 1.03-1.12 in its slow ones (`--variants
+    tidu,tidu-nopairs --rounds 24`: medians 0.442 and 1.031); the 784-512-10 MLP on MNIST's
+    pixels (81% zeros) 0.038 s against 0.054 with its GEMMs one batch after another
+    (`--workload mlp_predict --variants tidu[fast],tidu[fast]-nosparse`); a Dense-only model on
+    dense inputs loses in pairs (1.04-1.05× the time of its two-thread GEMMs one batch after
+    another)."""
+    if not (backend.xp is np and nsteps >= 2 and bs >= SPLIT_ROWS) or \
             halves.spans(2 * bs) is None:
         return False
     layers = model.all_layers()
     if not all(type(layer) in HALVES_LAYERS for layer in layers):
         return False
+    if _has_conv(layers):
+        return True
     first = next((layer for layer in layers if not isinstance(layer, InputLayer)), None)
-    return _has_conv(layers) or (isinstance(first, Dense) and type(x) is np.ndarray
-                                 and sparse.mostly_zeros(x[:bs]))
+    return kernels.enabled() and isinstance(first, Dense) and type(x) is np.ndarray and \
+        sparse.mostly_zeros(x[:bs])
 
 
 def _has_conv(layers):
@@ -445,7 +451,9 @@ def _predict_pairs(model, x, bs, n, nsteps):
     pairs took 1.04× and 1.05× as long (`--workload mlp_predict --variants
     tidu[fast],tidu[fast]-whole --rounds 30`, two runs, before tidu.kernels.sparse), its
     two-thread GEMMs already being the whole of its work; on inputs that are mostly zeros its
-    first layer is the sparse kernel's, one core's work (_in_pairs)."""
+    first layer is the sparse kernel's, one core's work (_in_pairs). The NumPy path (TIDU_FAST=0)
+    pairs a conv model's batches too: its batches do not split, and on both BLAS threads they
+    are what the host's slow spells slow down twice over (_in_pairs)."""
     outs = [None] * nsteps
 
     def part(k):
