@@ -408,10 +408,10 @@ def _in_pairs(model, x, bs, nsteps):
     threads (tidu.kernels.halves.spans), only layers the training step's halves run
     (tidu.training.step.HALVES_LAYERS: each computes a sample alone, and none keeps state at
     inference), and a model with a convolution, with the fast paths on or off (a scheduling of
-    whole batches: each is computed by the same ops as alone), or, with the fast paths on, a
-    model whose first layer is a Dense taking inputs that are mostly zeros (tidu.kernels.sparse:
-    its kernel runs on one core and beats the GEMM only there). predict without callbacks or a
-    progress bar only: those see the batches one after another. Measured (bench/alternate.py,
+    whole batches: each runs the ops it would run alone, its BLAS calls on one thread), or, with
+    the fast paths on, a model whose first layer is a Dense taking inputs that are mostly zeros
+    (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only there). predict
+    without callbacks or a progress bar only: those see the batches one after another. Measured (bench/alternate.py,
     MNIST's 10,000 test images at batch 256): the LeNet CNN with the fast paths 0.352 s against
     0.389 one batch after another (`--workload cnn_predict --variants
     tidu[fast],tidu[fast]-nopairs`); on the NumPy path 0.42-0.49 s in every round against
