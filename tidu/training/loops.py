@@ -411,10 +411,10 @@ def _in_pairs(model, x, bs, nsteps):
     whole batches: each runs the ops it would run alone, its BLAS calls on one thread), or, with
     the fast paths on, a model whose first layer is a Dense taking inputs that are mostly zeros
     (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only there). predict
-    without callbacks or a progress bar only: those see the batches one after another. Measured (bench/alternate.py,
-    MNIST's 10,000 test images at batch 256): the LeNet CNN with the fast paths 0.352 s against
-    0.389 one batch after another (`--workload cnn_predict --variants
-    tidu[fast],tidu[fast]-nopairs`); on the NumPy path 0.42-0.49 s in every round against
+    without callbacks or a progress bar only: those see the batches one after another.
+    Measured (bench/alternate.py, MNIST's 10,000 test images at batch 256): the LeNet CNN with
+    the fast paths 0.352 s against 0.389 one batch after another (`--workload cnn_predict
+    --variants tidu[fast],tidu[fast]-nopairs`); on the NumPy path 0.42-0.49 s in every round against
     0.48-0.55 in the host's fast spells and 1.03-1.12 in its slow ones (`--variants
     tidu,tidu-nopairs --rounds 24`: medians 0.442 and 1.031); the 784-512-10 MLP on MNIST's
     pixels (81% zeros) 0.038 s against 0.054 with its GEMMs one batch after another
