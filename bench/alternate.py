@@ -17,8 +17,8 @@ LSTM's Chooser and the rules of predict and the step), 'tidu[fast]-wholestep' (n
 training step whole, the LSTM's and predict's splits as in 'tidu[fast]'), 'tidu[fast]-oneupdate' (numba on,
 the step's halves adding their gradients in the calling thread for one apply_gradients instead
 of each updating its share of the weights, Optimizer.update_in_two), 'tidu[fast]-nopairs'
-(numba on, predict's batches one after another instead of in pairs on the two cores,
-tidu.training.loops._in_pairs), 'tidu-nopairs' (the same with numba off),
+(numba on, predict's and evaluate's batches one after another instead of in pairs on the two
+cores, tidu.training.loops._in_pairs), 'tidu-nopairs' (the same with numba off),
 'tidu[fast]-nosparse' (numba on, a Dense layer's GEMM even for inputs that are mostly zeros,
 instead of tidu.kernels.sparse's kernel), 'tidu-fresh' (plain, each training step's im2col
 matrix new from np.empty instead of one of two kept in turn, tidu.kernels.memory.alternate_empty)
@@ -33,6 +33,9 @@ in pairs (tidu.training.loops.SPLIT_ROWS), e.g. --variants tidu[fast],tidu[fast]
 torch is left out
 on purpose: its OpenMP threads and OpenBLAS's in one process fight (../shared/PERF.md lesson 6);
 bench/run.py runs it in its own process.
+
+Workload cnn_evaluate (not one of bench/run.py's): the LeNet CNN's model.evaluate on the 10,000
+MNIST test images at batch 256 (loss and accuracy), tidu variants only.
 
 Why: on the 2-core AMD EPYC host of bench/RESULTS.md the same code timed in separate processes
 spread by up to 1.7× (keras.io's convnet, plain: 27.7 to 49 ms a step), the machine going
@@ -49,7 +52,7 @@ import time
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--workload", required=True,
                 choices=["mlp", "cnn", "lstm", "gru", "simplernn", "convnet", "overhead", "cnn_predict",
-                         "mlp_predict", "cnn_latency"])
+                         "mlp_predict", "cnn_latency", "cnn_evaluate"])
 ap.add_argument("--variants", default="tidu,tidu[fast]")
 ap.add_argument("--rounds", type=int, default=7)
 ap.add_argument("--steps", type=int, default=20, help="training steps per turn (latency: batches)")
@@ -102,8 +105,8 @@ parsed = [parse(v) for v in variants]
 if any(p is None or p[0] not in known or (p[1] and p[0] == "numpy") for p in parsed):
     ap.error(f"--variants: expected some of {', '.join(known)}, a tidu one optionally with "
              f"':chunk=MB', ':cols=MB', ':icols=MB' or ':split=ROWS', got {args.variants!r}")
-if "numpy" in variants and args.workload == "convnet":
-    ap.error("--variants: the convnet has no hand-written NumPy version (bench/more_workloads.py)")
+if "numpy" in variants and args.workload in ("convnet", "cnn_evaluate"):
+    ap.error(f"--variants: {args.workload} has no hand-written NumPy version")
 
 from tidu import kernels  # noqa: E402
 import tidu.functional as F  # noqa: E402
@@ -169,13 +172,15 @@ image = w == "convnet"   # keras.io's model takes (28, 28, 1) images
 if image:
     xtr, xte = xtr.reshape(-1, 28, 28, 1), xte.reshape(-1, 28, 28, 1)
 B = W.BATCH.get(w, 256)
-Y = W.one_hot(ytr)
+Y, Yte = W.one_hot(ytr), W.one_hot(yte)
+one_pass = w.endswith(("_predict", "_evaluate"))      # a turn is one pass over the test images
 rng = np.random.default_rng(0)
 
 
 def tidu_turn(variant):
     setting(variant)
-    m = (more.tidu_model(w) if w in more.WORKLOADS else W.tidu_model(w))
+    m = (more.tidu_model(w) if w in more.WORKLOADS else
+         W.tidu_model("cnn_predict" if w == "cnn_evaluate" else w))
     if parse(variant)[0] in ("tidu[fast]-whole", "tidu[fast]-wholestep"):
         m.train_step.halves = False
     if parse(variant)[0] == "tidu[fast]-oneupdate":
@@ -184,6 +189,9 @@ def tidu_turn(variant):
     if w.endswith("_predict"):
         m.predict(xte[:512], batch_size=256, verbose=0)   # two batches: predict's pairs warm up too
         return lambda idx: m.predict(xte, batch_size=256, verbose=0)
+    if w == "cnn_evaluate":
+        m.evaluate(xte[:512], Yte[:512], batch_size=256, verbose=0)   # two batches: a pair
+        return lambda idx: m.evaluate(xte, Yte, batch_size=256, verbose=0)
     if w == "cnn_latency":
         m.predict_on_batch(xte[:32])
         return lambda idx: [m.predict_on_batch(xte[i * 32:(i + 1) * 32]) for i in range(args.steps)]
@@ -209,10 +217,10 @@ turns, models = {}, {}
 for v in variants:
     turns[v] = numpy_turn() if v == "numpy" else tidu_turn(v)
 setting("tidu")
-per = 1 if w.endswith("_predict") else args.steps
-unit = "s a pass over 10,000 images" if w.endswith("_predict") else \
+per = 1 if one_pass else args.steps
+unit = "s a pass over 10,000 images" if one_pass else \
     "ms a batch of 32" if w == "cnn_latency" else "ms a step"
-scale = 1 if w.endswith("_predict") else 1000
+scale = 1 if one_pass else 1000
 times = {v: [] for v in variants}
 for r in range(args.rounds):
     order = variants[r % len(variants):] + variants[:r % len(variants)]
@@ -229,7 +237,7 @@ decided = {key: way for key, way in ((k, CHOOSER.choice(k)) for k in CHOOSER._ke
 if decided:                          # what tidu[fast]'s LSTM chose: halves at once (True) or not
     print(f"LSTM Chooser: {decided}")
 for v, m in models.items():          # whether each model's training steps ran as two halves
-    if not w.endswith(("_predict", "_latency")):
+    if not one_pass and w != "cnn_latency":
         setting(v)
         print(f"{v}: training step in two halves: {m.train_step._spans(xtr[:B]) is not None}")
 setting("tidu")

@@ -330,7 +330,12 @@ def _hook_list(model, callbacks, verbose, steps):
 def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0, cbs=None):
     """One pass over (x, y): the loss and metrics as logs. With `cbs`, the test hooks as Keras
     calls them: on_test_begin, on_test_batch_begin/end around every batch (the end with the
-    running loss and metrics), on_test_end with the final logs."""
+    running loss and metrics), on_test_end with the final logs.
+    Where predict would send the batches to the two cores in pairs (_in_pairs), batches 2k and
+    2k + 1 are computed at once, one per core (_test_pair), and then their losses and metrics
+    taken in order, as one after another; not with a callback that overrides
+    on_test_batch_begin (it would run after its batch was computed) nor with activity
+    regularizers (their penalties are read off the layers' last forward pass)."""
     _reset(model.compiled_metrics)
     n = len(x)
     steps = math.ceil(n / bs)
@@ -339,13 +344,20 @@ def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0, cbs=None):
     if cbs is not None:
         cbs.on_test_begin()
     penalty = step_fn.weight_penalty()
-    loss_sum, seen, logs = 0.0, 0, {}
+    pairs = not step_fn.activity_layers and \
+        (cbs is None or not cbs.overrides("on_test_batch_begin")) and _in_pairs(model, x, bs, steps)
+    loss_sum, seen, logs, outs = 0.0, 0, {}, {}
     for step in range(steps):
         if cbs is not None:
             cbs.on_test_batch_begin(step)
         sl = slice(step * bs, min((step + 1) * bs, n))
         xb = x[sl]
-        value = step_fn.test(xb, y[sl], None if sw is None else sw[sl], penalty)
+        if pairs and step % 2 == 0 and step + 1 < steps:
+            outs = _test_pair(step_fn, x, bs, n, step)
+        if step in outs:
+            value = step_fn.test_output(outs.pop(step), y[sl], None if sw is None else sw[sl], penalty)
+        else:
+            value = step_fn.test(xb, y[sl], None if sw is None else sw[sl], penalty)
         loss_sum += value * len(xb)
         seen += len(xb)
         if bar is not None or batch_logs:
@@ -403,7 +415,8 @@ SPLIT_ROWS = 64
 
 
 def _in_pairs(model, x, bs, nsteps):
-    """Whether predict runs its batches two at a time, one per core (_predict_pairs): NumPy
+    """Whether predict runs its batches two at a time, one per core (_predict_pairs; evaluate
+    too, _test_pair): NumPy
     arrays, two batches or more of SPLIT_ROWS rows or more, two cores with NumPy's BLAS on two
     threads (tidu.kernels.halves.spans), only layers the training step's halves run
     (tidu.training.step.HALVES_LAYERS: each computes a sample alone, and none keeps state at
@@ -411,7 +424,8 @@ def _in_pairs(model, x, bs, nsteps):
     whole batches: each runs the ops it would run alone, its BLAS calls on one thread), or, with
     the fast paths on, a model whose first layer is a Dense taking inputs that are mostly zeros
     (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only there). predict
-    without callbacks or a progress bar only: those see the batches one after another.
+    without callbacks or a progress bar only: those see the batches one after another
+    (evaluate's conditions: _evaluate_arrays).
     Measured (bench/alternate.py, MNIST's 10,000 test images at batch 256): the LeNet CNN with
     the fast paths 0.352 s against 0.389 one batch after another (`--workload cnn_predict
     --variants tidu[fast],tidu[fast]-nopairs`); on the NumPy path 0.42-0.49 s in every round against
@@ -461,6 +475,18 @@ def _predict_pairs(model, x, bs, n, nsteps):
             outs[step] = _predict_batch(model, x[step * bs:min((step + 1) * bs, n)])
     halves.run(part)
     return outs
+
+
+def _test_pair(step_fn, x, bs, n, step):
+    """{step: output, step + 1: output} of evaluate's batches `step` and `step + 1` in inference
+    mode (step_fn.forward: the pre-activation where the loss is fused), one on each core at
+    once, NumPy's BLAS on one thread for each (tidu.kernels.halves.run), as predict's pairs
+    (_predict_pairs); each output agrees with its batch's alone to float rounding."""
+    def forward(k):
+        return step_fn.forward(x[(step + k) * bs:min((step + k + 1) * bs, n)], False)
+    with no_grad():
+        first, second = halves.run(forward)
+    return {step: first, step + 1: second}
 
 
 def _predict_batch(model, xb):

@@ -359,6 +359,13 @@ class TrainStep:
         """C on the batch in inference mode (`penalty`: the weight penalties, computed once)."""
         with no_grad():
             out = self.forward(x, False)
+        return self.test_output(out, y, sw, penalty)
+
+    def test_output(self, out, y, sw=None, penalty=0.0):
+        """test's C from `out`, the batch's output as forward(x, False) gave it, and the
+        metrics updated with it; the activity penalties are read off the layers' last forward
+        pass, so `out` must come from that pass when there are any."""
+        with no_grad():
             value = float(self.data_loss(out, y, sw).data)
             for layer in self.activity_layers:
                 for r in layer.losses:
