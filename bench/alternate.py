@@ -21,8 +21,10 @@ of each updating its share of the weights, Optimizer.update_in_two), 'tidu[fast]
 cores, tidu.training.loops._in_pairs), 'tidu-nopairs' (the same with numba off),
 'tidu[fast]-nosparse' (numba on, a Dense layer's GEMM even for inputs that are mostly zeros,
 instead of tidu.kernels.sparse's kernel), 'tidu-fresh' (plain, each training step's im2col
-matrix new from np.empty instead of one of two kept in turn, tidu.kernels.memory.alternate_empty)
-and 'numpy'
+matrix new from np.empty instead of one of two kept in turn, tidu.kernels.memory.alternate_empty),
+'tidu[fast]-steploop' (numba on, the LSTM's timesteps one Python call each, its per-timestep
+kernels between np.matmul calls, instead of the whole sequence in one compiled call each way,
+tidu.kernels.recurrent's forward_seq and backward_seq) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
@@ -76,7 +78,7 @@ import workloads as W  # noqa: E402
 variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
          "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs",
-         "tidu[fast]-nosparse", "tidu-fresh", "tidu-nopairs",
+         "tidu[fast]-nosparse", "tidu-fresh", "tidu-nopairs", "tidu[fast]-steploop",
          "numpy")
 
 
@@ -115,6 +117,7 @@ import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
 import tidu.kernels.memory as memory  # noqa: E402
 import tidu.kernels.sparse as sparse  # noqa: E402
+import tidu.kernels.recurrent as recurrent_kernels  # noqa: E402
 
 import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
 import tidu.training.loops as loops  # noqa: E402
@@ -143,6 +146,9 @@ def two_ops(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, p
 CHUNK_BYTES, pool_kernels = conv_pool.CHUNK_BYTES, conv_pool.pool_kernels
 COPIES = memory.COPIES
 COLS_CHUNK_BYTES = conv.COLS_CHUNK_BYTES
+LSTM_KERNELS = recurrent_kernels.kernels()          # None without numba
+LSTM_STEPS = LSTM_KERNELS.steps if LSTM_KERNELS is not None else None
+STEP_LOOP = LSTM_STEPS._replace(forward_seq=None, backward_seq=None) if LSTM_STEPS else None
 INFERENCE_COLS_CHUNK_BYTES = conv.INFERENCE_COLS_CHUNK_BYTES
 
 
@@ -152,7 +158,8 @@ def setting(variant):
     name, options = parse(variant)
     kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole",
                                  "tidu[fast]-wholestep", "tidu[fast]-oneupdate",
-                                 "tidu[fast]-nopairs", "tidu[fast]-nosparse"))
+                                 "tidu[fast]-nopairs", "tidu[fast]-nosparse",
+                                 "tidu[fast]-steploop"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else \
         options.get("split", SPLIT_ROWS)
@@ -164,6 +171,8 @@ def setting(variant):
     conv.COLS_CHUNK_BYTES = options.get("cols", COLS_CHUNK_BYTES)
     conv.INFERENCE_COLS_CHUNK_BYTES = options.get("icols", INFERENCE_COLS_CHUNK_BYTES)
     memory.COPIES = 0 if name == "tidu-fresh" else COPIES     # 0: np.empty every time
+    if LSTM_KERNELS is not None:
+        LSTM_KERNELS.steps = STEP_LOOP if name == "tidu[fast]-steploop" else LSTM_STEPS
 
 
 w = args.workload

@@ -168,3 +168,51 @@ def test_the_switch_and_other_dtypes_fall_back_to_numpy():
     assert fr.lstm_steps(np.float16) is None
     kernels.set_enabled(False)
     assert fr.lstm_steps(np.float32) is None
+
+
+def _seq_kernels(monkeypatch, calls):
+    """The LSTM's kernels with forward_seq and backward_seq counting their calls into `calls`;
+    the sequence kernels unwrapped, or None where NumPy's BLAS offers no cblas gemm."""
+    k = fr.kernels()
+    steps = k.steps
+    if steps.forward_seq is None:
+        pytest.skip("NumPy's BLAS offers no cblas_sgemm to call from compiled code")
+
+    def counted(name, fn):
+        return lambda *a: calls.append(name) or fn(*a)
+    monkeypatch.setattr(k, "steps", steps._replace(
+        forward_seq=counted("forward", steps.forward_seq),
+        backward_seq=counted("backward", steps.backward_seq)))
+    return k, steps
+
+
+@pytest.mark.parametrize("options", [{}, {"return_sequences": True, "return_state": True}])
+@pytest.mark.parametrize("states", [False, True])
+def test_sequence_kernels_give_the_timestep_loops_bits(monkeypatch, options, states):
+    """The whole sequence in one compiled call each way makes the Python loop's calls (its GEMMs
+    through NumPy's own cblas gemm, with np.matmul's arguments, then the timestep kernels): the
+    output and every gradient bit for bit, on odd shapes, h0 and c0 given or zero."""
+    calls = []
+    k, steps = _seq_kernels(monkeypatch, calls)
+    seq = _run(True, np.float32, 8, n=3, t=5, d=2, u=7, states=states, **options)
+    assert calls == ["forward", "backward"]
+    monkeypatch.setattr(k, "steps", steps._replace(forward_seq=None, backward_seq=None))
+    loop = _run(True, np.float32, 8, n=3, t=5, d=2, u=7, states=states, **options)
+    for got, want in zip(seq, loop):
+        np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(k, "steps", steps)
+    seq64 = _run(True, np.float64, 8, n=3, t=5, d=2, u=7, states=states, **options)
+    monkeypatch.setattr(k, "steps", steps._replace(forward_seq=None, backward_seq=None))
+    loop64 = _run(True, np.float64, 8, n=3, t=5, d=2, u=7, states=states, **options)
+    for got, want in zip(seq64, loop64):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n, u", [(1, 5), (4, 1)])
+def test_one_row_or_one_unit_runs_the_timestep_loop(monkeypatch, n, u):
+    """Where np.matmul may take a matrix-vector product (one row of the batch, one unit) the
+    Python loop runs, not the sequence kernels."""
+    calls = []
+    _seq_kernels(monkeypatch, calls)
+    _run(True, np.float32, 9, n=n, t=3, d=2, u=u)
+    assert calls == []
