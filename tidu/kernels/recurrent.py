@@ -304,75 +304,28 @@ def _compile():
                 dr[j] = (((one - r[j]) * d_ar) * rh[j]) * minus_half
                 dm[j] = dm[j] * z[j]
 
+    # the sequence kernels (_forward_seq, _backward_seq, at the end of this module) call these
+    # module globals: as closures here, numba's disk cache would not keep them (a closure's key
+    # holds the dispatchers it reads, which differ from process to process)
+    global _layout_jit, _gemm_jit, _step_forward, _step_backward
+    _layout_jit, _gemm_jit = njit(_layout), njit(nogil=True)(_gemm)
+    _step_forward, _step_backward = forward, backward
+    forward_seq_with = njit(nogil=True)(_forward_seq)
+    backward_seq_with = njit(nogil=True)(_backward_seq)
+
     blas = _numpy_gemm()
     if blas is None:
         forward_seq = backward_seq = None
     else:
-        sgemm, dgemm = blas
+        gemms = {np.dtype(np.float32): blas[0], np.dtype(np.float64): blas[1]}
 
-        def gemm(A, B, C):
-            """C = A B by NumPy's own cblas_sgemm / cblas_dgemm (by dtype), row-major, for 2-D
-            arrays with unit stride along one axis (C along its rows): A or B with unit stride
-            down its columns (a transposed view, Fortran order) goes as the transposed matrix,
-            as np.matmul(A, B, out=C) passes it, so the same call and the same bits."""
-
-        @overload(gemm)
-        def gemm_for(A, B, C):
-            fn = sgemm if A.dtype == numba.float32 else dgemm
-
-            def impl(A, B, C):
-                ta, lda = layout(A)
-                tb, ldb = layout(B)
-                tc, ldc = layout(C)
-                if tc != _NO_TRANS:
-                    raise ValueError("gemm: the output's rows must be contiguous")
-                fn(_ROW_MAJOR, ta, tb, C.shape[0], C.shape[1], A.shape[1], 1.0, A.ctypes.data,
-                   lda, B.ctypes.data, ldb, 0.0, C.ctypes.data, ldc)
-            return impl
-
-        @numba.njit
-        def layout(A):
-            """(CBLAS_TRANSPOSE, leading dimension) of the 2-D array A as np.matmul passes it:
-            rows contiguous and apart by at least a row, or else columns so (transposed)."""
-            size, (m, k) = A.itemsize, A.shape
-            if A.strides[1] == size and A.strides[0] >= k * size:
-                return _NO_TRANS, A.strides[0] // size
-            if A.strides[0] == size and A.strides[1] >= m * size:
-                return _TRANS, A.strides[1] // size
-            raise ValueError("gemm: expected rows or columns with unit stride")
-
-        # not cached on disk (numba.njit, not switch.njit): the BLAS functions' addresses are
-        # the process's own
-        @numba.njit(nogil=True, error_model="numpy")
         def forward_seq(A, S, G, C, K, u, zero_h0):
-            """The LSTM's forward timesteps of one batch (or half) in one call, no Python
-            between them: G[t] = A S[:, t] (A[:, u:] S[u:, 0] at t = 0 when zero_h0: h_0 = 0),
-            then forward(G[t], C[t], C[t + 1], K[t], S[:u], t); the Python loop's calls in its
-            order, so the same bits."""
-            for t in range(G.shape[0]):
-                a = G[t]
-                if t == 0 and zero_h0:
-                    gemm(A[:, u:], S[u:, 0], a)
-                else:
-                    gemm(A, S[:, t], a)
-                forward(a, C[t], C[t + 1], K[t], S[:u], t)
+            """forward_seq_with NumPy's gemm for A's dtype."""
+            forward_seq_with(gemms[A.dtype], A, S, G, C, K, u, zero_h0)
 
-        @numba.njit(nogil=True, error_model="numpy")
         def backward_seq(Ui, dZ, G, K, C, dh, dc, gyT, first):
-            """BPTT over one batch (or half) in one call: for t = T − 1 … 0,
-            dh = Ui dZ[:, t + 1] (t < T − 1; dh starts at 0), dh += gyT[t − first]
-            (t >= first), then backward(dh, dc, G[t], K[t], C[t], dZ, t); the Python loop's
-            operations in its order, so the same bits."""
-            T = G.shape[0]
-            for t in range(T - 1, -1, -1):
-                if t < T - 1:
-                    gemm(Ui, dZ[:, t + 1], dh)
-                if t >= first:
-                    g = gyT[t - first]
-                    for j in range(dh.shape[0]):
-                        for m in range(dh.shape[1]):
-                            dh[j, m] = dh[j, m] + g[j, m]
-                backward(dh, dc, G[t], K[t], C[t], dZ, t)
+            """backward_seq_with NumPy's gemm for Ui's dtype."""
+            backward_seq_with(gemms[Ui.dtype], Ui, dZ, G, K, C, dh, dc, gyT, first)
 
     return SimpleNamespace(steps=LSTMSteps(forward, backward, forward_seq, backward_seq),
                            gru=Steps(gru_forward, gru_backward),
@@ -428,3 +381,65 @@ def _gemm_agrees(fn, dtype):
 
 
 _kernels = CompiledOnce(_compile)
+
+
+# The LSTM's sequence kernels (LSTMSteps.forward_seq and backward_seq), compiled in _compile, where
+# the globals they call are set: _layout_jit, _gemm_jit (from _layout, _gemm) and the timestep
+# kernels _step_forward, _step_backward.
+_layout_jit = _gemm_jit = _step_forward = _step_backward = None
+
+
+def _layout(A):
+    """(CBLAS_TRANSPOSE, leading dimension) of the 2-D array A as np.matmul passes it to cblas
+    gemm: rows contiguous and apart by at least a row, or else columns so (transposed)."""
+    size, (m, k) = A.itemsize, A.shape
+    if A.strides[1] == size and A.strides[0] >= k * size:
+        return _NO_TRANS, A.strides[0] // size
+    if A.strides[0] == size and A.strides[1] >= m * size:
+        return _TRANS, A.strides[1] // size
+    raise ValueError("gemm: expected rows or columns with unit stride")
+
+
+def _gemm(fn, A, B, C):
+    """C = A B by fn, NumPy's own cblas_sgemm or cblas_dgemm (a ctypes function, passed in:
+    its address is the process's own, and the compiled code stays cacheable), row-major, A and
+    B as np.matmul(A, B, out=C) passes them (_layout), so the same call and the same bits; C's
+    rows contiguous."""
+    ta, lda = _layout_jit(A)
+    tb, ldb = _layout_jit(B)
+    tc, ldc = _layout_jit(C)
+    if tc != _NO_TRANS:
+        raise ValueError("gemm: the output's rows must be contiguous")
+    fn(_ROW_MAJOR, ta, tb, C.shape[0], C.shape[1], A.shape[1], 1.0, A.ctypes.data, lda,
+       B.ctypes.data, ldb, 0.0, C.ctypes.data, ldc)
+
+
+def _forward_seq(fn, A, S, G, C, K, u, zero_h0):
+    """The LSTM's forward timesteps of one batch (or half) in one call, no Python between them:
+    G[t] = A S[:, t] (A[:, u:] S[u:, 0] at t = 0 when zero_h0: h_0 = 0), then the timestep
+    kernel forward(G[t], C[t], C[t + 1], K[t], S[:u], t); the Python loop's calls in its order,
+    so the same bits."""
+    for t in range(G.shape[0]):
+        a = G[t]
+        if t == 0 and zero_h0:
+            _gemm_jit(fn, A[:, u:], S[u:, 0], a)
+        else:
+            _gemm_jit(fn, A, S[:, t], a)
+        _step_forward(a, C[t], C[t + 1], K[t], S[:u], t)
+
+
+def _backward_seq(fn, Ui, dZ, G, K, C, dh, dc, gyT, first):
+    """BPTT over one batch (or half) in one call: for t = T − 1 … 0, dh = Ui dZ[:, t + 1]
+    (t < T − 1; dh starts at 0), dh += gyT[t − first] (t >= first), then the timestep kernel
+    backward(dh, dc, G[t], K[t], C[t], dZ, t); the Python loop's operations in its order, so
+    the same bits."""
+    T = G.shape[0]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            _gemm_jit(fn, Ui, dZ[:, t + 1], dh)
+        if t >= first:
+            g = gyT[t - first]
+            for j in range(dh.shape[0]):
+                for m in range(dh.shape[1]):
+                    dh[j, m] = dh[j, m] + g[j, m]
+        _step_backward(dh, dc, G[t], K[t], C[t], dZ, t)
