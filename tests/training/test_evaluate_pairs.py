@@ -6,23 +6,12 @@ import numpy as np
 import pytest
 
 import tidu
-from tidu import kernels
 from tidu.callbacks import Callback
 from tidu.kernels import halves
 import tidu.training.loops as loops
 
 
-@pytest.fixture(autouse=True)
-def numpy_path():
-    previous = kernels.set_enabled(False)
-    yield
-    kernels.set_enabled(previous)
-
-
-def _need_pairs():
-    if halves.spans(128) is None:
-        pytest.skip("no pairs on this machine: one CPU, NumPy's BLAS on one thread, or no "
-                    "threadpoolctl (tidu.kernels.halves.spans)")
+pytestmark = pytest.mark.usefixtures("numpy_path", "need_pairs")
 
 
 def _conv_model(**dense):
@@ -61,7 +50,6 @@ class _Batches(Callback):
 def test_evaluate_pairs_a_conv_models_batches(monkeypatch):
     """Five batches (the last one short, alone): two pairs, each a halves.run; the loss, the
     accuracy and every batch's running loss as one batch after another gives them."""
-    _need_pairs()
     m, (x, y) = _conv_model(), _data(300)
     runs = _counted(monkeypatch)
     cb = _Batches()
@@ -80,7 +68,6 @@ def test_evaluate_pairs_a_conv_models_batches(monkeypatch):
 
 def test_fit_validation_pairs_too(monkeypatch):
     """fit's validation pass is evaluate's: its val_loss as the batches one after another."""
-    _need_pairs()
     m, (x, y) = _conv_model(), _data(256)
     runs = _counted(monkeypatch)
     weights = m.get_weights()
@@ -95,7 +82,6 @@ def test_fit_validation_pairs_too(monkeypatch):
 def test_no_pairs_with_a_batch_begin_hook_or_activity_penalty(monkeypatch):
     """A callback that overrides on_test_batch_begin sees each batch before it is computed, and
     an activity penalty is read off the last forward pass: the batches then go one by one."""
-    _need_pairs()
 
     class Begin(Callback):
         def on_test_batch_begin(self, batch, logs=None):

@@ -11,17 +11,7 @@ from tidu.kernels import halves
 import tidu.training.loops as loops
 
 
-@pytest.fixture(autouse=True)
-def numpy_path():
-    previous = kernels.set_enabled(False)
-    yield
-    kernels.set_enabled(previous)
-
-
-def _need_pairs():
-    if halves.spans(128) is None:
-        pytest.skip("no pairs on this machine: one CPU, NumPy's BLAS on one thread, or no "
-                    "threadpoolctl (tidu.kernels.halves.spans)")
+pytestmark = pytest.mark.usefixtures("numpy_path", "need_pairs")
 
 
 def _counted(monkeypatch):
@@ -36,7 +26,6 @@ def _counted(monkeypatch):
 def test_numpy_path_pairs_a_conv_models_batches(monkeypatch):
     """Four batches (the last one short) in one halves.run, each whole, the outputs those of
     the batches one after another on the BLAS threads to float rounding."""
-    _need_pairs()
     m = tidu.Sequential([tidu.layers.Input((12, 12, 1)),
                          tidu.layers.Conv2D(4, 3, activation="relu"),
                          tidu.layers.MaxPooling2D(2), tidu.layers.Flatten(),
@@ -56,7 +45,6 @@ def test_numpy_path_pairs_a_conv_models_batches(monkeypatch):
 
 def test_numpy_path_keeps_a_dense_models_batches_in_order(monkeypatch):
     """Inputs that are mostly zeros pair with the fast paths' sparse kernel only."""
-    _need_pairs()
     m = tidu.Sequential([tidu.layers.Input((40,)), tidu.layers.Dense(64, activation="relu"),
                          tidu.layers.Dense(3)])
     x = np.zeros((256, 40), np.float32)
