@@ -351,13 +351,13 @@ def _evaluate_arrays(model, step_fn, x, y, sw, bs, verbose=0, cbs=None):
         if cbs is not None:
             cbs.on_test_batch_begin(step)
         sl = slice(step * bs, min((step + 1) * bs, n))
-        xb = x[sl]
+        xb, yb, swb = x[sl], y[sl], None if sw is None else sw[sl]
         if pairs and step % 2 == 0 and step + 1 < steps:
             outs = _test_pair(step_fn, x, bs, n, step)
         if step in outs:
-            value = step_fn.test_output(outs.pop(step), y[sl], None if sw is None else sw[sl], penalty)
+            value = step_fn.test_output(outs.pop(step), yb, swb, penalty)
         else:
-            value = step_fn.test(xb, y[sl], None if sw is None else sw[sl], penalty)
+            value = step_fn.test(xb, yb, swb, penalty)
         loss_sum += value * len(xb)
         seen += len(xb)
         if bar is not None or batch_logs:
@@ -416,16 +416,15 @@ SPLIT_ROWS = 64
 
 def _in_pairs(model, x, bs, nsteps):
     """Whether predict runs its batches two at a time, one per core (_predict_pairs; evaluate
-    too, _test_pair): NumPy
-    arrays, two batches or more of SPLIT_ROWS rows or more, two cores with NumPy's BLAS on two
-    threads (tidu.kernels.halves.spans), only layers the training step's halves run
-    (tidu.training.step.HALVES_LAYERS: each computes a sample alone, and none keeps state at
-    inference), and a model with a convolution, with the fast paths on or off (a scheduling of
-    whole batches: each runs the ops it would run alone, its BLAS calls on one thread), or, with
-    the fast paths on, a model whose first layer is a Dense taking inputs that are mostly zeros
-    (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only there). predict
-    without callbacks or a progress bar only: those see the batches one after another
-    (evaluate's conditions: _evaluate_arrays).
+    too, _test_pair): NumPy arrays, two batches or more of SPLIT_ROWS rows or more, two cores
+    with NumPy's BLAS on two threads (tidu.kernels.halves.spans), only layers the training
+    step's halves run (tidu.training.step.HALVES_LAYERS: each computes a sample alone, and none
+    keeps state at inference), and a model with a convolution, with the fast paths on or off (a
+    scheduling of whole batches: each runs the ops it would run alone, its BLAS calls on one
+    thread), or, with the fast paths on, a model whose first layer is a Dense taking inputs that
+    are mostly zeros (tidu.kernels.sparse: its kernel runs on one core and beats the GEMM only
+    there). predict without callbacks or a progress bar only: those see the batches one after
+    another (evaluate's conditions: _evaluate_arrays).
     Measured (bench/alternate.py, MNIST's 10,000 test images at batch 256): the LeNet CNN with
     the fast paths 0.352 s against 0.389 one batch after another (`--workload cnn_predict
     --variants tidu[fast],tidu[fast]-nopairs`); on the NumPy path 0.42-0.49 s in every round against
