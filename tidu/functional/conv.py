@@ -64,6 +64,15 @@ def _geometry(x_shape, window, strides, padding, op, what):
     return (OH, OW), (pt, pb, pl, pr)
 
 
+def conv2d_geometry(x_shape, kernel_shape, strides=1, padding="valid", dilation_rate=1):
+    """((OH, OW), (top, bottom, left, right)) of conv2d on an input of shape x_shape (NHWC) by a
+    kernel (kh, kw, C, F): its output size and the input's zero padding. ShapeError where the
+    (dilated) kernel is larger than the padded input."""
+    op = "conv2d"
+    return _conv_geometry(x_shape, kernel_shape, _pair(strides, "strides", op),
+                          _padding(padding, op), _pair(dilation_rate, "dilation_rate", op))
+
+
 def _check_nhwc(x, op):
     if x.ndim != 4:
         raise ShapeError(f"{op}: expected a 4-D input (batch, height, width, channels), "

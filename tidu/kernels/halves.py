@@ -16,6 +16,10 @@ loop on their own core, where their data stays.
     one_core()               True inside a run(), with one CPU or with NumPy's BLAS on one thread
     run(fn)                  [fn(0), fn(1)]: fn(1) on a worker thread, fn(0) on the calling
                              thread, at once, NumPy's BLAS on one thread meanwhile
+    alone()                  a context: True with NumPy's BLAS on one thread and no run() or
+                             other alone() meanwhile (the caller's compiled code runs the
+                             halves on its own threads: tidu.kernels.split); False at once, and
+                             nothing changed, where one is in progress
     Chooser().concurrent(key), .record(key, concurrent, phase, start)
                              whether a call runs its halves at once or the whole batch as one
                              loop on the BLAS threads: each way is timed on a key's first
@@ -41,6 +45,7 @@ ask tidu.kernels.enabled() first, but for predict's pairs of whole batches of a 
 convolution (tidu.training.loops._in_pairs), which the NumPy path takes too: each batch runs
 the plain ops as alone, on one core. With the fast paths off nothing else here runs.
 """
+import contextlib
 import os
 import statistics
 import threading
@@ -100,6 +105,22 @@ def run(fn):
         finally:
             theirs = other.result()          # wait for the worker even if fn(0) raised
     return [mine, theirs]
+
+
+@contextlib.contextmanager
+def alone():
+    """True (and NumPy's BLAS on one thread until the block ends, no run() nor other alone()
+    meanwhile) or False (one is in progress: nothing changed) for a caller whose compiled code
+    runs a batch's halves on numba's threads, each half calling the gemm (tidu.kernels.split).
+    Ask spans() first: it needs threadpoolctl's controller."""
+    if not _running.acquire(blocking=False):
+        yield False
+        return
+    try:
+        with _blas().limit(limits=1, user_api="blas"):
+            yield True
+    finally:
+        _running.release()
 
 
 class Chooser:
