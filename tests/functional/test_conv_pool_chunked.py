@@ -2,6 +2,8 @@
 the conv's output); for inference, chunk by chunk of images. The inference cases force small
 chunks (CHUNK_BYTES of a few images, the last chunk short) and compare with the two ops run on
 the whole batch; the training cases compare gradients with the two ops'."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ import tidu.functional as F
 import tidu.functional.conv as conv_module
 import tidu.functional.conv_pool as conv_pool
 from tidu import ShapeError, Tensor, gradcheck, layers, models, no_grad
+from tidu.training import split_predict
 
 # (x shape, kernel shape, conv strides, padding, dilation, pool, pool strides, pool padding)
 CASES = [
@@ -139,6 +142,7 @@ def test_predict_in_chunks_equals_the_layers_one_by_one(rng, monkeypatch):
         for layer in model.layers:
             h = layer(h)
     monkeypatch.setattr(conv_pool, "CHUNK_BYTES", 1)   # one image a chunk
+    monkeypatch.setattr(split_predict, "MIN_ROWS", sys.maxsize)   # the layers, not the split
     chunks = count_chunks(monkeypatch)
     y = model.predict(x, batch_size=4, verbose=0)
     assert chunks == [1] * 18   # 4 + 4 + 1 images, through two convs

@@ -5,6 +5,8 @@ terms in different orders, so they are compared to float rounding: within 1e-6 o
 |value| in float32, 1e-14 in float64. Each case also checks whether the kernel ran: it takes
 one input channel, strides and dilation 1, a 2×2 pool that tiles the output, and for training
 an input that needs no gradient; anything else runs the NumPy path."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ import tidu.functional as F
 import tidu.functional.conv_pool as conv_pool
 from tidu import Tensor, gradcheck, kernels, layers, models, no_grad
 from tidu.kernels import conv_pool as kernel_module
+from tidu.training import split_predict
 
 pytest.importorskip("numba")
 
@@ -154,9 +157,11 @@ def test_an_input_needing_a_gradient_and_mixed_dtypes_run_the_numpy_path(rng, ca
     assert calls[0] == 0
 
 
-def test_lenet_predicts_the_same_with_the_kernel(rng, calls):
+def test_lenet_predicts_the_same_with_the_kernel(rng, calls, monkeypatch):
     """Through a model: Conv2D(relu) → MaxPooling2D is the fused op, whose first layer now runs
-    the kernel for predict; the class probabilities agree with the NumPy path's."""
+    the kernel for predict; the class probabilities agree with the NumPy path's. (The layers'
+    own path: not tidu.training.split_predict's, which tests/kernels/test_split.py covers.)"""
+    monkeypatch.setattr(split_predict, "MIN_ROWS", sys.maxsize)
     model = models.Sequential([
         layers.Input((28, 28, 1)),
         layers.Conv2D(20, 5, activation="relu"), layers.MaxPooling2D(2),

@@ -38,6 +38,7 @@ from tidu.callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN
 from tidu.callbacks.progress import Progbar
 from tidu.saving.checkpoints import FitState
 from tidu.training import checks as C
+from tidu.training import split_predict
 from tidu.training.iterator import EpochIterator
 from tidu.training.step import HALVES_LAYERS
 
@@ -501,14 +502,21 @@ def _predict_batch(model, xb):
     fast spell: 0.498 against 0.530); not for a Dense-only MLP (0.098 against 0.072 s: its GEMMs
     already use both cores, and the halves' Python work takes turns on the GIL) nor for batches
     of 32 (2.3 against 1.9 ms), hence the rule. predict sends a conv model's whole batches to
-    the two cores in pairs instead where it can (_in_pairs); a batch in a pair does not split."""
+    the two cores in pairs instead where it can (_in_pairs); a batch in a pair does not split.
+    A smaller batch of such a model runs as one compiled call per layer with its halves on
+    numba's two threads where every layer is one tidu.kernels.split computes (LeNet: Conv2D,
+    MaxPooling2D, Flatten, Dense), which the GIL does not interleave."""
     def forward(rows):
         return backend.to_numpy(model.forward(Tensor._node(backend.as_array(rows), None),
                                               training=False).data)
     parts = None
-    if len(xb) >= SPLIT_ROWS and kernels.enabled() and backend.xp is np and \
-            _has_conv(model.all_layers()):
-        parts = halves.spans(len(xb))
+    if kernels.enabled() and backend.xp is np and _has_conv(model.all_layers()):
+        if len(xb) >= SPLIT_ROWS:
+            parts = halves.spans(len(xb))
+        elif type(xb) is np.ndarray:     # a small batch: each layer one call, its halves at once
+            out = split_predict.run(split_predict.plan(model._steps), xb)
+            if out is not None:
+                return out
     if parts is None:
         return forward(xb)
     return np.concatenate(halves.run(lambda k: forward(xb[parts[k][0]:parts[k][1]])), axis=0)

@@ -1,0 +1,230 @@
+"""A layer's inference on a small batch as one compiled call, each of numba's two threads
+computing its half of the batch, for a model whose every layer is one of these (the extra
+`fast`; tidu.training.split_predict runs a model's layers through them):
+
+    split_kernels(dtype).dense(x, W, b, act)    y = act(x W + b), x (N, D)
+    split_kernels(dtype).conv(x, K, b, strides, dilation, pads, out_hw, pool, act)
+        y[n, P, Q, f] = act(max over the pool's window (ph, pw) of (X K)[pixel] + b[f]) for
+        x (N, H, W, C), K (kh, kw, C, F), X the im2col rows of the half's images over the
+        pixels whole windows cover (out_hw the conv's output size, pads (top, left)), X K one
+        GEMM; pool (1, 1): no pool. One input channel, strides and dilation 1, no padding and
+        a 2×2 pool: tidu.kernels.conv_pool's direct kernel instead of X
+    act: ACTS["linear"], ["relu"] (NaN stays, as tidu.kernels.elementwise's) or ["softmax"]
+    (dense only); b a vector (zeros for no bias). split_kernels(dtype) is None where the fast
+    paths are off, for another dtype than float32 and float64, or where NumPy's cblas gemm is
+    not found (tidu.kernels.recurrent._numpy_gemm). Call them with NumPy's BLAS on one thread
+    and no other split running (tidu.kernels.halves.alone()): each half calls the gemm.
+
+Why: on a 2-vCPU host the single-threaded passes between two-thread GEMMs (the im2col copy,
+the pooling, the bias and activation) read what the other core's BLAS thread wrote, and on the
+AMD EPYC host of bench/RESULTS.md that costs two to four times as much in its slow spells
+(RESULTS.md: "The two speeds are reads across cores"). tidu.kernels.halves keeps each half on
+its core with two Python threads, which take turns on the GIL around every op: LeNet's
+batch-32 latency 2.17 against 2.03 ms whole. Here each layer is one numba call whose parallel
+loop runs the two halves at once, OpenBLAS on one thread inside each (NumPy's own cblas gemm,
+tidu.kernels.recurrent._numpy_gemm): one Python dispatch a layer, no GIL in the work, the
+same thread on the same half in every layer (numba's static schedule). Measured with a first
+version (one process, 100-batch turns alternated, 16 rounds; AMD EPYC, AVX-512, 2 vCPUs):
+LeNet's predict_on_batch at batch 32 1.18 against 1.66 ms a batch.
+
+The sums are the plain path's terms in the GEMM's order (one thread's blocking instead of
+two threads'), the bias after the pool's maximum (the same value: rounding is monotonic), so
+the outputs agree with the layer-by-layer path to float rounding (tests/kernels/test_split.py).
+NaN wins a pool window as in np.maximum. Compiled on first use (parallel numba, cached on disk
+where numba can write its cache).
+"""
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from tidu.kernels.switch import CompiledOnce, njit
+
+ACTS = {"linear": 0, "relu": 1, "softmax": 2}
+
+# set in _compile: the kernels below call them as globals (numba.prange for prange)
+_gemm_jit = _conv_pool_jit = _activate_row_jit = None
+prange = range
+
+
+def _compile():
+    try:
+        import numba
+    except ImportError:
+        return None
+    from tidu.kernels import conv_pool, recurrent
+
+    if recurrent._kernels.load() is None or recurrent._numpy_gemm() is None:   # noqa: SLF001
+        return None
+    global _gemm_jit, _conv_pool_jit, _activate_row_jit, prange
+    prange = numba.prange
+    _activate_row_jit = njit(nogil=True)(_activate_row)
+    _gemm_jit = recurrent._gemm_jit                                          # noqa: SLF001
+    if conv_pool._kernels.load() is not None:                                # noqa: SLF001
+        _conv_pool_jit = conv_pool._conv_pool_jit                            # noqa: SLF001
+    gemms = dict(zip((np.dtype(np.float32), np.dtype(np.float64)), recurrent._numpy_gemm()))
+    jit = njit(nogil=True, parallel=True, fastmath={"contract"})
+    dense_jit, conv_jit = jit(_dense), jit(_conv)
+    direct_jit = jit(_direct) if _conv_pool_jit is not None else None
+    compiled, lock = set(), threading.Lock()
+
+    def call(fn, *args):
+        """fn(*args), its first call for a dtype (where numba compiles it) under the SLP
+        vectorizer, as tidu.kernels.conv_pool compiles the blocks _direct calls."""
+        key = (fn, args[1].dtype)
+        if key not in compiled:
+            with lock, conv_pool._slp_vectorizer():                          # noqa: SLF001
+                fn(*args)
+                compiled.add(key)
+            return
+        fn(*args)
+
+    kept = {}
+
+    def scratch(cols_shape, z_shape, dtype):
+        """The im2col matrix and GEMM output of a conv stage, kept from call to call (allocating
+        them each time costs their pages' faults; one split at a time uses them, under
+        tidu.kernels.halves.alone()) and each half filled by the same thread every time."""
+        key = (cols_shape, z_shape, dtype)
+        if key not in kept:
+            if len(kept) >= 8:         # shapes come and go: keep few
+                kept.clear()
+            kept[key] = (np.empty(cols_shape, dtype), np.empty(z_shape, dtype))
+        return kept[key]
+
+    def dense(x, W, b, act):
+        y = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
+        call(dense_jit, gemms[x.dtype], np.ascontiguousarray(x), np.ascontiguousarray(W), b,
+             act, y)
+        return y
+
+    def conv(x, K, b, strides, dilation, pads, out_hw, pool, act):
+        N, H, Wd, C = x.shape
+        kh, kw, _, F = K.shape
+        (ph, pw), (pt, pl) = pool, pads
+        P, Q = out_hw[0] // ph, out_hw[1] // pw
+        y = np.empty((N, P, Q, F), dtype=x.dtype)
+        if P == 0 or Q == 0:
+            return y
+        x = np.ascontiguousarray(x)
+        if direct_jit is not None and C == 1 and (ph, pw) == (2, 2) and \
+                tuple(strides) == tuple(dilation) == (1, 1) and pt == pl == 0:
+            call(direct_jit, None, x.reshape(N, H, Wd), np.ascontiguousarray(K[:, :, 0]), b,
+                 x.dtype.type(0), act, y)
+            return y
+        geometry = np.array([kh, kw, *strides, *dilation, pt, pl, ph, pw], dtype=np.int64)
+        cols, z = scratch((N * P * ph * Q * pw, kh * kw * C), (N * P * ph * Q * pw, F), x.dtype)
+        call(conv_jit, gemms[x.dtype], x, np.ascontiguousarray(K.reshape(kh * kw * C, F)), b,
+             geometry, x.dtype.type(0), act, cols, z, y)
+        return y
+
+    return _Kernels(dense, conv)
+
+
+_Kernels = namedtuple("_Kernels", "dense conv")
+
+
+def _activate_row(v, act, zero):
+    """v (one sample's outputs) through the activation in place: 1 relu (NaN stays, as in
+    tidu.kernels.elementwise), 2 softmax."""
+    if act == 1:
+        for j in range(v.size):
+            v[j] = zero if v[j] <= zero else v[j]
+    elif act == 2:
+        m = v[0]
+        for j in range(1, v.size):
+            m = v[j] if v[j] > m else m
+        s = zero
+        for j in range(v.size):
+            v[j] = np.exp(v[j] - m)
+            s += v[j]
+        for j in range(v.size):
+            v[j] = v[j] / s
+
+
+def _dense(fn, x, W, b, act, y):
+    """y = act(x W + b), each half of the rows on one of numba's threads."""
+    N, U = y.shape
+    zero = y.dtype.type(0)
+    for k in prange(2):
+        lo, hi = (0, N // 2) if k == 0 else (N // 2, N)   # half k's rows
+        if hi > lo:
+            _gemm_jit(fn, x[lo:hi], W, y[lo:hi])
+            for n in range(lo, hi):
+                for j in range(U):
+                    y[n, j] += b[j]
+                _activate_row_jit(y[n], act, zero)
+
+
+def _conv(fn, x, W2, b, geometry, zero, act, cols, z, y):
+    """y = act(pool(conv(x)) + b) by im2col and one GEMM per half (module docstring)."""
+    N, H, Wd, C = x.shape
+    K, F = W2.shape
+    kh, kw, sh, sw, dh, dw, pt, pl, ph, pw = geometry
+    _, P, Q, _ = y.shape
+    R = P * ph * Q * pw                       # im2col rows per image: the pooled pixels
+    for k in prange(2):
+        lo, hi = (0, N // 2) if k == 0 else (N // 2, N)   # half k's rows
+        if hi > lo:
+            L = kw * C                                    # one kernel row's taps
+            for n in range(lo, hi):
+                for p in range(P * ph):
+                    for q in range(Q * pw):
+                        row = cols[(n * P * ph + p) * Q * pw + q]
+                        j0 = q * sw - pl
+                        run = dw == 1 and j0 >= 0 and j0 + kw <= Wd   # a row's taps in one run
+                        for a in range(kh):
+                            i = p * sh + a * dh - pt
+                            if i < 0 or i >= H:
+                                row[a * L:(a + 1) * L] = zero
+                            elif run:
+                                row[a * L:(a + 1) * L] = x[n, i].reshape(-1)[j0 * C:j0 * C + L]
+                            else:
+                                for c in range(kw):
+                                    j = j0 + c * dw
+                                    o = a * L + c * C
+                                    if 0 <= j < Wd:
+                                        row[o:o + C] = x[n, i, j]
+                                    else:
+                                        row[o:o + C] = zero
+            _gemm_jit(fn, cols[lo * R:hi * R], W2, z[lo * R:hi * R])
+            m = np.empty(F, dtype=x.dtype)               # one pooled pixel's F maxima
+            for n in range(lo, hi):
+                base = n * R
+                for pp in range(P):
+                    for qq in range(Q):
+                        first = base + (pp * ph) * (Q * pw) + qq * pw
+                        for f in range(F):
+                            m[f] = z[first, f]
+                        for u in range(ph):
+                            for v in range(pw):
+                                row = first + u * (Q * pw) + v
+                                for f in range(F):        # NaN wins, as in np.maximum
+                                    t = z[row, f]
+                                    m[f] = t if (t > m[f]) | (t != t) else m[f]
+                        for f in range(F):
+                            t = m[f] + b[f]
+                            y[n, pp, qq, f] = (zero if t <= zero else t) if act == 1 else t
+
+
+def _direct(fn, x, w, b, zero, act, y):
+    """tidu.kernels.conv_pool's direct conv + bias + 2×2 pool on each half, then relu."""
+    N = x.shape[0]
+    empty = np.empty((0, 0, 0, 0), dtype=x.dtype)
+    for k in prange(2):
+        lo, hi = (0, N // 2) if k == 0 else (N // 2, N)   # half k's rows
+        if hi > lo:
+            _conv_pool_jit(x[lo:hi], w, b, zero, y[lo:hi], empty)
+            if act == 1:
+                for n in range(lo, hi):
+                    v = y[n].reshape(-1)
+                    for j in range(v.size):
+                        v[j] = zero if v[j] <= zero else v[j]
+
+
+_kernels = CompiledOnce(_compile)
+
+
+def split_kernels(dtype):
+    """The kernels for arrays of dtype (module docstring), or None."""
+    return _kernels.get(dtype)
