@@ -24,7 +24,9 @@ instead of tidu.kernels.sparse's kernel), 'tidu-fresh' (plain, each training ste
 matrix new from np.empty instead of one of two kept in turn, tidu.kernels.memory.alternate_empty),
 'tidu[fast]-steploop' (numba on, the LSTM's timesteps one Python call each, its per-timestep
 kernels between np.matmul calls, instead of the whole sequence in one compiled call each way,
-tidu.kernels.recurrent's forward_seq and backward_seq) and 'numpy'
+tidu.kernels.recurrent's forward_seq and backward_seq), 'tidu[fast]-nosplit' (numba on, a conv
+model's small batches layer by layer on the BLAS threads instead of one compiled call per layer
+with the batch's halves on numba's two threads, tidu.training.split_predict) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
 or ':cols=MB', the size of training's im2col chunks (tidu.functional.conv.COLS_CHUNK_BYTES; 0:
@@ -79,7 +81,7 @@ variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
          "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs",
          "tidu[fast]-nosparse", "tidu-fresh", "tidu-nopairs", "tidu[fast]-steploop",
-         "numpy")
+         "tidu[fast]-nosplit", "numpy")
 
 
 def parse(variant):
@@ -117,6 +119,7 @@ import tidu.functional.conv_pool as conv_pool  # noqa: E402
 import tidu.layers.convolutional as conv_layers  # noqa: E402
 import tidu.kernels.memory as memory  # noqa: E402
 import tidu.kernels.sparse as sparse  # noqa: E402
+import tidu.training.split_predict as split  # noqa: E402
 import tidu.kernels.recurrent as recurrent_kernels  # noqa: E402
 
 import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
@@ -124,7 +127,7 @@ import tidu.training.loops as loops  # noqa: E402
 
 fused = F.conv2d_max_pool2d
 CHOOSER, SPLIT_ROWS, IN_PAIRS = lstm_module._CHOOSER, loops.SPLIT_ROWS, loops._in_pairs
-DENSITY = sparse.DENSITY
+DENSITY, SPLIT_MIN_ROWS = sparse.DENSITY, split.MIN_ROWS
 
 
 class Whole:
@@ -159,12 +162,13 @@ def setting(variant):
     kernels.set_enabled(name in ("tidu[fast]", "tidu[fast]-blocks", "tidu[fast]-whole",
                                  "tidu[fast]-wholestep", "tidu[fast]-oneupdate",
                                  "tidu[fast]-nopairs", "tidu[fast]-nosparse",
-                                 "tidu[fast]-steploop"))
+                                 "tidu[fast]-steploop", "tidu[fast]-nosplit"))
     lstm_module._CHOOSER = Whole() if name == "tidu[fast]-whole" else CHOOSER
     loops.SPLIT_ROWS = sys.maxsize if name == "tidu[fast]-whole" else \
         options.get("split", SPLIT_ROWS)
     loops._in_pairs = (lambda *args: False) if name.endswith("-nopairs") else IN_PAIRS
     sparse.DENSITY = -1.0 if name == "tidu[fast]-nosparse" else DENSITY
+    split.MIN_ROWS = sys.maxsize if name == "tidu[fast]-nosplit" else SPLIT_MIN_ROWS
     conv_layers.F.conv2d_max_pool2d = two_ops if name == "tidu-unfused" else fused
     conv_pool.pool_kernels = (lambda dtype: None) if name == "tidu[fast]-blocks" else pool_kernels
     conv_pool.CHUNK_BYTES = options.get("chunk", CHUNK_BYTES)
