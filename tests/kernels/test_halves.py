@@ -4,6 +4,7 @@ The LSTM must give the same bits whether its halves run at once (two threads, on
 thread each) or as the whole batch on the BLAS threads, since the Chooser picks between the
 two by timing: a run's numbers must not depend on which way won.
 """
+import sys
 import threading
 
 import numpy as np
@@ -230,8 +231,11 @@ def _conv_model():
 
 @pytest.mark.parametrize("method", ["predict", "predict_on_batch"])
 def test_predict_splits_a_conv_models_big_batches(monkeypatch, method):
+    """The halves on two Python threads, for a conv model tidu.training.split_predict does not
+    take (here: told not to)."""
     _need_halves()
     import tidu.training.loops as loops
+    monkeypatch.setattr(loops.split_predict, "MIN_ROWS", sys.maxsize)
     m = _conv_model()
     x = np.random.default_rng(0).standard_normal((150, 12, 12, 1)).astype(np.float32)
     runs, run = [], halves.run
@@ -285,10 +289,12 @@ def test_predict_keeps_batches_in_order_where_pairs_do_not_apply(monkeypatch):
     whole work; none for a conv model's batches under SPLIT_ROWS rows, a single batch (which
     splits in two halves instead), callbacks or a progress bar (they see the batches one after
     another: the split batches' halves then), or a layer outside the training step's
-    HALVES_LAYERS (BatchNormalization)."""
+    HALVES_LAYERS (BatchNormalization). (The conv model's batches through the halves, not
+    tidu.training.split_predict's one call per layer, which would take them.)"""
     _need_halves()
     import tidu
     import tidu.training.loops as loops
+    monkeypatch.setattr(loops.split_predict, "MIN_ROWS", sys.maxsize)
     runs, run = [], halves.run
     monkeypatch.setattr(loops.halves, "run", lambda fn: runs.append(1) or run(fn))
     _dense_model().predict(np.ones((200, 20), np.float32), batch_size=64, verbose=0)

@@ -1,10 +1,13 @@
-"""tidu.kernels.split through tidu.training.split_predict: a conv model's inference on a small
-batch, one compiled call per layer with the batch's two halves on numba's two threads, against
-the layers' own NumPy path (the reference). The GEMMs are the same products on one thread instead of two and the bias comes
-after the pool's maximum, so the outputs agree to float rounding: within 1e-6 of the largest
-|value| in float32, 1e-13 in float64. Odd shapes: batch 2 and 3 (halves of 1 and 2 rows),
-'same' padding, strides 2, dilation 2, pools that leave rows and columns out, one input
-channel with and without the direct kernel."""
+"""tidu.kernels.split through tidu.training.split_predict: a conv model's inference, one
+compiled call per layer with the batch's two halves on numba's two threads, against the
+layers' own NumPy path (the reference). The GEMMs are the same products on one thread instead
+of two and the bias comes after the pool's maximum, so the outputs agree to float rounding:
+within 1e-6 of the largest |value| in float32, 1e-13 in float64. Odd shapes: batch 2 and 3
+(halves of 1 and 2 rows), 'same' padding, strides 2, dilation 2, pools that leave rows and
+columns out, one input channel with and without the direct kernel, and batches of several
+im2col chunks."""
+import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -92,6 +95,18 @@ def test_split_matches_the_layer_by_layer_path(rng, name, batch):
     np.testing.assert_array_equal(x, before)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_im2col_in_chunks_of_one_image(rng, monkeypatch, name):
+    """Each half's im2col rows filled and multiplied one image at a time: the same outputs."""
+    monkeypatch.setattr(split_kernels, "CHUNK_BYTES", 1)
+    build, shape = MODELS[name]
+    model = build()
+    x = rng.standard_normal((7, *shape)).astype(np.float32)
+    got = split.run(split.plan(model._steps), x)
+    assert got is not None
+    _close(got, _plain(model, x), np.float32)
+
+
 def test_float64(rng):
     model = _lenet("float64")
     x = rng.standard_normal((5, 784)).astype(np.float32).astype(np.float64)   # as check_x has it
@@ -101,7 +116,8 @@ def test_float64(rng):
 
 
 def test_lenet_uses_the_direct_kernel_and_the_im2col_one(rng, monkeypatch):
-    """LeNet's first conv (one channel, 2×2 pool) goes to the direct kernel, the second to im2col."""
+    """LeNet's first conv (one channel, 2×2 pool) goes to the direct kernel, the second to
+    im2col."""
     model = _lenet()
     fast = split_kernels.split_kernels(np.dtype(np.float32))
     seen = []
@@ -203,3 +219,26 @@ def test_two_threads_at_once(rng):
     for i, outs in got.items():
         for out in outs:
             _close(out, want[i], np.float32)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_predicts_on_the_layers_path(rng):
+    """numba's OpenMP layer ends a forked child that starts a parallel region: a child forked
+    after the parent's split predicts through the layers' own path, with the same outputs."""
+    model = _lenet()
+    x = rng.standard_normal((8, 784)).astype(np.float32)
+    want = model.predict_on_batch(x)                  # the parent's split: numba's threads run
+    assert split_kernels._ran_in == [os.getpid()]
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+
+    def child():
+        there.send((split_kernels.split_kernels(np.dtype(np.float32)) is None,
+                    model.predict_on_batch(x)))
+    p = ctx.Process(target=child)
+    p.start()
+    got = here.recv() if here.poll(60) else None
+    p.join(60)
+    assert p.exitcode == 0 and got is not None, "the child did not predict"
+    assert got[0], "the child was offered the split"
+    _close(got[1], want, np.float32)

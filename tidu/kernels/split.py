@@ -1,31 +1,37 @@
-"""A layer's inference on a small batch as one compiled call, each of numba's two threads
-computing its half of the batch, for a model whose every layer is one of these (the extra
-`fast`; tidu.training.split_predict runs a model's layers through them):
+"""A layer's inference on a batch as one compiled call, each of numba's two threads computing
+its half of the batch, for a model whose every layer is one of these (the extra `fast`;
+tidu.training.split_predict runs a model's layers through them):
 
     split_kernels(dtype).dense(x, W, b, act)    y = act(x W + b), x (N, D)
     split_kernels(dtype).conv(x, K, b, strides, dilation, pads, out_hw, pool, act)
         y[n, P, Q, f] = act(max over the pool's window (ph, pw) of (X K)[pixel] + b[f]) for
-        x (N, H, W, C), K (kh, kw, C, F), X the im2col rows of the half's images over the
-        pixels whole windows cover (out_hw the conv's output size, pads (top, left)), X K one
-        GEMM; pool (1, 1): no pool. One input channel, strides and dilation 1, no padding and
-        a 2×2 pool: tidu.kernels.conv_pool's direct kernel instead of X
+        x (N, H, W, C), K (kh, kw, C, F), X the im2col rows of the images over the pixels
+        whole windows cover (out_hw the conv's output size, pads (top, left)), filled and
+        multiplied by K about CHUNK_BYTES of X at a time per half (the GEMM reads what the
+        fill just wrote, in the cache); pool (1, 1): no pool. One input channel, strides and
+        dilation 1, no padding and a 2×2 pool: tidu.kernels.conv_pool's direct kernel instead
     act: ACTS["linear"], ["relu"] (NaN stays, as tidu.kernels.elementwise's) or ["softmax"]
     (dense only); b a vector (zeros for no bias). split_kernels(dtype) is None where the fast
     paths are off, for another dtype than float32 and float64, or where NumPy's cblas gemm is
-    not found (tidu.kernels.recurrent._numpy_gemm). Call them with NumPy's BLAS on one thread
-    and no other split running (tidu.kernels.halves.alone()): each half calls the gemm.
+    not found (tidu.kernels.recurrent._numpy_gemm), and in a child forked from a process that
+    ran them (numba's OpenMP threading layer ends a forked child that starts a parallel
+    region). Call them with NumPy's BLAS on one thread and no other split running
+    (tidu.kernels.halves.alone()): each half calls the gemm, and numba's workqueue layer (where
+    OpenMP is missing) must not be entered from two threads at once.
 
 Why: on a 2-vCPU host the single-threaded passes between two-thread GEMMs (the im2col copy,
 the pooling, the bias and activation) read what the other core's BLAS thread wrote, and on the
 AMD EPYC host of bench/RESULTS.md that costs two to four times as much in its slow spells
 (RESULTS.md: "The two speeds are reads across cores"). tidu.kernels.halves keeps each half on
-its core with two Python threads, which take turns on the GIL around every op: LeNet's
-batch-32 latency 2.17 against 2.03 ms whole. Here each layer is one numba call whose parallel
-loop runs the two halves at once, OpenBLAS on one thread inside each (NumPy's own cblas gemm,
-tidu.kernels.recurrent._numpy_gemm): one Python dispatch a layer, no GIL in the work, the
-same thread on the same half in every layer (numba's static schedule). Measured with a first
-version (one process, 100-batch turns alternated, 16 rounds; AMD EPYC, AVX-512, 2 vCPUs):
-LeNet's predict_on_batch at batch 32 1.18 against 1.66 ms a batch.
+its core with two Python threads, which take turns on the GIL around every op (LeNet's
+batch-32 latency 2.17 against 2.03 ms whole). Here each layer is one numba call whose
+parallel loop runs the two halves at once, OpenBLAS on one thread inside each (NumPy's own
+cblas gemm): one Python dispatch a layer, no GIL in the work, the same thread on the same
+half in every layer (numba's static schedule). LeNet's predict_on_batch, one process,
+alternated (AMD EPYC, AVX-512, 2 vCPUs): batch 32 1.29 against 1.69 ms layer by layer
+(1.39-1.42 against 2.74-2.87 in slow spells); batch 64 2.37 against 3.89 with
+tidu.kernels.halves; 128 4.61 against 6.16; 256 9.39 against 10.43 (with the whole half's
+X at once, 12.05 against 9.92: hence the chunks).
 
 The sums are the plain path's terms in the GEMM's order (one thread's blocking instead of
 two threads'), the bias after the pool's maximum (the same value: rounding is monotonic), so
@@ -33,6 +39,7 @@ the outputs agree with the layer-by-layer path to float rounding (tests/kernels/
 NaN wins a pool window as in np.maximum. Compiled on first use (parallel numba, cached on disk
 where numba can write its cache).
 """
+import os
 import threading
 from collections import namedtuple
 
@@ -41,6 +48,7 @@ import numpy as np
 from tidu.kernels.switch import CompiledOnce, njit
 
 ACTS = {"linear": 0, "relu": 1, "softmax": 2}
+CHUNK_BYTES = 1 << 20   # a half's im2col rows filled and multiplied this many bytes at a time
 
 # set in _compile: the kernels below call them as globals (numba.prange for prange)
 _gemm_jit = _conv_pool_jit = _activate_row_jit = None
@@ -71,6 +79,8 @@ def _compile():
     def call(fn, *args):
         """fn(*args), its first call for a dtype (where numba compiles it) under the SLP
         vectorizer, as tidu.kernels.conv_pool compiles the blocks _direct calls."""
+        if not _ran_in:
+            _ran_in.append(os.getpid())
         key = (fn, args[1].dtype)
         if key not in compiled:
             with lock, conv_pool._slp_vectorizer():                          # noqa: SLF001
@@ -113,9 +123,11 @@ def _compile():
                  x.dtype.type(0), act, y)
             return y
         geometry = np.array([kh, kw, *strides, *dilation, pt, pl, ph, pw], dtype=np.int64)
-        cols, z = scratch((N * P * ph * Q * pw, kh * kw * C), (N * P * ph * Q * pw, F), x.dtype)
+        R = P * ph * Q * pw
+        step = max(1, min((N + 1) // 2, CHUNK_BYTES // (R * kh * kw * C * x.itemsize)))
+        cols, z = scratch((2, step * R, kh * kw * C), (2, step * R, F), x.dtype)
         call(conv_jit, gemms[x.dtype], x, np.ascontiguousarray(K.reshape(kh * kw * C, F)), b,
-             geometry, x.dtype.type(0), act, cols, z, y)
+             geometry, x.dtype.type(0), act, step, cols, z, y)
         return y
 
     return _Kernels(dense, conv)
@@ -156,21 +168,25 @@ def _dense(fn, x, W, b, act, y):
                 _activate_row_jit(y[n], act, zero)
 
 
-def _conv(fn, x, W2, b, geometry, zero, act, cols, z, y):
-    """y = act(pool(conv(x)) + b) by im2col and one GEMM per half (module docstring)."""
+def _conv(fn, x, W2, b, geometry, zero, act, step, cols, z, y):
+    """y = act(pool(conv(x)) + b) by im2col and GEMMs per half (module docstring), `step`
+    images at a time into half k's buffers cols[k] and z[k], so that the GEMM reads its im2col
+    rows from the cache the fill wrote them to."""
     N, H, Wd, C = x.shape
     K, F = W2.shape
     kh, kw, sh, sw, dh, dw, pt, pl, ph, pw = geometry
     _, P, Q, _ = y.shape
     R = P * ph * Q * pw                       # im2col rows per image: the pooled pixels
+    L = kw * C                                # one kernel row's taps
     for k in prange(2):
         lo, hi = (0, N // 2) if k == 0 else (N // 2, N)   # half k's rows
-        if hi > lo:
-            L = kw * C                                    # one kernel row's taps
-            for n in range(lo, hi):
+        m = np.empty(F, dtype=x.dtype)                    # one pooled pixel's F maxima
+        for n0 in range(lo, hi, step):
+            n1 = min(hi, n0 + step)
+            for n in range(n0, n1):
                 for p in range(P * ph):
                     for q in range(Q * pw):
-                        row = cols[(n * P * ph + p) * Q * pw + q]
+                        row = cols[k, ((n - n0) * P * ph + p) * Q * pw + q]
                         j0 = q * sw - pl
                         run = dw == 1 and j0 >= 0 and j0 + kw <= Wd   # a row's taps in one run
                         for a in range(kh):
@@ -187,20 +203,20 @@ def _conv(fn, x, W2, b, geometry, zero, act, cols, z, y):
                                         row[o:o + C] = x[n, i, j]
                                     else:
                                         row[o:o + C] = zero
-            _gemm_jit(fn, cols[lo * R:hi * R], W2, z[lo * R:hi * R])
-            m = np.empty(F, dtype=x.dtype)               # one pooled pixel's F maxima
-            for n in range(lo, hi):
-                base = n * R
+            rows = (n1 - n0) * R
+            _gemm_jit(fn, cols[k, :rows], W2, z[k, :rows])
+            for n in range(n0, n1):
+                base = (n - n0) * R
                 for pp in range(P):
                     for qq in range(Q):
                         first = base + (pp * ph) * (Q * pw) + qq * pw
                         for f in range(F):
-                            m[f] = z[first, f]
+                            m[f] = z[k, first, f]
                         for u in range(ph):
                             for v in range(pw):
-                                row = first + u * (Q * pw) + v
+                                r = first + u * (Q * pw) + v
                                 for f in range(F):        # NaN wins, as in np.maximum
-                                    t = z[row, f]
+                                    t = z[k, r, f]
                                     m[f] = t if (t > m[f]) | (t != t) else m[f]
                         for f in range(F):
                             t = m[f] + b[f]
@@ -225,6 +241,14 @@ def _direct(fn, x, w, b, zero, act, y):
 _kernels = CompiledOnce(_compile)
 
 
+# the process whose numba threads ran a kernel first: a child forked from it gets None, since
+# numba's OpenMP threading layer ends a forked child that starts a parallel region
+_ran_in = []
+
+
 def split_kernels(dtype):
-    """The kernels for arrays of dtype (module docstring), or None."""
+    """The kernels for arrays of dtype (module docstring), or None (there too in a process
+    forked from one that ran them)."""
+    if _ran_in and _ran_in[0] != os.getpid():
+        return None
     return _kernels.get(dtype)

@@ -1,7 +1,7 @@
-"""A convolutional model's small batch predicted layer by layer, each layer (or a Conv2D and the
+"""A convolutional model's batch predicted layer by layer, each layer (or a Conv2D and the
 MaxPooling2D after it) one compiled call with the batch's two halves at once on numba's two
-threads (tidu.kernels.split, the extra `fast`): tidu.training.loops._predict_batch's way for
-batches under SPLIT_ROWS.
+threads (tidu.kernels.split, the extra `fast`): tidu.training.loops._predict_batch's first
+choice for predict_on_batch and predict's batches (not for predict's pairs of batches).
 
     plan(steps)      [Stage, ...] of a model's steps (tidu.models.graph) where every layer is
                      one of the kinds below, else None
