@@ -87,7 +87,7 @@ def test_split_matches_the_layer_by_layer_path(rng, name, batch):
     x = rng.standard_normal((batch, *shape)).astype(np.float32)
     before = x.copy()
     want = _plain(model, x)
-    stages = split.plan(model._steps)
+    stages = split.plan(model.steps)
     assert stages is not None, f"{name}: every layer has a stage"
     got = split.run(stages, x)
     assert got is not None, "the split did not run"
@@ -102,7 +102,7 @@ def test_im2col_in_chunks_of_one_image(rng, monkeypatch, name):
     build, shape = MODELS[name]
     model = build()
     x = rng.standard_normal((7, *shape)).astype(np.float32)
-    got = split.run(split.plan(model._steps), x)
+    got = split.run(split.plan(model.steps), x)
     assert got is not None
     _close(got, _plain(model, x), np.float32)
 
@@ -110,7 +110,7 @@ def test_im2col_in_chunks_of_one_image(rng, monkeypatch, name):
 def test_float64(rng):
     model = _lenet("float64")
     x = rng.standard_normal((5, 784)).astype(np.float32).astype(np.float64)   # as check_x has it
-    got = split.run(split.plan(model._steps), x)
+    got = split.run(split.plan(model.steps), x)
     assert got is not None
     _close(got, _plain(model, x), np.float64)
 
@@ -123,7 +123,7 @@ def test_lenet_uses_the_direct_kernel_and_the_im2col_one(rng, monkeypatch):
     seen = []
     monkeypatch.setattr(split, "split_kernels", lambda dtype: split_kernels._Kernels(
         fast.dense, lambda x, *args: seen.append(x.shape[3]) or fast.conv(x, *args)))
-    got = split.run(split.plan(model._steps), rng.standard_normal((4, 784)).astype(np.float32))
+    got = split.run(split.plan(model.steps), rng.standard_normal((4, 784)).astype(np.float32))
     assert got is not None and seen == [1, 20]
 
 
@@ -152,7 +152,7 @@ def test_nan_and_inf_as_the_layer_by_layer_path(rng):
     x = rng.standard_normal((4, 11, 11, 2)).astype(np.float32)
     x[0, 3, 4, 1] = np.nan
     x[2, 5, 5, 0] = np.inf
-    got = split.run(split.plan(model._steps), x)
+    got = split.run(split.plan(model.steps), x)
     want = _plain(model, x)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     _close(got, want, np.float32)
@@ -171,17 +171,17 @@ def test_nan_and_inf_as_the_layer_by_layer_path(rng):
                                layers.Dense(3, activation="sigmoid")]),
 ], ids=["tanh", "avg_pool", "overlapping_pool", "batch_norm", "pool_alone", "sigmoid"])
 def test_no_plan_for_other_layers(build):
-    assert split.plan(build()._steps) is None
+    assert split.plan(build().steps) is None
 
 
 def test_no_split_where_it_does_not_apply(rng):
     model = _lenet()
-    stages = split.plan(model._steps)
+    stages = split.plan(model.steps)
     x = rng.standard_normal((8, 784)).astype(np.float32)
     assert split.run(stages, x[:1]) is None                      # one row: no halves
     assert split.run(stages, x.astype(np.float64)) is None       # float32 weights
     assert split.run(stages, x[:, :700]) is None                 # the Reshape does not fit
-    assert split.run([], x) is None
+    assert split.run([], x) is None and split.plan(None) is None   # no steps: a subclassed model
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):           # the user's one BLAS thread
         assert split.run(stages, x) is None
@@ -193,6 +193,11 @@ def test_wrong_input_gets_the_layers_own_error(rng):
     model = MODELS["same_strided"][0]()
     with pytest.raises(ValueError, match="conv2d|Conv2D|channels|expected"):
         model.predict_on_batch(rng.standard_normal((4, 9, 11, 2)).astype(np.float32))
+    small = models.Sequential([layers.Conv2D(2, 3, activation="relu"), layers.MaxPooling2D(3)])
+    x = rng.standard_normal((4, 4, 4, 1)).astype(np.float32)     # a 2×2 map under a 3×3 pool
+    with pytest.raises(ValueError, match="pool"):
+        small.predict_on_batch(x)                                # built, then the pool's error
+    assert split.run(split.plan(small.steps), x) is None
 
 
 def test_two_threads_at_once(rng):

@@ -514,7 +514,7 @@ def _predict_batch(model, xb):
     parts = None
     if kernels.enabled() and backend.xp is np and _has_conv(model.all_layers()):
         if type(xb) is np.ndarray:       # each layer one compiled call, its halves at once
-            out = split_predict.run(split_predict.plan(model._steps), xb)
+            out = split_predict.run(split_predict.plan(model.steps), xb)
             if out is not None:
                 return out
         if len(xb) >= SPLIT_ROWS:

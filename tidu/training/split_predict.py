@@ -3,8 +3,8 @@ MaxPooling2D after it) one compiled call with the batch's two halves at once on 
 threads (tidu.kernels.split, the extra `fast`): tidu.training.loops._predict_batch's first
 choice for predict_on_batch and predict's batches (not for predict's pairs of batches).
 
-    plan(steps)      [Stage, ...] of a model's steps (tidu.models.graph) where every layer is
-                     one of the kinds below, else None
+    plan(steps)      [Stage, ...] of a model's steps (Model.steps, tidu.models.graph) where
+                     every layer is one of the kinds below, else None
     run(stages, x)   the output for the batch x, or None where the split does not apply (a
                      batch under MIN_ROWS, the fast paths off, one CPU, NumPy's BLAS on one
                      thread, another split or tidu.kernels.halves.run going on, weights of
@@ -33,7 +33,10 @@ Stage = namedtuple("Stage", "kind layer pool act")
 
 
 def plan(steps):
-    """[Stage, ...] for a chain of steps whose layers the split computes, or None."""
+    """[Stage, ...] for a chain of steps (Model.steps) whose layers the split computes, or None
+    (None too for no steps: a subclassed model)."""
+    if not steps:
+        return None
     stages, i = [], 0
     while i < len(steps):
         layer, inputs, kwargs = steps[i]
@@ -128,4 +131,6 @@ def _stage(fast, s, x):
     except ShapeError:
         return None
     pool = (1, 1) if s.pool is None else tuple(s.pool.pool_size)
+    if out_hw[0] < pool[0] or out_hw[1] < pool[1]:
+        return None                          # the pool layer's own error, on the layers' path
     return fast.conv(x, K, b, layer.strides, layer.dilation_rate, (pt, pl), out_hw, pool, s.act)
