@@ -60,8 +60,12 @@ ap.add_argument("--workload", required=True,
 ap.add_argument("--variants", default="tidu,tidu[fast]")
 ap.add_argument("--rounds", type=int, default=7)
 ap.add_argument("--steps", type=int, default=20, help="training steps per turn (latency: batches)")
+ap.add_argument("--batch", type=int, default=32,
+                help="cnn_latency: rows per batch (bench/run.py's: 32)")
 ap.add_argument("--threads", type=int, default=2)
 args = ap.parse_args()
+if not 1 <= args.batch <= 5000:
+    ap.error(f"--batch: expected 1 to 5000 rows (MNIST has 10,000 test images), got {args.batch}")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -206,8 +210,10 @@ def tidu_turn(variant):
         m.evaluate(xte[:512], Yte[:512], batch_size=256, verbose=0)   # two batches: a pair
         return lambda idx: m.evaluate(xte, Yte, batch_size=256, verbose=0)
     if w == "cnn_latency":
-        m.predict_on_batch(xte[:32])
-        return lambda idx: [m.predict_on_batch(xte[i * 32:(i + 1) * 32]) for i in range(args.steps)]
+        b = args.batch
+        m.predict_on_batch(xte[:b])
+        return lambda idx: [m.predict_on_batch(xte[(i * b) % (len(xte) - b):][:b])
+                            for i in range(args.steps)]
     m.fit(xtr[:3 * B], Y[:3 * B], batch_size=B, epochs=1, verbose=0)
     return lambda idx: m.fit(xtr[idx], Y[idx], batch_size=B, epochs=1, verbose=0, shuffle=False)
 
@@ -217,7 +223,9 @@ def numpy_turn():
     if w.endswith("_predict"):
         return lambda idx: [W.softmax_delta(predict(xte[i:i + 256]), 0) for i in range(0, len(xte), 256)]
     if w == "cnn_latency":
-        return lambda idx: [W.softmax_delta(predict(xte[i * 32:(i + 1) * 32]), 0) for i in range(args.steps)]
+        b = args.batch
+        return lambda idx: [W.softmax_delta(predict(xte[(i * b) % (len(xte) - b):][:b]), 0)
+                            for i in range(args.steps)]
     x = xtr.reshape(len(xtr), -1) if image else xtr
 
     def turn(idx):
@@ -232,7 +240,7 @@ for v in variants:
 setting("tidu")
 per = 1 if one_pass else args.steps
 unit = "s a pass over 10,000 images" if one_pass else \
-    "ms a batch of 32" if w == "cnn_latency" else "ms a step"
+    f"ms a batch of {args.batch}" if w == "cnn_latency" else "ms a step"
 scale = 1 if one_pass else 1000
 times = {v: [] for v in variants}
 for r in range(args.rounds):
