@@ -27,11 +27,13 @@ its core with two Python threads, which take turns on the GIL around every op (L
 batch-32 latency 2.17 against 2.03 ms whole). Here each layer is one numba call whose
 parallel loop runs the two halves at once, OpenBLAS on one thread inside each (NumPy's own
 cblas gemm): one Python dispatch a layer, no GIL in the work, the same thread on the same
-half in every layer (numba's static schedule). LeNet's predict_on_batch, one process,
-alternated (AMD EPYC, AVX-512, 2 vCPUs): batch 32 1.29 against 1.69 ms layer by layer
-(1.39-1.42 against 2.74-2.87 in slow spells); batch 64 2.37 against 3.89 with
-tidu.kernels.halves; 128 4.61 against 6.16; 256 9.39 against 10.43 (with the whole half's
-X at once, 12.05 against 9.92: hence the chunks).
+half in every layer (numba's static schedule). LeNet's predict_on_batch, alternated in one
+process (AMD EPYC, AVX-512, 2 vCPUs; `python bench/alternate.py --workload cnn_latency
+--variants "tidu[fast],tidu[fast]-nosplit" --batch B`, the other way the layers one by one,
+in two halves on Python threads from 64 rows): batch 32 1.50 against 1.84 ms (12 rounds of 100
+batches), 64 2.57 against 3.53, 256 8.53 against 9.27 (10 rounds of 20); a one-off script, in
+and out of a slow spell: batch 32 1.29 against 1.69 ms, 1.39-1.42 against 2.74-2.87 in the
+slow rounds; at 256 with each half's whole X at once, 12.05 against 9.92 (hence the chunks).
 
 The sums are the plain path's terms in the GEMM's order (one thread's blocking instead of
 two threads'), the bias after the pool's maximum (the same value: rounding is monotonic), so

@@ -506,8 +506,9 @@ def _predict_batch(model, xb):
     Before all that, a model whose every layer is one tidu.training.split_predict computes
     (LeNet's Conv2D, MaxPooling2D, Flatten, Dense) runs as one compiled call per layer with the
     batch's halves on numba's two threads, which the GIL does not interleave: LeNet's
-    predict_on_batch 2.37 ms against 3.89 with the halves above at batch 64, 9.39 against 10.43
-    at 256 (and at 32, 1.29 against 1.69 whole; one process, alternated, AMD EPYC)."""
+    predict_on_batch 2.57 ms against 3.53 with the halves above at batch 64, 8.53 against 9.27
+    at 256, and 1.50 against 1.84 whole at 32 (`python bench/alternate.py --workload
+    cnn_latency --variants "tidu[fast],tidu[fast]-nosplit" --batch B`, AMD EPYC)."""
     def forward(rows):
         return backend.to_numpy(model.forward(Tensor._node(backend.as_array(rows), None),
                                               training=False).data)
