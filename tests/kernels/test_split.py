@@ -54,6 +54,11 @@ MODELS = {   # name: (builder, input shape per sample)
         layers.Conv2D(8, (3, 4), padding="same", activation="relu", input_shape=(10, 13, 1)),
         layers.MaxPooling2D((2, 3)), layers.Dropout(0.5), layers.Reshape((-1,)),
         layers.Dense(6, activation="relu"), layers.Dense(3)]), (10, 13, 1)),
+    # one channel, 'same' padding of a 2×2 kernel: zeros below and right only (not the direct
+    # kernel, which takes no padding), odd sizes
+    "one_channel_same_even": (lambda: models.Sequential([
+        layers.Conv2D(3, 2, padding="same", activation="relu", input_shape=(7, 9, 1)),
+        layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(2)]), (7, 9, 1)),
     # a conv after a conv without a pool between, strides (2, 1), no bias
     "two_convs": (lambda: models.Sequential([
         layers.Conv2D(4, 3, strides=(2, 1), use_bias=False, input_shape=(12, 9, 3)),

@@ -6,10 +6,11 @@ tidu.training.split_predict runs a model's layers through them):
     split_kernels(dtype).conv(x, K, b, strides, dilation, pads, out_hw, pool, act)
         y[n, P, Q, f] = act(max over the pool's window (ph, pw) of (X K)[pixel] + b[f]) for
         x (N, H, W, C), K (kh, kw, C, F), X the im2col rows of the images over the pixels
-        whole windows cover (out_hw the conv's output size, pads (top, left)), filled and
-        multiplied by K about CHUNK_BYTES of X at a time per half (the GEMM reads what the
-        fill just wrote, in the cache); pool (1, 1): no pool. One input channel, strides and
-        dilation 1, no padding and a 2×2 pool: tidu.kernels.conv_pool's direct kernel instead
+        whole windows cover (out_hw the conv's output size, pads (top, bottom, left, right)
+        its zero padding), filled and multiplied by K about CHUNK_BYTES of X at a time per
+        half (the GEMM reads what the fill just wrote, in the cache); pool (1, 1): no pool.
+        One input channel, strides and dilation 1, no padding and a 2×2 pool:
+        tidu.kernels.conv_pool's direct kernel instead
     act: ACTS["linear"], ["relu"] (NaN stays, as tidu.kernels.elementwise's) or ["softmax"]
     (dense only); b a vector (zeros for no bias). split_kernels(dtype) is None where the fast
     paths are off, for another dtype than float32 and float64, or where NumPy's cblas gemm is
@@ -113,14 +114,14 @@ def _compile():
     def conv(x, K, b, strides, dilation, pads, out_hw, pool, act):
         N, H, Wd, C = x.shape
         kh, kw, _, F = K.shape
-        (ph, pw), (pt, pl) = pool, pads
+        (ph, pw), (pt, pb, pl, pr) = pool, pads
         P, Q = out_hw[0] // ph, out_hw[1] // pw
         y = np.empty((N, P, Q, F), dtype=x.dtype)
         if P == 0 or Q == 0:
             return y
         x = np.ascontiguousarray(x)
         if direct_jit is not None and C == 1 and (ph, pw) == (2, 2) and \
-                tuple(strides) == tuple(dilation) == (1, 1) and pt == pl == 0:
+                tuple(strides) == tuple(dilation) == (1, 1) and pt == pb == pl == pr == 0:
             call(direct_jit, None, x.reshape(N, H, Wd), np.ascontiguousarray(K[:, :, 0]), b,
                  x.dtype.type(0), act, y)
             return y

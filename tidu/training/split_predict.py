@@ -126,11 +126,11 @@ def _stage(fast, s, x):
     if x.ndim != 4 or x.shape[3] != K.shape[2]:
         return None
     try:
-        out_hw, (pt, _, pl, _) = conv2d_geometry(x.shape, K.shape, layer.strides, layer.padding,
-                                                 layer.dilation_rate)
+        out_hw, pads = conv2d_geometry(x.shape, K.shape, layer.strides, layer.padding,
+                                       layer.dilation_rate)
     except ShapeError:
         return None
     pool = (1, 1) if s.pool is None else tuple(s.pool.pool_size)
     if out_hw[0] < pool[0] or out_hw[1] < pool[1]:
         return None                          # the pool layer's own error, on the layers' path
-    return fast.conv(x, K, b, layer.strides, layer.dilation_rate, (pt, pl), out_hw, pool, s.act)
+    return fast.conv(x, K, b, layer.strides, layer.dilation_rate, pads, out_hw, pool, s.act)
