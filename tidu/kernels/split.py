@@ -25,7 +25,9 @@ the pooling, the bias and activation) read what the other core's BLAS thread wro
 AMD EPYC host of bench/RESULTS.md that costs two to four times as much in its slow spells
 (RESULTS.md: "The two speeds are reads across cores"). tidu.kernels.halves keeps each half on
 its core with two Python threads, which take turns on the GIL around every op (LeNet's
-batch-32 latency 2.17 against 2.03 ms whole). Here each layer is one numba call whose
+batch-32 latency 1.96 ms against 1.59 whole and 1.26 here: `python bench/alternate.py
+--workload cnn_latency --variants "tidu[fast]-nosplit,tidu[fast]-nosplit:split=32,tidu[fast]"
+--rounds 12 --steps 100`). Here each layer is one numba call whose
 parallel loop runs the two halves at once, OpenBLAS on one thread inside each (NumPy's own
 cblas gemm): one Python dispatch a layer, no GIL in the work, the same thread on the same
 half in every layer (numba's static schedule). LeNet's predict_on_batch, alternated in one
