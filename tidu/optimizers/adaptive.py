@@ -142,20 +142,23 @@ class RMSprop(Optimizer):
     def rule(self, theta, g, state, t, lr):
         rho, eps, keras = self.rho, self.epsilon, self.convention == "keras"
         v = state["v"]
+        work = np.square(g)                                 # one scratch array: (1 − ρ)·g², then d
+        work *= 1 - rho
         v *= rho                                            # v = ρ·v + (1 − ρ)·g²
-        v += (1 - rho) * np.square(g)
+        v += work
         if self.centered:
             g_avg = state["g_avg"]
             g_avg *= rho                                    # ḡ = ρ·ḡ + (1 − ρ)·g
             g_avg += (1 - rho) * g
-            d = v - np.square(g_avg)                        # s = v − ḡ²
+            np.square(g_avg, out=work)
+            d = np.subtract(v, work, out=work)              # s = v − ḡ²
         else:
             d = v                                           # s = v (read, not written, below)
         if keras:
-            d = d + eps                                     # d = √(s + ε)
+            d = np.add(d, eps, out=work)                    # d = √(s + ε)
             np.sqrt(d, out=d)
         else:
-            d = np.sqrt(d)                                  # d = √s + ε
+            d = np.sqrt(d, out=work)                        # d = √s + ε
             d += eps
         step = lr * g if keras or not self.momentum else g.copy()
         step /= d                                           # η·g / d   (torch momentum: g / d)
@@ -248,19 +251,22 @@ class Adam(Optimizer):
         m, v = state["m"], state["v"]
         if self.stable:
             return self._stable_rule(theta, g, state, t, lr)
+        work = np.multiply(g, 1 - b1)                       # one scratch array: (1 − β1)·g, ...
         m *= b1                                             # m = β1·m + (1 − β1)·g
-        m += (1 - b1) * g
+        m += work
+        np.square(g, out=work)                              # ... (1 − β2)·g², then the denominator
+        work *= 1 - b2
         v *= b2                                             # v = β2·v + (1 − β2)·g²
-        v += (1 - b2) * np.square(g)
+        v += work
         if self.amsgrad:
             np.maximum(state["v_max"], v, out=state["v_max"])   # v_max = max(v_max, v)
             v = state["v_max"]
         if self.convention == "keras":
-            d = np.sqrt(v)
+            d = np.sqrt(v, out=work)
             d += eps                                        # √v + ε
             step = m * (lr * math.sqrt(1 - b2**t) / (1 - b1**t))   # α_t·m
         else:
-            v_hat = v / (1 - b2**t)                         # v̂ = v / (1 − β2^t)
+            v_hat = np.divide(v, 1 - b2**t, out=work)       # v̂ = v / (1 − β2^t)
             d = np.sqrt(v_hat, out=v_hat)
             d += eps                                        # √v̂ + ε
             step = m * (lr / (1 - b1**t))                   # η·m̂,  m̂ = m / (1 − β1^t)
