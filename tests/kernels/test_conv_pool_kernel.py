@@ -14,6 +14,7 @@ import tidu.functional as F
 import tidu.functional.conv_pool as conv_pool
 from tidu import Tensor, gradcheck, kernels, layers, models, no_grad
 from tidu.kernels import conv_pool as kernel_module
+from tidu.kernels.switch import slp_vectorizer
 from tidu.training import split_predict
 
 pytest.importorskip("numba")
@@ -180,7 +181,7 @@ def test_compiling_leaves_numbas_vectorizer_setting_alone():
     """The kernel compiles with numba's SLP vectorizer on; the process's setting is put back."""
     from numba.core import config
     before = config.SLP_VECTORIZE
-    with kernel_module._slp_vectorizer():
+    with slp_vectorizer():
         assert config.SLP_VECTORIZE == 1
     assert config.SLP_VECTORIZE == before
     run = kernel_module.one_channel_conv_pool(np.float64).predict

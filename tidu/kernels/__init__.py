@@ -22,6 +22,10 @@
                                (kernels.sparse), or None
     kernels.halves             a batch's two halves on the two cores at once, each with one
                                BLAS thread (the LSTM's fast path; needs threadpoolctl)
+    kernels.split              a conv model's layers at inference, one compiled call each, the
+                               batch's halves on numba's two threads (tidu.training.split_predict)
+    kernels.blas               NumPy's own cblas gemm, called from compiled code (the LSTM's
+                               sequence loops, kernels.split)
 
 Nothing above this package depends on it: each op asks one function here and runs its NumPy
 code, the reference, whenever the answer is None. The switch is asked before numba is imported,

@@ -50,13 +50,12 @@ False), for another array backend or a dtype other than float32 and float64; the
 its NumPy code, the reference. Compiled on first use (~10 s for each dtype and kernel width),
 kept in numba's disk cache where it has a writable place for it.
 """
-import contextlib
 import threading
 from collections import namedtuple
 
 import numpy as np
 
-from tidu.kernels.switch import CompiledOnce, njit
+from tidu.kernels.switch import CompiledOnce, njit, slp_vectorizer
 
 QB, FB = 4, 8   # a block: 2 output rows × QB output columns × FB filters, in registers
 ConvPool = namedtuple("ConvPool", "predict forward weight_grads")
@@ -79,6 +78,14 @@ def one_channel_conv_pool(dtype):
     (see the module docstring).
     """
     return _kernels.get(dtype)
+
+
+def direct_kernel():
+    """The compiled _conv_pool(x, w, b, zero, y, arg) itself, for compiled code that runs it on
+    part of a batch (tidu.kernels.split: each half's first conv); None without numba. Compiled
+    on the first call whatever the switch; the caller compiles each dtype's specialization
+    under slp_vectorizer(), as ConvPool's calls do."""
+    return _conv_pool_jit if _kernels.load() is not None else None
 
 
 def _block_source(name, with_arg):
@@ -173,18 +180,6 @@ def _wgrad_source(kw):
     return "\n".join(lines) + "\n"
 
 
-@contextlib.contextmanager
-def _slp_vectorizer():
-    """numba's SLP vectorizer on while the blocks compile (numba reads the setting per
-    compilation), the setting put back after."""
-    from numba.core import config
-    before, config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
-    try:
-        yield
-    finally:
-        config.SLP_VECTORIZE = before
-
-
 def _conv_pool(x, w, b, zero, y, arg):
     """y = the 2×2-pooled convolution of x by w, + b (module docstring), two output rows at a
     time through _rows; with arg of size > 0 (N, P, Q, Fp), through _rows_arg, which also
@@ -260,7 +255,7 @@ def _compile():
         that numba never compiles another specialization lazily, without it."""
         key = (fn, args[0].dtype)
         if key not in compiled:
-            with lock, _slp_vectorizer():
+            with lock, slp_vectorizer():
                 fn.compile(tuple(numba.typeof(a) for a in args))
                 compiled.add(key)
         fn(*args)

@@ -49,17 +49,16 @@ can run at once (tidu.kernels.halves).
 
 The LSTM's timesteps also run as one compiled call each way (LSTMSteps.forward_seq and
 backward_seq): the loop over t with its per-timestep GEMM made from compiled code by NumPy's
-own cblas_sgemm / cblas_dgemm (found through NumPy's extension module, _numpy_gemm), with the
-arguments np.matmul passes, then the timestep kernel: the same calls in the same order as the
-Python loop, so the same bits, without ~28 Python iterations each way and with the GIL
-released throughout (the step's two halves do not wait for each other's Python). The LSTM(128)
-benchmark's training step (N = 128, T = 28, Adam, tidu[fast], the step in two halves): 13.64
-against 13.93 ms (`python bench/alternate.py --workload lstm --variants
-tidu[fast],tidu[fast]-steploop --rounds 12 --steps 30`, per round 0.88-1.07×, median 0.96×;
-an earlier one-off script that alternated the two 10 times: 13.94 against 15.07). Where NumPy's
-BLAS offers no such function (or its result differs from np.matmul's on a check), the Python
-loop runs; and for a batch (or half) of one row or a single unit (u = 1), where np.matmul may
-call a matrix-vector product instead.
+own cblas_sgemm / cblas_dgemm (tidu.kernels.blas), with the arguments np.matmul passes, then
+the timestep kernel: the same calls in the same order as the Python loop, so the same bits,
+without ~28 Python iterations each way and with the GIL released throughout (the step's two
+halves do not wait for each other's Python). The LSTM(128) benchmark's training step (N = 128,
+T = 28, Adam, tidu[fast], the step in two halves): 13.64 against 13.93 ms (`python
+bench/alternate.py --workload lstm --variants tidu[fast],tidu[fast]-steploop --rounds 12
+--steps 30`, per round 0.88-1.07×, median 0.96×; an earlier one-off script that alternated the
+two 10 times: 13.94 against 15.07). Where NumPy's BLAS offers no such function (or its result
+differs from np.matmul's on a check), the Python loop runs; and for a batch (or half) of one
+row or a single unit (u = 1), where np.matmul may call a matrix-vector product instead.
 
 The LSTM (tidu.functional.recurrent_lstm) asks `lstm_steps(dtype)`, the GRU `gru_steps(dtype)`,
 and each runs its NumPy loop, the reference, whenever the answer is None: the fast paths off
@@ -67,18 +66,18 @@ and each runs its NumPy loop, the reference, whenever the answer is None: the fa
 so numba is not even imported when it is off), another array backend, or a dtype other than
 float32 and float64. The kernels are compiled on first use and cached on disk by numba.
 """
-import ctypes
 import math
 from collections import namedtuple
 from types import SimpleNamespace
 
 import numpy as np
 
+from tidu.kernels import blas
 from tidu.kernels.switch import CompiledOnce, njit
 
 Steps = namedtuple("Steps", "forward backward")
 # the LSTM's: its per-timestep kernels and its whole-sequence ones (None where NumPy's BLAS has
-# no cblas_?gemm to call from compiled code, see _numpy_gemm)
+# no cblas_?gemm to call from compiled code, see tidu.kernels.blas)
 LSTMSteps = namedtuple("LSTMSteps", "forward backward forward_seq backward_seq")
 
 # Cephes' expf: e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln2 = LN2_HI + LN2_LO and LN2_HI
@@ -307,17 +306,16 @@ def _compile():
     # the sequence kernels (_forward_seq, _backward_seq, at the end of this module) call these
     # module globals: as closures here, numba's disk cache would not keep them (a closure's key
     # holds the dispatchers it reads, which differ from process to process)
-    global _layout_jit, _gemm_jit, _step_forward, _step_backward
-    _layout_jit, _gemm_jit = njit(_layout), njit(nogil=True)(_gemm)
-    _step_forward, _step_backward = forward, backward
+    global _gemm_jit, _step_forward, _step_backward
+    _gemm_jit, _step_forward, _step_backward = blas.gemm_kernel(), forward, backward
     forward_seq_with = njit(nogil=True)(_forward_seq)
     backward_seq_with = njit(nogil=True)(_backward_seq)
 
-    blas = _numpy_gemm()
-    if blas is None:
+    fns = blas.gemm_functions()
+    if fns is None:
         forward_seq = backward_seq = None
     else:
-        gemms = {np.dtype(np.float32): blas[0], np.dtype(np.float64): blas[1]}
+        gemms = {np.dtype(np.float32): fns[0], np.dtype(np.float64): fns[1]}
 
         def forward_seq(A, S, G, C, K, u, zero_h0):
             """forward_seq_with NumPy's gemm for A's dtype."""
@@ -332,86 +330,13 @@ def _compile():
                            expf=expf, tanhf=tanhf, exp=exp, tanh=tanh)
 
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112      # CBLAS_ORDER, CBLAS_TRANSPOSE
-# NumPy's BLAS's cblas_sgemm by name and integer width: scipy-openblas (NumPy 2's wheels) and
-# OpenBLAS builds with 64-bit integers (suffix 64_), then 32-bit ones (MKL, a system OpenBLAS)
-_GEMM_NAMES = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64),
-               ("scipy_cblas_{}gemm", ctypes.c_int), ("cblas_{}gemm", ctypes.c_int))
-
-
-def _numpy_gemm():
-    """(cblas_sgemm, cblas_dgemm) of the BLAS NumPy itself calls, as ctypes functions taking
-    their pointers as integers, or None: looked up through NumPy's _multiarray_umath, whose
-    dependencies the dynamic linker searches, so it is NumPy's BLAS and no other; then checked
-    on a small product against np.matmul."""
-    try:
-        from numpy._core import _multiarray_umath as umath
-    except ImportError:                  # NumPy 1.x
-        try:
-            from numpy.core import _multiarray_umath as umath
-        except ImportError:
-            return None
-    try:
-        lib = ctypes.CDLL(umath.__file__)
-    except OSError:
-        return None
-    for name, blasint in _GEMM_NAMES:
-        try:
-            fns = [getattr(lib, name.format(kind)) for kind in "sd"]
-        except AttributeError:
-            continue
-        for fn, real in zip(fns, (ctypes.c_float, ctypes.c_double)):
-            ptr = ctypes.c_size_t
-            fn.argtypes = [ctypes.c_int] * 3 + [blasint] * 3 + [real, ptr, blasint, ptr, blasint,
-                                                                real, ptr, blasint]
-            fn.restype = None
-        agree = all(_gemm_agrees(fn, t) for fn, t in zip(fns, (np.float32, np.float64)))
-        return tuple(fns) if agree else None
-    return None
-
-
-def _gemm_agrees(fn, dtype):
-    """Whether fn computes a (3, 5) by (5, 4) product as np.matmul does."""
-    r = np.random.default_rng(0)
-    A, B = r.standard_normal((3, 5)).astype(dtype), r.standard_normal((5, 4)).astype(dtype)
-    C = np.zeros((3, 4), dtype)
-    fn(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 3, 4, 5, 1.0, A.ctypes.data, 5, B.ctypes.data, 4, 0.0,
-       C.ctypes.data, 4)
-    return bool(np.array_equal(C, np.matmul(A, B)))
-
-
 _kernels = CompiledOnce(_compile)
 
 
 # The LSTM's sequence kernels (LSTMSteps.forward_seq and backward_seq), compiled in _compile, where
-# the globals they call are set: _layout_jit, _gemm_jit (from _layout, _gemm) and the timestep
-# kernels _step_forward, _step_backward.
-_layout_jit = _gemm_jit = _step_forward = _step_backward = None
-
-
-def _layout(A):
-    """(CBLAS_TRANSPOSE, leading dimension) of the 2-D array A as np.matmul passes it to cblas
-    gemm: rows contiguous and apart by at least a row, or else columns so (transposed)."""
-    size, (m, k) = A.itemsize, A.shape
-    if A.strides[1] == size and A.strides[0] >= k * size:
-        return _NO_TRANS, A.strides[0] // size
-    if A.strides[0] == size and A.strides[1] >= m * size:
-        return _TRANS, A.strides[1] // size
-    raise ValueError("gemm: expected rows or columns with unit stride")
-
-
-def _gemm(fn, A, B, C):
-    """C = A B by fn, NumPy's own cblas_sgemm or cblas_dgemm (a ctypes function, passed in:
-    its address is the process's own, and the compiled code stays cacheable), row-major, A and
-    B as np.matmul(A, B, out=C) passes them (_layout), so the same call and the same bits; C's
-    rows contiguous."""
-    ta, lda = _layout_jit(A)
-    tb, ldb = _layout_jit(B)
-    tc, ldc = _layout_jit(C)
-    if tc != _NO_TRANS:
-        raise ValueError("gemm: the output's rows must be contiguous")
-    fn(_ROW_MAJOR, ta, tb, C.shape[0], C.shape[1], A.shape[1], 1.0, A.ctypes.data, lda,
-       B.ctypes.data, ldb, 0.0, C.ctypes.data, ldc)
+# the globals they call are set: _gemm_jit (tidu.kernels.blas's gemm) and the timestep kernels
+# _step_forward, _step_backward.
+_gemm_jit = _step_forward = _step_backward = None
 
 
 def _forward_seq(fn, A, S, G, C, K, u, zero_h0):

@@ -14,9 +14,8 @@ tidu.training.split_predict runs a model's layers through them):
     act: ACTS["linear"], ["relu"] (NaN stays, as tidu.kernels.elementwise's) or ["softmax"]
     (dense only); b a vector (zeros for no bias). split_kernels(dtype) is None where the fast
     paths are off, for another dtype than float32 and float64, or where NumPy's cblas gemm is
-    not found (tidu.kernels.recurrent._numpy_gemm), and in a child forked from a process that
-    ran them (numba's OpenMP threading layer ends a forked child that starts a parallel
-    region). Call them with NumPy's BLAS on one thread and no other split running
+    not found (tidu.kernels.blas), and in a child forked from a process that ran them (numba's
+    OpenMP threading layer ends a forked child that starts a parallel region). Call them with NumPy's BLAS on one thread and no other split running
     (tidu.kernels.halves.alone()): each half calls the gemm, and numba's workqueue layer (where
     OpenMP is missing) must not be entered from two threads at once.
 
@@ -50,7 +49,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from tidu.kernels.switch import CompiledOnce, njit
+from tidu.kernels import blas, conv_pool
+from tidu.kernels.switch import CompiledOnce, njit, slp_vectorizer
 
 ACTS = {"linear": 0, "relu": 1, "softmax": 2}
 CHUNK_BYTES = 1 << 20   # a half's im2col rows filled and multiplied this many bytes at a time
@@ -65,17 +65,14 @@ def _compile():
         import numba
     except ImportError:
         return None
-    from tidu.kernels import conv_pool, recurrent
-
-    if recurrent._kernels.load() is None or recurrent._numpy_gemm() is None:   # noqa: SLF001
+    fns = blas.gemm_functions()
+    if fns is None:
         return None
     global _gemm_jit, _conv_pool_jit, _activate_row_jit, prange
     prange = numba.prange
     _activate_row_jit = njit(nogil=True)(_activate_row)
-    _gemm_jit = recurrent._gemm_jit                                          # noqa: SLF001
-    if conv_pool._kernels.load() is not None:                                # noqa: SLF001
-        _conv_pool_jit = conv_pool._conv_pool_jit                            # noqa: SLF001
-    gemms = dict(zip((np.dtype(np.float32), np.dtype(np.float64)), recurrent._numpy_gemm()))
+    _gemm_jit, _conv_pool_jit = blas.gemm_kernel(), conv_pool.direct_kernel()
+    gemms = dict(zip((np.dtype(np.float32), np.dtype(np.float64)), fns))
     jit = njit(nogil=True, parallel=True, fastmath={"contract"})
     dense_jit, conv_jit = jit(_dense), jit(_conv)
     direct_jit = jit(_direct) if _conv_pool_jit is not None else None
@@ -88,7 +85,7 @@ def _compile():
             _ran_in.append(os.getpid())
         key = (fn, args[1].dtype)
         if key not in compiled:
-            with lock, conv_pool._slp_vectorizer():                          # noqa: SLF001
+            with lock, slp_vectorizer():
                 fn(*args)
                 compiled.add(key)
             return

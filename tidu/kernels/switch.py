@@ -1,4 +1,6 @@
-"""The one switch of the compiled fast paths: enabled() and set_enabled(flag) (see tidu.kernels)."""
+"""The one switch of the compiled fast paths: enabled() and set_enabled(flag) (see tidu.kernels);
+and how the kernels compile: njit, CompiledOnce, slp_vectorizer."""
+import contextlib
 import os
 
 import numpy as np
@@ -45,6 +47,18 @@ def njit(fn=None, **options):
         return numba.njit(error_model="numpy", cache=True, **options)(fn)
     except RuntimeError:
         return numba.njit(error_model="numpy", **options)(fn)
+
+
+@contextlib.contextmanager
+def slp_vectorizer():
+    """numba's SLP vectorizer on while a kernel compiles inside the block (numba reads the
+    setting per compilation), the setting put back after."""
+    from numba.core import config
+    before, config.SLP_VECTORIZE = config.SLP_VECTORIZE, 1
+    try:
+        yield
+    finally:
+        config.SLP_VECTORIZE = before
 
 
 class CompiledOnce:
