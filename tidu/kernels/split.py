@@ -15,9 +15,10 @@ tidu.training.split_predict runs a model's layers through them):
     (dense only); b a vector (zeros for no bias). split_kernels(dtype) is None where the fast
     paths are off, for another dtype than float32 and float64, or where NumPy's cblas gemm is
     not found (tidu.kernels.blas), and in a child forked from a process that ran them (numba's
-    OpenMP threading layer ends a forked child that starts a parallel region). Call them with NumPy's BLAS on one thread and no other split running
-    (tidu.kernels.halves.alone()): each half calls the gemm, and numba's workqueue layer (where
-    OpenMP is missing) must not be entered from two threads at once.
+    OpenMP threading layer ends a forked child that starts a parallel region). Call them with
+    NumPy's BLAS on one thread and no other split running (tidu.kernels.halves.alone()): each
+    half calls the gemm, and numba's workqueue layer (where OpenMP is missing) must not be
+    entered from two threads at once.
 
 Why: on a 2-vCPU host the single-threaded passes between two-thread GEMMs (the im2col copy,
 the pooling, the bias and activation) read what the other core's BLAS thread wrote, and on the
