@@ -372,6 +372,20 @@ def results_lines(args, names, have, results, gf, reps, load, host):
     def ratio(a, b):
         return None if a is None or b is None else a / b
 
+    def per_round(w, impl, base, key):
+        """The ratios of the two implementations' times, round by round (repetition by repetition
+        with --separate)."""
+        pairs = zip(results.get((w, impl), []), results.get((w, base), []))
+        return [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
+
+    def paired(w, impl, base, key):
+        """The median of per_round's ratios: what the tables' ratio columns give. The ratio of the
+        two columns' medians can mislead where the times fall in two groups (this host's spells),
+        each median from another group: run 33's MLP with tidu[fast], 1.04× PyTorch that way
+        against 0.85× round by round."""
+        rs = per_round(w, impl, base, key)
+        return statistics.median(rs) if rs else None
+
     flag = (" --smoke" if args.smoke else " --quick" if args.quick else "") \
         + (" --separate" if args.separate else "") + (" --subset" if args.subset else "") \
         + (f" --reps {args.reps}" if args.reps else "") \
@@ -384,7 +398,10 @@ def results_lines(args, names, have, results, gf, reps, load, host):
     lines = [
         "# tidu benchmark results", "",
         f"Command: `python bench/run.py{flag}` "
-        f"({how}; medians; {args.threads} BLAS threads per process).",
+        f"({how}; medians; {args.threads} BLAS threads per process). A ratio column is the median "
+        f"of the ratios of the two implementations' times {'repetition' if args.separate else 'round'} "
+        f"by {'repetition' if args.separate else 'round'}, as in the Targets table, not the ratio "
+        f"of the two columns' medians.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; measured sgemm: {fmt(gf, '{:.0f}')} GFLOP/s. "
         f"Date: {datetime.date.today().isoformat()}.",
@@ -407,6 +424,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
     impls = ("tidu", "torch", "numpy")
+    key = "seconds_per_step"
     for w in train:
         spe = STEPS_PER_EPOCH[w]
         e = {i: None if med(w, i, "seconds_per_step") is None else med(w, i, "seconds_per_step") * spe
@@ -420,7 +438,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             return " / ".join(fmt(med(w, i, key), spec) for i in impls)
         lines.append(
             f"| {w}: {WORKLOADS[w][0]} ({steps_of(args, w)} steps) | {fmt(e['tidu'])} | {fmt(e['torch'])} | "
-            f"{fmt(e['numpy'])} | {fmt(ratio(e['tidu'], e['torch']))}× | {fmt(ratio(e['tidu'], e['numpy']))}× | "
+            f"{fmt(e['numpy'])} | {fmt(paired(w, 'tidu', 'torch', key))}× | {fmt(paired(w, 'tidu', 'numpy', key))}× | "
             f"{' / '.join(fmt(cpu[i]) for i in impls)} | {fmt(bound)} | {three('train_peak_rss_mb', '{:.0f}')} | "
             f"{three('accuracy', '{:.4f}')} | {three('peak_rss_mb', '{:.0f}')} |")
     fast_rows = [w for w in train if results.get((w, "tidu[fast]"))]
@@ -435,8 +453,10 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         for w in fast_rows:
             s = {i: med(w, i, "seconds_per_step") for i in impls + ("tidu[fast]",)}
             f = s["tidu[fast]"]
-            lines.append(f"| {w} | {fmt(None if f is None else f * STEPS_PER_EPOCH[w])} | {fmt(ratio(s['tidu'], f))}× | "
-                         f"{fmt(ratio(f, s['torch']))}× | {fmt(ratio(f, s['numpy']))}× | "
+            lines.append(f"| {w} | {fmt(None if f is None else f * STEPS_PER_EPOCH[w])} | "
+                         f"{fmt(paired(w, 'tidu', 'tidu[fast]', key))}× | "
+                         f"{fmt(paired(w, 'tidu[fast]', 'torch', key))}× | "
+                         f"{fmt(paired(w, 'tidu[fast]', 'numpy', key))}× | "
                          f"{fmt(med(w, 'tidu[fast]', 'train_peak_rss_mb'), '{:.0f}')} |")
     if "convnet" in names:
         w, spe = "convnet", STEPS_PER_EPOCH["convnet"]
@@ -453,8 +473,8 @@ def results_lines(args, names, have, results, gf, reps, load, host):
                   "| tidu[fast]/Keras | peak RSS MB (training) tidu / tidu[fast] / torch / Keras "
                   "| test accuracy tidu / torch / Keras |",
                   "|---|---|---|---|---|---|---|---|---|",
-                  f"| {' | '.join(fmt(e[i]) for i in ks)} | {fmt(ratio(e['tidu'], e['torch']))}× | "
-                  f"{fmt(ratio(e['tidu'], e['keras']))}× | {fmt(ratio(e['tidu[fast]'], e['keras']))}× | "
+                  f"| {' | '.join(fmt(e[i]) for i in ks)} | {fmt(paired(w, 'tidu', 'torch', key))}× | "
+                  f"{fmt(paired(w, 'tidu', 'keras', key))}× | {fmt(paired(w, 'tidu[fast]', 'keras', key))}× | "
                   f"{' / '.join(fmt(med(w, i, 'train_peak_rss_mb'), '{:.0f}') for i in ks)} | "
                   f"{' / '.join(fmt(med(w, i, 'accuracy'), '{:.4f}') for i in ('tidu', 'torch', 'keras'))} |"]
     predict = [w for w in names if w.endswith("_predict")]
@@ -465,8 +485,9 @@ def results_lines(args, names, have, results, gf, reps, load, host):
     for w in predict:
         s = {i: med(w, i, "seconds") for i in ("tidu", "tidu[fast]", "torch", "numpy")}
         lines.append(f"| {WORKLOADS[w][0]} | {' | '.join(fmt(s[i], '{:.3f}') for i in ('tidu', 'tidu[fast]', 'torch', 'numpy'))} | "
-                     f"{fmt(ratio(s['tidu'], s['torch']))}× | {fmt(ratio(s['tidu[fast]'], s['torch']))}× | "
-                     f"{fmt(ratio(s['tidu'], s['numpy']))}× |")
+                     f"{fmt(paired(w, 'tidu', 'torch', 'seconds'))}× | "
+                     f"{fmt(paired(w, 'tidu[fast]', 'torch', 'seconds'))}× | "
+                     f"{fmt(paired(w, 'tidu', 'numpy', 'seconds'))}× |")
     if "cnn_latency" in names:
         w = "cnn_latency"
         ms = {i: med(w, i, "ms_per_batch") for i in ("tidu", "tidu[fast]", "torch", "numpy")}
@@ -481,8 +502,9 @@ def results_lines(args, names, have, results, gf, reps, load, host):
                   f"| {' | '.join(fmt(ms[i]) + ' (' + fmt(med(w, i, 'median_ms_per_batch')) + ')' for i in ('tidu', 'tidu[fast]'))} | "
                   f"{fmt(med(w, 'tidu', 'predict_ms_per_batch'))} | "
                   f"{' | '.join(fmt(ms[i]) + ' (' + fmt(med(w, i, 'median_ms_per_batch')) + ')' for i in ('torch', 'numpy'))} | "
-                  f"{fmt(ratio(ms['tidu'], ms['torch']))}× | {fmt(ratio(ms['tidu[fast]'], ms['torch']))}× | "
-                  f"{fmt(ratio(ms['tidu'], ms['numpy']))}× | "
+                  f"{fmt(paired(w, 'tidu', 'torch', 'ms_per_batch'))}× | "
+                  f"{fmt(paired(w, 'tidu[fast]', 'torch', 'ms_per_batch'))}× | "
+                  f"{fmt(paired(w, 'tidu', 'numpy', 'ms_per_batch'))}× | "
                   f"{' / '.join(fmt(med(w, i, 'timed_peak_rss_mb'), '{:.0f}') for i in ('tidu', 'tidu[fast]', 'torch', 'numpy'))} |"]
     if "simulator" in names:
         res = results[("simulator", "tidu")]
@@ -510,12 +532,6 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             best = max((v for v in (s2, s1) if v is not None), default=None)
             lines.append(f"| {what} | {fmt(r, '{:.0f}')} | {fmt(s2, '{:.0f}')} / {fmt(s1, '{:.0f}')} | "
                          f"{fmt(ratio(r, best))}× | {fmt(median(res, f'ray_{variant}_start_seconds'), '{:.1f}')} |")
-    def per_round(w, impl, base, key):
-        """The ratios of the two implementations' times, round by round (repetition by repetition
-        with --separate)."""
-        pairs = zip(results.get((w, impl), []), results.get((w, base), []))
-        return [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
-
     unit = "repetition" if args.separate else "round"
     lines += ["", f"## Targets (the median of the per-{unit} ratios)", "", host, "",
               f"Each {unit} gives one ratio of the two implementations' times "

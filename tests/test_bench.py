@@ -78,6 +78,9 @@ def test_run_writes_the_tables_from_rounds_of_turns(tmp_path):
     ratio, met, spread = [c.strip() for c in row.split("|")[2:5]]
     low, high = (float(x) for x in spread.split("–"))
     assert low <= float(ratio.rstrip("×")) <= high and met in ("yes", "no")
+    # the training table's ratio column is the same paired median, not a ratio of its medians
+    mlp = next(line for line in text.splitlines() if line.startswith("| mlp: "))
+    assert mlp.split("|")[6].strip() == ratio, (mlp, ratio)
     assert ("| CNN batch-32 latency: plain tidu ≤ 1.3× PyTorch |" in targets) == have_torch
 
 
