@@ -424,7 +424,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
     impls = ("tidu", "torch", "numpy")
-    key = "seconds_per_step"
+    per_step = "seconds_per_step"
     for w in train:
         spe = STEPS_PER_EPOCH[w]
         e = {i: None if med(w, i, "seconds_per_step") is None else med(w, i, "seconds_per_step") * spe
@@ -438,7 +438,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             return " / ".join(fmt(med(w, i, key), spec) for i in impls)
         lines.append(
             f"| {w}: {WORKLOADS[w][0]} ({steps_of(args, w)} steps) | {fmt(e['tidu'])} | {fmt(e['torch'])} | "
-            f"{fmt(e['numpy'])} | {fmt(paired(w, 'tidu', 'torch', key))}× | {fmt(paired(w, 'tidu', 'numpy', key))}× | "
+            f"{fmt(e['numpy'])} | {fmt(paired(w, 'tidu', 'torch', per_step))}× | {fmt(paired(w, 'tidu', 'numpy', per_step))}× | "
             f"{' / '.join(fmt(cpu[i]) for i in impls)} | {fmt(bound)} | {three('train_peak_rss_mb', '{:.0f}')} | "
             f"{three('accuracy', '{:.4f}')} | {three('peak_rss_mb', '{:.0f}')} |")
     fast_rows = [w for w in train if results.get((w, "tidu[fast]"))]
@@ -454,9 +454,9 @@ def results_lines(args, names, have, results, gf, reps, load, host):
             s = {i: med(w, i, "seconds_per_step") for i in impls + ("tidu[fast]",)}
             f = s["tidu[fast]"]
             lines.append(f"| {w} | {fmt(None if f is None else f * STEPS_PER_EPOCH[w])} | "
-                         f"{fmt(paired(w, 'tidu', 'tidu[fast]', key))}× | "
-                         f"{fmt(paired(w, 'tidu[fast]', 'torch', key))}× | "
-                         f"{fmt(paired(w, 'tidu[fast]', 'numpy', key))}× | "
+                         f"{fmt(paired(w, 'tidu', 'tidu[fast]', per_step))}× | "
+                         f"{fmt(paired(w, 'tidu[fast]', 'torch', per_step))}× | "
+                         f"{fmt(paired(w, 'tidu[fast]', 'numpy', per_step))}× | "
                          f"{fmt(med(w, 'tidu[fast]', 'train_peak_rss_mb'), '{:.0f}')} |")
     if "convnet" in names:
         w, spe = "convnet", STEPS_PER_EPOCH["convnet"]
@@ -473,8 +473,8 @@ def results_lines(args, names, have, results, gf, reps, load, host):
                   "| tidu[fast]/Keras | peak RSS MB (training) tidu / tidu[fast] / torch / Keras "
                   "| test accuracy tidu / torch / Keras |",
                   "|---|---|---|---|---|---|---|---|---|",
-                  f"| {' | '.join(fmt(e[i]) for i in ks)} | {fmt(paired(w, 'tidu', 'torch', key))}× | "
-                  f"{fmt(paired(w, 'tidu', 'keras', key))}× | {fmt(paired(w, 'tidu[fast]', 'keras', key))}× | "
+                  f"| {' | '.join(fmt(e[i]) for i in ks)} | {fmt(paired(w, 'tidu', 'torch', per_step))}× | "
+                  f"{fmt(paired(w, 'tidu', 'keras', per_step))}× | {fmt(paired(w, 'tidu[fast]', 'keras', per_step))}× | "
                   f"{' / '.join(fmt(med(w, i, 'train_peak_rss_mb'), '{:.0f}') for i in ks)} | "
                   f"{' / '.join(fmt(med(w, i, 'accuracy'), '{:.4f}') for i in ('tidu', 'torch', 'keras'))} |"]
     predict = [w for w in names if w.endswith("_predict")]
