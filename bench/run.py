@@ -546,8 +546,7 @@ def results_lines(args, names, have, results, gf, reps, load, host):
         for impl in variants:
             if not results.get((w, impl)):
                 continue
-            rs = per_round(w, impl, base, key)
-            r = statistics.median(rs) if rs else None
+            rs, r = per_round(w, impl, base, key), paired(w, impl, base, key)
             label = what if impl == "tidu" or len(variants) == 1 else f"{what} — with tidu[fast]"
             lines.append(f"| {label} | {fmt(r)}× | {'—' if r is None else ('yes' if r <= bound else 'no')} | "
                          + (f"{min(rs):.2f}–{max(rs):.2f}" if len(rs) > 1 else "—") + " |")
