@@ -262,6 +262,25 @@ def test_softmax_cross_entropy_backward_is_softmax_minus_y_over_n(rng):
     np.testing.assert_allclose(tz.grad, (softmax_np(z) - y) * w[:, None] / 8, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fused_softmax_losses_hand_out_softmax_bit_for_bit(rng, dtype):
+    # the training step's metrics read these instead of computing softmax(z) again
+    for shape in [(7, 10), (1, 3), (4, 1)]:
+        z = (rng.standard_normal(shape) * 4).astype(dtype)
+        y = np.eye(shape[1], dtype=dtype)[rng.integers(0, shape[1], shape[0])]
+        want = F.softmax(Tensor(z)).data
+        got = []
+        tz = Tensor(z, requires_grad=True)
+        F.softmax_cross_entropy(tz, y, probabilities=got).backward()
+        assert len(got) == 1 and got[0].dtype == dtype
+        np.testing.assert_array_equal(got[0], want)
+        np.testing.assert_array_equal(got[0], F.softmax(Tensor(z)).data)   # backward left it alone
+        got = []
+        F.sparse_softmax_cross_entropy(Tensor(z, requires_grad=True), y.argmax(-1),
+                                       probabilities=got).backward()
+        np.testing.assert_array_equal(got[0], want)
+
+
 def test_sigmoid_binary_cross_entropy_backward_is_sigma_minus_y_over_nd(rng):
     z, y = rng.standard_normal((6, 4)) * 3, rng.uniform(0, 1, (6, 4))
     tz = Tensor(z, requires_grad=True)

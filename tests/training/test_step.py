@@ -73,6 +73,39 @@ def test_closure_outputs_hold_only_the_first_evaluation(batch):
     assert len(closure.outputs) == 1
 
 
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_the_metrics_read_the_fused_losses_softmax_instead_of_computing_it_again(batch, loss,
+                                                                                  monkeypatch):
+    x, y = batch
+    if loss.startswith("sparse"):
+        y = y.argmax(1)
+    model = models.Sequential([layers.Dense(8, activation="tanh", input_shape=(5,)),
+                               layers.Dense(3, activation="softmax")])
+    model.compile("sgd", loss, metrics=["accuracy", "mse" if not loss.startswith("sparse") else
+                                        "sparse_categorical_crossentropy"])
+    step = model.train_step
+    step.resolve(2)
+    step.prepare()
+    start = model.predict(x, verbose=0)
+    seen = []
+    for m in model.compiled_metrics:
+        monkeypatch.setattr(m, "update_state", lambda yt, yp, sw=None, f=m.update_state:
+                            (seen.append(yp), f(yt, yp, sw)))
+    calls = []
+    softmax = model.output_layer.activation
+    monkeypatch.setattr(model.output_layer, "activation",
+                        lambda z, *a, **k: (calls.append(1), softmax(z, *a, **k))[1])
+    step(x, y)
+    assert calls == []                                      # no second softmax for the metrics
+    for yp in seen:
+        np.testing.assert_array_equal(yp, start)            # a itself, bit for bit
+    model.evaluate(x, y, batch_size=40, verbose=0)          # (its first call probes the output)
+    calls.clear()
+    model.evaluate(x, y, batch_size=40, verbose=0)          # evaluate reads the loss's a too
+    assert calls == []
+    np.testing.assert_array_equal(seen[-1], model.predict(x, verbose=0))
+
+
 @pytest.mark.parametrize("name", ["lbfgs", "newton_cg", "coordinate_descent"])
 def test_train_on_batch_runs_closure_methods(batch, name):
     x, y = batch

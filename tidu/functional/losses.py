@@ -371,25 +371,27 @@ class SoftmaxCrossEntropy(Function):
     """
 
     @staticmethod
-    def forward(ctx, z, y, w=None, axis=-1):
+    def forward(ctx, z, y, w=None, axis=-1, probabilities=None):
         xp = backend.xp
         log_a = z - z.max(axis=axis, keepdims=True)
-        e = xp.exp(log_a)
-        s = e.sum(axis=axis, keepdims=True)
+        a = xp.exp(log_a)
+        s = a.sum(axis=axis, keepdims=True)
         log_a -= xp.log(s)
+        a /= s                          # softmax(z), bit for bit F.softmax's
         l = -(y * log_a).sum(axis=axis)
-        ctx.save_for_backward(y, e, s, log_a)
+        ctx.save_for_backward(y, a, log_a)
         ctx.axis = axis
+        if probabilities is not None:   # the caller reads a (never writes it)
+            probabilities.append(a)
         return _reduce(ctx, l, w)
 
     @staticmethod
     def backward(ctx, gy):
-        y, e, s, log_a = ctx.saved
+        y, a, log_a = ctx.saved
         c = _coef(ctx, gy, ctx.axis)
         gz = gy_ = None
         if ctx.needs_input_grad[0]:
-            gz = e / s
-            gz -= y
+            gz = a - y
             gz *= c
         if ctx.needs_input_grad[1]:
             gy_ = log_a * -c
@@ -403,25 +405,28 @@ class SparseSoftmaxCrossEntropy(Function):
     """
 
     @staticmethod
-    def forward(ctx, z, labels, w=None):
+    def forward(ctx, z, labels, w=None, probabilities=None):
         xp = backend.xp
         shape, classes = z.shape, z.shape[-1]
         z2 = z.reshape(-1, classes)
         rows, lab = xp.arange(z2.shape[0]), labels.reshape(-1)
         log_a = z2 - z2.max(axis=1, keepdims=True)
-        e = xp.exp(log_a)
-        s = e.sum(axis=1, keepdims=True)
+        a = xp.exp(log_a)
+        s = a.sum(axis=1, keepdims=True)
         l = xp.log(s[:, 0])
         l -= log_a[rows, lab]
-        ctx.save_for_backward(e, s, rows, lab)
+        a /= s                          # softmax(z), bit for bit F.softmax's
+        ctx.save_for_backward(a, rows, lab)
         ctx.shape = shape
+        if probabilities is not None:   # the caller reads a (never writes it)
+            probabilities.append(a.reshape(shape))
         return _reduce(ctx, l.reshape(shape[:-1]), w)
 
     @staticmethod
     def backward(ctx, gy):
-        e, s, rows, lab = ctx.saved
+        a, rows, lab = ctx.saved
         c = _coef(ctx, gy, -1)
-        gz = e / s
+        gz = a.copy()
         gz[rows, lab] -= 1
         gz = gz.reshape(ctx.shape)
         gz *= c
@@ -469,26 +474,29 @@ class SigmoidBinaryCrossEntropy(Function):
         return gz, gy_
 
 
-def softmax_cross_entropy(logits, y_true, sample_weight=None, axis=-1):
+def softmax_cross_entropy(logits, y_true, sample_weight=None, axis=-1, probabilities=None):
     """−Σ_j y_j·ln softmax(z)_j along `axis` (classes), mean over the batch: softmax + categorical
-    cross-entropy fused, stable for any finite logits; backward is (softmax(z) − y)/N."""
+    cross-entropy fused, stable for any finite logits; backward is (softmax(z) − y)/N.
+    probabilities: a list, which gets softmax(z) appended (the array backward reads: read it,
+    never write it), for a caller that needs the predictions too (the metrics of a fit step)."""
     name = "softmax_cross_entropy"
     z = _prediction(logits)
     axis = _class_axis(z, axis, name)
     y = _target(y_true, z, name)
     w = _weights(sample_weight, _loss_shape(z.shape, axis), z.dtype, name)
-    return SoftmaxCrossEntropy.apply(z, y, w=w, axis=axis)
+    return SoftmaxCrossEntropy.apply(z, y, w=w, axis=axis, probabilities=probabilities)
 
 
-def sparse_softmax_cross_entropy(logits, labels, sample_weight=None):
+def sparse_softmax_cross_entropy(logits, labels, sample_weight=None, probabilities=None):
     """−ln softmax(z)_label with integer labels (N,) or (N, 1), classes on the last axis; mean
-    over the batch. Backward: (softmax(z) − one_hot(label))/N."""
+    over the batch. Backward: (softmax(z) − one_hot(label))/N. probabilities: as for
+    softmax_cross_entropy."""
     name = "sparse_softmax_cross_entropy"
     z = _prediction(logits)
     _class_axis(z, -1, name)
     lab = _labels(labels, z.shape, name)
     w = _weights(sample_weight, z.shape[:-1], z.dtype, name)
-    return SparseSoftmaxCrossEntropy.apply(z, labels=lab, w=w)
+    return SparseSoftmaxCrossEntropy.apply(z, labels=lab, w=w, probabilities=probabilities)
 
 
 def sigmoid_binary_cross_entropy(logits, y_true, sample_weight=None):

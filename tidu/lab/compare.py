@@ -79,7 +79,7 @@ def _count_evaluations(model):
         def closure():
             count[0] += 1
             return inner()
-        closure.outputs = inner.outputs
+        closure.outputs, closure.predictions = inner.outputs, inner.predictions
         return closure
     step.closure = counting_closure
     return count

@@ -11,7 +11,8 @@ When the last layer's activation is softmax and the loss categorical (or sparse 
 cross-entropy on probabilities, C is computed by the fused `softmax_cross_entropy(z, y)`: the
 same number, computed stably from z, with the output-layer error δ = (a − y)/n of the notes
 (no division by a, no softmax Jacobian); likewise sigmoid + binary cross-entropy. The metrics
-read a (computed from z once), so nothing is forwarded twice.
+read a (computed from z once), so nothing is forwarded twice; with softmax they read the fused
+loss's own a (the same bits as softmax(z)) instead of computing softmax again.
 
 The step hands the optimizer a closure that re-evaluates C and ∂C/∂θ on the current batch
 (torch's convention: zero the gradients, forward, backward, return C). A first-order method
@@ -174,13 +175,15 @@ class TrainStep:
         return self.model.forward(Tensor._node(backend.as_array(x), None), training=training,
                                   logits=self.fused is not None)
 
-    def data_loss(self, out, y, sw):
-        """w·loss(y, a; s), from z when fused."""
+    def data_loss(self, out, y, sw, probabilities=None):
+        """w·loss(y, a; s), from z when fused. `probabilities` (a list) gets a where the fused
+        loss computes it (softmax), for the metrics."""
         fused = self.fused
         if fused == "softmax":
-            loss = F.softmax_cross_entropy(out, y, sample_weight=sw)
+            loss = F.softmax_cross_entropy(out, y, sample_weight=sw, probabilities=probabilities)
         elif fused == "sparse_softmax":
-            loss = F.sparse_softmax_cross_entropy(out, y, sample_weight=sw)
+            loss = F.sparse_softmax_cross_entropy(out, y, sample_weight=sw,
+                                                  probabilities=probabilities)
         elif fused == "sigmoid":
             loss = F.sigmoid_binary_cross_entropy(out, y, sample_weight=sw)
         else:
@@ -201,10 +204,11 @@ class TrainStep:
                 total = r if total is None else total + r
         return total
 
-    def loss(self, x, y, sw=None, training=True):
-        """(C as a 0-d Tensor with its graph, the output): the forward pass and the loss."""
+    def loss(self, x, y, sw=None, training=True, probabilities=None):
+        """(C as a 0-d Tensor with its graph, the output): the forward pass and the loss
+        (`probabilities`: as for data_loss)."""
         out = self.forward(x, training)
-        loss = self.data_loss(out, y, sw)
+        loss = self.data_loss(out, y, sw, probabilities)
         if self.reg_params or self.activity_layers:
             penalty = self.penalty()
             if penalty is not None:
@@ -214,19 +218,20 @@ class TrainStep:
     def closure(self, x, y, sw=None, training=True):
         """A closure for `optimizer.step`: zero the gradients, C and ∂C/∂θ at the current θ
         (in each parameter's .grad), return C. `closure.outputs` holds the first call's output
-        (at the starting point, what the metrics read)."""
-        params, outputs = self.params, []
+        (at the starting point, what the metrics read) and `closure.predictions` its a where
+        the fused loss computed it."""
+        params, outputs, predictions = self.params, [], []
 
         def closure():
             for p in params:
                 p.grad = None
-            loss, out = self.loss(x, y, sw, training)
+            loss, out = self.loss(x, y, sw, training, None if outputs else predictions)
             loss.backward()
             if not outputs:
                 outputs.append(out)
             return loss
 
-        closure.outputs = outputs
+        closure.outputs, closure.predictions = outputs, predictions
         return closure
 
     def loss_and_grads(self, x, y, sw=None, training=True):
@@ -285,13 +290,15 @@ class TrainStep:
         plan = opt.update_in_two(params)
         met = threading.Barrier(2) if plan is not None else None
         done = [None, None]                  # each half's (C share, gradients)
+        probs = [[], []]                     # each half's a, where the fused loss computes it
 
         def half(k):
             a, b = parts[k]
             if gens:
                 _core.half_rng.rng = gens[k]
             try:
-                loss, out = self.loss(x[a:b], y[a:b], None if sw is None else sw[a:b])
+                loss, out = self.loss(x[a:b], y[a:b], None if sw is None else sw[a:b],
+                                      probabilities=probs[k])
                 grads = {}
                 _sweep(loss, np.asarray((b - a) / n, dtype=loss.data.dtype), into=grads)
             except BaseException:
@@ -323,7 +330,8 @@ class TrainStep:
                     grads.append(np.zeros_like(p.data) if a is None and b is None else
                                  a if b is None else b if a is None else a + b)
                 opt.apply_gradients(list(zip(grads, params)))
-        return value, Tensor._node(np.concatenate([out0.data, out1.data]), None)
+        y_pred = np.concatenate([probs[0][0], probs[1][0]]) if probs[0] and probs[1] else None
+        return value, Tensor._node(np.concatenate([out0.data, out1.data]), None), y_pred
 
     def __call__(self, x, y, sw=None, refuse_nonfinite=False):
         """One optimizer step on the batch; the metrics see the output at the starting point.
@@ -334,8 +342,8 @@ class TrainStep:
         parts = self._spans(x)
         if parts is None:
             return self._whole(x, y, sw, refuse_nonfinite)
-        value, out = self._halves_step(x, y, sw, parts, refuse_nonfinite)
-        self.update_metrics(y, out, sw)
+        value, out, y_pred = self._halves_step(x, y, sw, parts, refuse_nonfinite)
+        self.update_metrics(y, out, sw, y_pred)
         return float(value)
 
     def _whole(self, x, y, sw, refuse_nonfinite):
@@ -352,7 +360,8 @@ class TrainStep:
                                      for p in params])
         for p in params:
             p.grad = None
-        self.update_metrics(y, closure.outputs[0], sw)
+        predictions = getattr(closure, "predictions", None)     # a wrapper may not pass them on
+        self.update_metrics(y, closure.outputs[0], sw, predictions[0] if predictions else None)
         return float(value)
 
     def test(self, x, y, sw=None, penalty=0.0):
@@ -365,12 +374,13 @@ class TrainStep:
         """test's C from `out`, the batch's output as forward(x, False) gave it, and the
         metrics updated with it; the activity penalties are read off the layers' last forward
         pass, so `out` must come from that pass when there are any."""
+        probs = []
         with no_grad():
-            value = float(self.data_loss(out, y, sw).data)
+            value = float(self.data_loss(out, y, sw, probs).data)
             for layer in self.activity_layers:
                 for r in layer.losses:
                     value += float(r.data)
-        self.update_metrics(y, out, sw)
+        self.update_metrics(y, out, sw, probs[0] if probs else None)
         return value + penalty
 
     def weight_penalty(self):
@@ -387,10 +397,13 @@ class TrainStep:
         with no_grad():
             return self.model.output_layer.activation(out).data
 
-    def update_metrics(self, y, out, sw):
+    def update_metrics(self, y, out, sw, y_pred=None):
+        """The compiled metrics updated with the batch's targets and a (`y_pred`, else computed
+        from `out` by predictions)."""
         metrics = self.model.compiled_metrics
         if metrics:
-            y_pred = self.predictions(out)
+            if y_pred is None:
+                y_pred = self.predictions(out)
             for m in metrics:
                 m.update_state(y, y_pred, sw)
 
