@@ -106,6 +106,90 @@ def test_the_metrics_read_the_fused_losses_softmax_instead_of_computing_it_again
     np.testing.assert_array_equal(seen[-1], model.predict(x, verbose=0))
 
 
+def _trained(model_fn, x, y, lend, monkeypatch, steps=5):
+    """The weights after `steps` fit steps from one seed, the gradient buffer lent or not."""
+    with monkeypatch.context() as mp:
+        if not lend:
+            mp.setattr(optimizers.Optimizer, "gradient_destinations", lambda self, params: None)
+        tidu.utils.set_random_seed(3)
+        model = model_fn()
+        group_hits = []
+        state = __import__("tidu.optimizers.state", fromlist=["_Group"])
+        in_place = state._Group.in_place
+        mp.setattr(state._Group, "in_place",
+                   lambda self, grads: group_hits.append(in_place(self, grads)) or group_hits[-1])
+        model.fit(x, y, batch_size=10, epochs=1, verbose=0, shuffle=False)
+        return model.get_weights(), group_hits
+
+
+def big_mlp(optimizer="rmsprop"):
+    # a kernel of 2^17 elements or more is a segment of its own (tidu.optimizers.state._ALONE)
+    model = models.Sequential([layers.Dense(512, activation="relu", input_shape=(300,)),
+                               layers.Dense(3, activation="softmax")])
+    model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "sgd"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_the_lent_gradient_buffer_gives_the_same_weights_in_one_update_call(rng, optimizer, fast,
+                                                                           monkeypatch):
+    # backward writes Dense's gradients into the optimizer's flat buffer; the rule then runs
+    # once over it instead of once per segment: the same bits
+    monkeypatch.setattr(tidu.kernels.switch, "_switch", fast)   # the fast paths on or off
+    if fast and not tidu.kernels.enabled():
+        pytest.skip("numba (the extra `fast`) is not installed")
+    x = rng.standard_normal((50, 300)).astype("float32")
+    y = to_categorical(rng.integers(0, 3, 50), 3)
+    lent, hits = _trained(lambda: big_mlp(optimizer), x, y, True, monkeypatch)
+    kept, hits_kept = _trained(lambda: big_mlp(optimizer), x, y, False, monkeypatch)
+    assert hits[1:] == [True] * 4 and not any(hits_kept)   # the first step makes the group
+    for a, b in zip(lent, kept):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("units", [300, 512])
+def test_a_weight_used_twice_gets_both_gradients_with_the_buffer_lent(rng, monkeypatch, units):
+    # the first contribution lands in the lent array, the second gets its own and the sweep adds
+    # them into a new one: a small kernel's sum (300x300) is copied into the buffer before the
+    # one update call; with a large one's (512x512) the update falls back to its segments. The
+    # same result as nothing lent, either way.
+    def shared():
+        inp = layers.Input((300,))
+        first = layers.Dense(512, activation="relu")(inp)       # 300x512: a segment of its own
+        twice = layers.Dense(units, activation="tanh")
+        out = layers.Dense(3, activation="softmax")(twice(twice(layers.Dense(units)(first))))
+        model = models.Model(inp, out)
+        model.compile("rmsprop", "categorical_crossentropy")
+        return model
+    x = rng.standard_normal((50, 300)).astype("float32")
+    y = to_categorical(rng.integers(0, 3, 50), 3)
+    lent, hits = _trained(shared, x, y, True, monkeypatch)
+    kept, _ = _trained(shared, x, y, False, monkeypatch)
+    assert hits[1:] == [units == 300] * 4
+    for a, b in zip(lent, kept):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_grad_destination_hands_each_array_out_once_and_only_where_it_fits():
+    from tidu.autograd.function import grad_destination, gradients_into
+    p, q = tidu.Tensor(np.zeros((2, 3), "float32")), tidu.Tensor(np.zeros(3, "float32"))
+    buf = np.zeros((2, 3), "float32")
+    assert grad_destination(p, (2, 3), np.float32) is None          # nothing lent
+    with gradients_into({id(p): buf, id(q): np.zeros(3, "float32")}):
+        assert grad_destination(q, (4,), np.float32) is None         # wrong shape: not used
+        assert grad_destination(p, (2, 3), np.float64) is None       # wrong dtype: not used
+    with gradients_into({id(p): buf}):
+        assert grad_destination(p, (2, 3), np.float32) is buf
+        assert grad_destination(p, (2, 3), np.float32) is None       # once
+        seen = []
+        t = __import__("threading").Thread(target=lambda: seen.append(
+            grad_destination(p, (2, 3), np.float32)))
+        t.start(), t.join()
+        assert seen == [None]                                        # per thread
+    assert grad_destination(p, (2, 3), np.float32) is None
+
+
 @pytest.mark.parametrize("name", ["lbfgs", "newton_cg", "coordinate_descent"])
 def test_train_on_batch_runs_closure_methods(batch, name):
     x, y = batch
