@@ -366,8 +366,13 @@ class Optimizer(_State):
         group: an elementwise rule, no clipping, no weight decay, no state waiting to load. The
         kernel does the same float operations on every element, so the weights and the state
         come out as the sum and one apply_gradients give them, bit for bit."""
-        group = self._segment_group(params)
-        if group is None or self.weight_decay:
+        group = self._group
+        if group is None or group.ids is None or backend.xp is not np or not self.elementwise \
+                or self._globals or self._pending or self._dead or self.weight_decay \
+                or self.clipnorm is not None or self.global_clipnorm is not None \
+                or self.clipvalue is not None or type(self).apply_gradients is not Optimizer.apply_gradients \
+                or group.ids != tuple(map(id, params)) \
+                or any(p.data.base is not group.theta for p in params):
             return None
         kernel = self.fused(group.dtype)
         if kernel is None:
@@ -383,23 +388,16 @@ class Optimizer(_State):
         bits as per segment). Offered only where apply_gradients would run the rule segment by
         segment on the same group: an elementwise rule, no clipping, no state waiting to load,
         and more than one segment."""
-        group = self._segment_group(params)
-        return None if group is None or len(group.segments) < 2 else group.lend()
-
-    def _segment_group(self, params):
-        """The packed group when the next apply_gradients of `params` would run the rule on it
-        segment by segment (NumPy arrays, an elementwise rule, no clipping, nothing waiting to
-        load or dropped, apply_gradients not overridden, `params` exactly the group's, their
-        data still views of its flat vector), else None."""
         group = self._group
-        if group is None or group.ids is None or backend.xp is not np or not self.elementwise \
-                or self._globals or self._pending or self._dead \
-                or self.clipnorm is not None or self.global_clipnorm is not None \
-                or self.clipvalue is not None or type(self).apply_gradients is not Optimizer.apply_gradients \
+        if group is None or group.ids is None or len(group.segments) < 2 \
+                or backend.xp is not np or not self.elementwise or self._globals \
+                or self._pending or self._dead or self.clipnorm is not None \
+                or self.global_clipnorm is not None or self.clipvalue is not None \
+                or type(self).apply_gradients is not Optimizer.apply_gradients \
                 or group.ids != tuple(map(id, params)) \
                 or any(p.data.base is not group.theta for p in params):
             return None
-        return group
+        return group.lend()
 
     def _finish_update(self, params):
         """Apply the parameters' constraints, count the step; returns `iterations`."""

@@ -89,7 +89,7 @@ class _Group:
         segments of one) are the views lent for them; then the others not written there are
         copied in (cast to the group's dtype), and True. Else nothing is copied."""
         views = self.views
-        if views is None:
+        if views is None or len(self.segments) < 2:
             return False
         for a, b, i, j, view in self.segments:
             if view is None and grads[i] is not views[i]:
