@@ -11,12 +11,6 @@ backward later. Options (axis, strides, ...) are keyword arguments and get no gr
 
 Grad mode is per thread, as in PyTorch: `no_grad` in one thread leaves the graphs another
 thread records alone (a training step's two halves run on two threads, tidu.training.step).
-
-Gradient destinations (`gradients_into`, per thread too): a backward may write the gradient of
-a leaf into an array lent for it (`grad_destination(leaf)`, then `out=`) instead of a new one.
-The training step lends the optimizer's flat gradient buffer (Optimizer.gradient_destinations),
-so that the update runs once over the whole flat vector, as a hand-written step does, instead of
-once per run of parameters with the small gradients copied together first.
 """
 import itertools
 import operator
@@ -26,7 +20,6 @@ from tidu.errors import ShapeError
 
 class _GradMode(threading.local):
     enabled = True              # every thread starts with grad mode on
-    destinations = None         # gradients_into's {id(leaf): array}, in this thread
 
 
 _mode = _GradMode()
@@ -60,32 +53,6 @@ class enable_grad(no_grad):
 
     def __enter__(self):
         self._prev, _mode.enabled = _mode.enabled, True
-
-
-class gradients_into:
-    """Context manager: in this thread's backward sweeps, a Function's backward may write the
-    gradient of leaf p into destinations[id(p)] (see grad_destination); None lends nothing."""
-
-    def __init__(self, destinations):
-        self.destinations = destinations
-
-    def __enter__(self):
-        self._prev, _mode.destinations = _mode.destinations, self.destinations
-
-    def __exit__(self, *exc):
-        _mode.destinations = self._prev
-
-
-def grad_destination(leaf, shape, dtype):
-    """The array lent (gradients_into) for the gradient of the tensor `leaf`, when it has this
-    shape and dtype, for a backward to write into (out=): then the gradient it returns must be
-    that array. Each is handed out once: a second contribution to the same leaf gets an array of
-    its own (the sweep adds the two into a new one, as always). None when nothing fits."""
-    lent = _mode.destinations
-    if lent is None:
-        return None
-    out = lent.pop(id(leaf), None)
-    return out if out is not None and out.shape == shape and out.dtype == dtype else None
 
 
 def unbroadcast(grad, shape):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from tidu import backend
-from tidu.autograd.function import Function, grad_destination, is_grad_enabled
+from tidu.autograd.function import Function, is_grad_enabled
 from tidu.errors import ShapeError
 from tidu.functional.activations import relu_mask_in_place
 from tidu.kernels.elementwise import elementwise_kernels
@@ -13,17 +13,16 @@ __all__ = ["dense", "dense_relu"]
 _ones = {}  # (backend, length, dtype) -> a vector of ones (never written), for column sums as GEMVs
 
 
-def column_sums(g2, out=None):
+def column_sums(g2):
     """Σ_rows g2 of a 2-D array, as the GEMV 1ᵀ g2: 2× faster than g2.sum(axis=0) at (128, 512)
-    float32 and 14× at the narrow (36864, 20) of a conv layer's channels (PERF.md). Into `out`
-    when given."""
+    float32 and 14× at the narrow (36864, 20) of a conv layer's channels (PERF.md)."""
     key = (backend.name, g2.shape[0], g2.dtype)
     ones = _ones.get(key)
     if ones is None:
         if len(_ones) >= 64:        # batch sizes come and go: keep the cache small
             _ones.clear()
         ones = _ones[key] = backend.xp.ones(g2.shape[0], dtype=g2.dtype)
-    return ones @ g2 if out is None else backend.xp.matmul(ones, g2, out=out)
+    return ones @ g2
 
 
 class Dense(Function):
@@ -31,8 +30,6 @@ class Dense(Function):
 
     With X the input flattened to (M, D) and G = dL/dy flattened to (M, U):
         dL/dx = G Wᵀ,   dL/dW = Xᵀ G,   dL/db = Σ_rows G = 1ᵀ G (a GEMV, see column_sums).
-    dL/dW and dL/db go into the arrays the training step lends for them, where it does
-    (tidu.autograd.function.grad_destination): the same products, written in place.
     """
 
     @staticmethod
@@ -60,13 +57,8 @@ def _grads(ctx, x, W, gy):
     need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
     g2 = gy.reshape(-1, gy.shape[-1])
     gx = (gy @ W.T) if need_x else None
-    gW = gb = None
-    if need_W:
-        x2t = x.reshape(-1, x.shape[-1]).T
-        out = grad_destination(ctx.parents[1], W.shape, np.result_type(x2t.dtype, g2.dtype))
-        gW = x2t @ g2 if out is None else backend.xp.matmul(x2t, g2, out=out)
-    if need_b:
-        gb = column_sums(g2, grad_destination(ctx.parents[2], (g2.shape[1],), g2.dtype))
+    gW = (x.reshape(-1, x.shape[-1]).T @ g2) if need_W else None
+    gb = column_sums(g2) if need_b else None
     return (gx, gW, gb) if len(ctx.needs_input_grad) > 2 else (gx, gW)
 
 

@@ -379,26 +379,6 @@ class Optimizer(_State):
             return None
         return _TwoParts(self, group, kernel, params, self._current_lr(), self.iterations + 1)
 
-    def gradient_destinations(self, params):
-        """{id(p): array} for the next apply_gradients of `params` (the Parameters of the last
-        one, in its order), or None: views of the flat gradient buffer, one per parameter, that
-        a backward may write the gradients into (tidu.autograd.function.gradients_into; the
-        training step lends them). When the large parameters' gradients arrive there, the rule
-        runs once over the whole flat vector (the same operations on every element, so the same
-        bits as per segment). Offered only where apply_gradients would run the rule segment by
-        segment on the same group: an elementwise rule, no clipping, no state waiting to load,
-        and more than one segment."""
-        group = self._group
-        if group is None or group.ids is None or len(group.segments) < 2 \
-                or backend.xp is not np or not self.elementwise or self._globals \
-                or self._pending or self._dead or self.clipnorm is not None \
-                or self.global_clipnorm is not None or self.clipvalue is not None \
-                or type(self).apply_gradients is not Optimizer.apply_gradients \
-                or group.ids != tuple(map(id, params)) \
-                or any(p.data.base is not group.theta for p in params):
-            return None
-        return group.lend()
-
     def _finish_update(self, params):
         """Apply the parameters' constraints, count the step; returns `iterations`."""
         for p in params:

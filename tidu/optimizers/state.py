@@ -7,11 +7,7 @@ length, in the same layout (`_Group`). Each step then concatenates the gradients
 a reused buffer, never writing into them) and runs the rule once on the flat arrays: the same
 ~10 ufunc calls for a whole model as for one tensor. Without clipping, an elementwise rule runs
 once per segment instead: a large parameter (>= 2^17 elements) alone, from its gradient as it
-is (no copy), the smaller ones between large ones together. Where the training step lent the
-gradient buffer to backward (`Optimizer.gradient_destinations`) and the large parameters'
-gradients were written into it, the rule runs once over the whole vector instead (the small
-gradients not written there copied in first): the MLP's step then makes one call of the rule's
-~10 ufuncs, not two. A rule with a fused kernel
+is (no copy), the smaller ones between large ones together. A rule with a fused kernel
 (`fused()`, numba, the extra `fast`) runs that kernel instead. The training loop passes the
 same Parameters every step; once they are checked, such a call skips the per-pair checks
 (`Optimizer._same_group`). A different list of parameters (or data replaced behind the
@@ -47,12 +43,11 @@ class _Group:
     parameter of at least _ALONE elements alone (its gradient array is used as it is), and each
     run of smaller ones between them together (their gradients gathered into grad[a:b]). The
     MLP's 784×512 kernel then costs no copy, and a model of many small layers still takes one
-    call. decayed: the runs [a, b) of parameters that weight decay applies to. views: grad as
-    one view per parameter, shaped like it (made when first lent, `lend`).
+    call. decayed: the runs [a, b) of parameters that weight decay applies to.
     """
 
     __slots__ = ("names", "flat", "shapes", "offsets", "theta", "slots", "ids", "dtype", "grad",
-                 "segments", "decayed", "decay_flags", "views")
+                 "segments", "decayed", "decay_flags")
 
     def __init__(self, names, flat, dtype, theta=None, ids=None, decayed=None):
         self.names, self.flat, self.dtype = tuple(names), flat, np.dtype(dtype)
@@ -70,34 +65,12 @@ class _Group:
             view = FlatView(arrays[i:j]) if j > i + 1 else None
             self.segments.append((self.offsets[i], self.offsets[j], i, j, view))
             i = j
-        self.views = None
         self.decay_flags, self.decayed = tuple(decayed or [True] * len(self.names)), []
         for (a, b, _), on in zip(flat.ranges(), self.decay_flags):
             if on and self.decayed and self.decayed[-1][1] == a:
                 self.decayed[-1] = (self.decayed[-1][0], b)
             elif on:
                 self.decayed.append((a, b))
-
-    def lend(self):
-        """{id(parameter): its view of grad}, for a backward to write the gradients into."""
-        if self.views is None:
-            self.views = [self.grad[a:b].reshape(shape) for a, b, shape in self.flat.ranges()]
-        return dict(zip(self.ids, self.views))
-
-    def in_place(self, grads):
-        """Whether grad holds the whole step's gradients: those of the large parameters (the
-        segments of one) are the views lent for them; then the others not written there are
-        copied in (cast to the group's dtype), and True. Else nothing is copied."""
-        views = self.views
-        if views is None or len(self.segments) < 2:
-            return False
-        for a, b, i, j, view in self.segments:
-            if view is None and grads[i] is not views[i]:
-                return False
-        for g, v in zip(grads, views):
-            if g is not v:
-                v[...] = g
-        return True
 
     def view(self, name):
         """The state of parameter `name`: views of the flat slots shaped like it."""
@@ -411,12 +384,6 @@ class _State:
             # numba kernels take NumPy arrays only; fused(dtype) is None for a dtype it cannot take
             kernel = self.fused(group.dtype) if backend.xp is np else None
             self._decay_group(group, theta, lr)
-            if group.in_place(grads):      # one call over the whole vector
-                if kernel is not None:
-                    kernel(self, theta, group.grad, group.slots, t, lr)
-                else:
-                    self._run(theta, group.grad, group.slots, t, lr, with_globals=False)
-                return
             for a, b, i, j, view in group.segments:
                 if view is None:
                     g = grads[i].reshape(-1)

@@ -68,7 +68,7 @@ import numpy as np
 import tidu.functional as F
 from tidu import backend, kernels, layers as _layers, losses as L
 from tidu.autograd import Tensor, no_grad
-from tidu.autograd.function import backward as _sweep, gradients_into
+from tidu.autograd.function import backward as _sweep
 from tidu.kernels import halves
 from tidu.kernels.memory import keep_freed_memory
 from tidu.layers import core as _core
@@ -353,8 +353,7 @@ class TrainStep:
         if opt.requires_closure:
             value = opt.step(closure, params=params)
         else:
-            with gradients_into(opt.gradient_destinations(params)):   # backward writes them there
-                value = float(closure().data)
+            value = float(closure().data)
             if _keep(value, refuse_nonfinite):
                 xp = backend.xp
                 opt.apply_gradients([(p.grad if p.grad is not None else xp.zeros_like(p.data), p)
