@@ -26,10 +26,8 @@ matrix new from np.empty instead of one of two kept in turn, tidu.kernels.memory
 kernels between np.matmul calls, instead of the whole sequence in one compiled call each way,
 tidu.kernels.recurrent's forward_seq and backward_seq), 'tidu[fast]-nosplit' (numba on, a conv
 model's small batches layer by layer on the BLAS threads instead of one compiled call per layer
-with the batch's halves on numba's two threads, tidu.training.split_predict), 'tidu-nolend'
-(plain, the optimizer's flat gradient buffer not lent to backward: Dense's gradients in new
-arrays and the update once per segment, Optimizer.gradient_destinations), 'tidu-softmax' (plain,
-the metrics computing softmax(z) again instead of reading the fused loss's, TrainStep.
+with the batch's halves on numba's two threads, tidu.training.split_predict), 'tidu-softmax'
+(plain, the metrics computing softmax(z) again instead of reading the fused loss's, TrainStep.
 update_metrics) and 'numpy'
 (bench/workloads.py's hand-written version). A tidu variant may end in ':chunk=MB', the size of inference's im2col chunks
 (tidu.functional.conv_pool.CHUNK_BYTES) in its turns, e.g. --variants tidu:chunk=0.5,tidu:chunk=4,
@@ -89,7 +87,7 @@ variants = args.variants.split(",")
 known = ("tidu", "tidu[fast]", "tidu-unfused", "tidu[fast]-blocks", "tidu[fast]-whole",
          "tidu[fast]-wholestep", "tidu[fast]-oneupdate", "tidu[fast]-nopairs",
          "tidu[fast]-nosparse", "tidu-fresh", "tidu-nopairs", "tidu[fast]-steploop",
-         "tidu[fast]-nosplit", "tidu-nolend", "tidu-softmax", "numpy")
+         "tidu[fast]-nosplit", "tidu-softmax", "numpy")
 
 
 def parse(variant):
@@ -132,7 +130,6 @@ import tidu.kernels.recurrent as recurrent_kernels  # noqa: E402
 
 import tidu.functional.recurrent_lstm as lstm_module  # noqa: E402
 import tidu.training.loops as loops  # noqa: E402
-from tidu.optimizers import Optimizer  # noqa: E402
 from tidu.training.step import TrainStep  # noqa: E402
 
 fused = F.conv2d_max_pool2d
@@ -163,7 +160,7 @@ LSTM_KERNELS = recurrent_kernels.kernels()          # None without numba
 LSTM_STEPS = LSTM_KERNELS.steps if LSTM_KERNELS is not None else None
 STEP_LOOP = LSTM_STEPS._replace(forward_seq=None, backward_seq=None) if LSTM_STEPS else None
 INFERENCE_COLS_CHUNK_BYTES = conv.INFERENCE_COLS_CHUNK_BYTES
-LEND, UPDATE_METRICS = Optimizer.gradient_destinations, TrainStep.update_metrics
+UPDATE_METRICS = TrainStep.update_metrics
 
 
 def softmax_again(self, y, out, sw, y_pred=None):
@@ -193,8 +190,6 @@ def setting(variant):
     memory.COPIES = 0 if name == "tidu-fresh" else COPIES     # 0: np.empty every time
     if LSTM_KERNELS is not None:
         LSTM_KERNELS.steps = STEP_LOOP if name == "tidu[fast]-steploop" else LSTM_STEPS
-    Optimizer.gradient_destinations = (lambda self, params: None) if name == "tidu-nolend" \
-        else LEND
     TrainStep.update_metrics = softmax_again if name == "tidu-softmax" else UPDATE_METRICS
 
 
