@@ -48,7 +48,11 @@ spread by up to 1.7× (keras.io's convnet, plain: 27.7 to 49 ms a step), the mac
 through slow and fast spells of seconds; a process measures one spell. Here every variant gets a
 turn of --steps training steps (or one predict pass) in each of --rounds rounds, in rotating
 order, so a spell slows all of them alike; the medians of the turns and their ratios are printed.
-Each variant trains its own model on the same batches; 2 BLAS threads unless --threads.
+The tidu variants share one model, each turn in its variant's settings, on the same batches;
+2 BLAS threads unless --threads. With --own-models each tidu variant builds a model of its own,
+as this script did before 2026-12-06: on the AMD EPYC host the model built first then ran its
+MLP steps ~3% slower whatever variant it served (bench/RESULTS.md), a bias that one shared model
+does not have.
 """
 import argparse
 import os
@@ -65,6 +69,8 @@ ap.add_argument("--steps", type=int, default=20, help="training steps per turn (
 ap.add_argument("--batch", type=int, default=32,
                 help="cnn_latency: rows per batch (bench/run.py's: 32)")
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--own-models", action="store_true",
+                help="a model of its own for each tidu variant (the module docstring)")
 args = ap.parse_args()
 if not 1 <= args.batch <= 5000:
     ap.error(f"--batch: expected 1 to 5000 rows (MNIST has 10,000 test images), got {args.batch}")
@@ -191,6 +197,19 @@ def setting(variant):
     if LSTM_KERNELS is not None:
         LSTM_KERNELS.steps = STEP_LOOP if name == "tidu[fast]-steploop" else LSTM_STEPS
     TrainStep.update_metrics = softmax_again if name == "tidu-softmax" else UPDATE_METRICS
+    for m in {id(m): m for m in models.values()}.values():   # one shared, or --own-models
+        model_setting(m, name)
+
+
+def model_setting(m, name):
+    """Put the model in the variant's state: its training step whole or left to the rule, its
+    optimizer's update in two shares or not."""
+    whole = name in ("tidu[fast]-whole", "tidu[fast]-wholestep")
+    m.train_step.halves = False if whole else None
+    if name == "tidu[fast]-oneupdate":
+        m.optimizer.update_in_two = lambda params: None
+    else:
+        m.optimizer.__dict__.pop("update_in_two", None)     # the class's method again
 
 
 w = args.workload
@@ -205,14 +224,13 @@ rng = np.random.default_rng(0)
 
 
 def tidu_turn(variant):
-    setting(variant)
-    m = (more.tidu_model(w) if w in more.WORKLOADS else
-         W.tidu_model("cnn_predict" if w == "cnn_evaluate" else w))
-    if parse(variant)[0] in ("tidu[fast]-whole", "tidu[fast]-wholestep"):
-        m.train_step.halves = False
-    if parse(variant)[0] == "tidu[fast]-oneupdate":
-        m.optimizer.update_in_two = lambda params: None
+    if args.own_models or not models:
+        m = (more.tidu_model(w) if w in more.WORKLOADS else
+             W.tidu_model("cnn_predict" if w == "cnn_evaluate" else w))
+    else:
+        m = next(iter(models.values()))
     models[variant] = m
+    setting(variant)
     if w.endswith("_predict"):
         m.predict(xte[:512], batch_size=256, verbose=0)   # two batches: predict's pairs warm up too
         return lambda idx: m.predict(xte, batch_size=256, verbose=0)
@@ -274,7 +292,11 @@ for v, m in models.items():          # whether each model's training steps ran a
 setting("tidu")
 first = variants[0]
 print(f"{w}: {args.rounds} rounds, {unit} (median of the turns; every turn in brackets)")
+print("  (then the ratio of the medians, and the median of the rounds' ratios with the lowest and "
+      "highest)")
 for v in variants:
     med = float(np.median(times[v]))
     ratio = med / float(np.median(times[first]))
-    print(f"  {v:13s} {med:8.3f}  {ratio:5.2f}× {first}   [{' '.join(f'{t:.3f}' for t in times[v])}]")
+    rounds = np.array(times[v]) / np.array(times[first])
+    print(f"  {v:13s} {med:8.3f}  {ratio:5.3f}× {first}  {np.median(rounds):5.3f}× "
+          f"({rounds.min():.2f}-{rounds.max():.2f})   [{' '.join(f'{t:.3f}' for t in times[v])}]")
