@@ -290,6 +290,8 @@ for v, m in models.items():          # whether each model's training steps ran a
         setting(v)
         print(f"{v}: training step in two halves: {m.train_step._spans(xtr[:B]) is not None}")
 setting("tidu")
+if models:
+    print(f"tidu models: {len({id(m) for m in models.values()})} for {len(models)} tidu variants")
 first = variants[0]
 print(f"{w}: {args.rounds} rounds, {unit} (median of the turns; every turn in brackets)")
 print("  (then the ratio of the medians, and the median of the rounds' ratios with the lowest and "

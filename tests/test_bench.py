@@ -177,3 +177,23 @@ def test_sparse_dense_checks_the_kernel_then_times_three_ways():
     bad = subprocess.run([sys.executable, str(BENCH / "sparse_dense.py"), "--rounds", "0"],
                          capture_output=True, text=True, env=env(), timeout=60)
     assert bad.returncode == 2 and "--rounds" in bad.stderr and "0" in bad.stderr
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_alternate_gives_its_tidu_variants_one_model_unless_asked(own):
+    """bench/alternate.py: the tidu variants share one model (a model per variant biased the
+    comparison by the order they were built in, bench/RESULTS.md); --own-models builds one each.
+    Each variant's line carries the ratio of the medians and the median of the rounds' ratios."""
+    variants = ["tidu", "tidu:chunk=4", "tidu[fast]-whole"]
+    args = ["--workload", "mlp", "--variants", ",".join(variants), "--rounds", "2", "--steps", "1",
+            "--threads", "1"] + (["--own-models"] if own else [])
+    out = subprocess.run([sys.executable, str(BENCH / "alternate.py"), *args], capture_output=True,
+                         text=True, env=env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert f"tidu models: {3 if own else 1} for 3 tidu variants" in lines
+    assert "tidu[fast]-whole: training step in two halves: False" in lines
+    for v in variants:
+        row = next(line.split() for line in lines if line.startswith("  ") and line.split()[0] == v)
+        assert row[2] == "1.000×" if v == "tidu" else row[2].endswith("×")
+        assert row[4].endswith("×") and row[5].startswith("(")
