@@ -51,7 +51,7 @@ order, so a spell slows all of them alike; the medians of the turns and their ra
 The tidu variants share one model, each turn in its variant's settings, on the same batches;
 2 BLAS threads unless --threads. With --own-models each tidu variant builds a model of its own,
 as this script did before 2026-12-06: on the AMD EPYC host the model built first then ran its
-MLP steps ~3% slower whatever variant it served (bench/RESULTS.md), a bias that one shared model
+MLP steps 2-3% slower whatever variant it served (bench/RESULTS.md), a bias that one shared model
 does not have.
 """
 import argparse
